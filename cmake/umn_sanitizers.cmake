@@ -1,0 +1,10 @@
+# UMN_SANITIZE=address gives ASan+UBSan, UMN_SANITIZE=thread gives TSan, for every target.
+if(UMN_SANITIZE STREQUAL "address")
+  add_compile_options(-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=address,undefined)
+elseif(UMN_SANITIZE STREQUAL "thread")
+  add_compile_options(-fsanitize=thread -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=thread)
+elseif(NOT UMN_SANITIZE STREQUAL "")
+  message(FATAL_ERROR "UMN_SANITIZE must be address, thread or empty, not '${UMN_SANITIZE}'")
+endif()

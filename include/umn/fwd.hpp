@@ -1,0 +1,14 @@
+// fwd.hpp - forward declarations of umn's C++ API (see umn.hpp for the tour).
+#pragma once
+
+namespace umn {
+class AddressSpace;
+class Range;
+class Invalidation;
+class IntervalNotifier;
+class TwoPassNotifier;
+class FinishRecord;
+class ReadSection;
+template <class T>
+class Result;
+}  // namespace umn

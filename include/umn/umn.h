@@ -1,0 +1,321 @@
+/*
+ * umn.h - userspace MMU notifiers: the C API.
+ *
+ * The Linux kernel's mmu_notifier / mmu_interval_notifier subsystem as a userspace library. Names mirror
+ * the kernel's with mmu_ replaced by umn_, so a driver's notifier code ports by renaming. Compiles as C11
+ * and as C++20. Errors are negative errno values, each with one meaning (see "Return:" of each call).
+ *
+ * Locking
+ *   - Each address space (struct umn_mm) has one subscription lock. It guards the interval tree's
+ *     structure, the deferred insert/remove list, the count of active invalidations and the writes of the
+ *     address space's sequence number. It is held only for short sections; no callback is ever called
+ *     with it held.
+ *   - The interval tree is walked without any lock during an invalidation: an odd sequence number freezes
+ *     its structure (inserts and removes are deferred until the last overlapping invalidation ends).
+ *   - Classic notifiers (struct umn_notifier) are walked under userspace RCU; the list changes under the
+ *     subscription lock.
+ *   - The "user lock" is the caller's own: the lock a driver takes both in its invalidate callback
+ *     (around umn_interval_set_seq) and around umn_interval_read_retry. umn never takes it.
+ *
+ * Lifetime
+ *   - struct umn_interval_notifier, struct umn_interval_notifier_finish and struct umn_notifier are owned
+ *     by the caller and embedded in the caller's objects. An interval notifier may be freed once
+ *     umn_interval_notifier_remove() has returned; a finish record once its invalidate_finish ran.
+ *   - An interval notifier or classic registration keeps its umn_mm's memory alive: umn_mm_destroy()
+ *     tears the address space down at once, but its memory goes with the last remove / unregister / put.
+ *
+ * Context
+ *   - Invalidate callbacks may sleep when umn_notifier_range_blockable(range) is true, and must not
+ *     when it is false (return false / -EAGAIN instead).
+ *   - A callback must not call umn_interval_notifier_remove(), umn_interval_read_begin(),
+ *     umn_notifier_register/unregister/get/put(except put from ->release), umn_notifier_synchronize(),
+ *     or umn_mm_destroy(): each may wait for the invalidation that is running the callback.
+ *   - Never hold the user lock across umn_interval_read_begin() or umn_interval_notifier_remove().
+ *
+ * Memory ordering
+ *   - umn_interval_set_seq() is a release store; umn_interval_read_begin() acquires it. What an
+ *     invalidate callback wrote before set_seq is visible to a reader that then sees the new seq.
+ *   - umn_interval_read_retry() relies on the user lock for ordering; umn_interval_check_retry() is an
+ *     acquire load and may be called without it (true is reliable, false is only a hint).
+ *
+ * docs/locking.md holds the sequence-number state table and the reader/invalidator interleavings.
+ */
+#ifndef UMN_UMN_H
+#define UMN_UMN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define UMN_API __attribute__((visibility("default")))
+#else
+#define UMN_API
+#endif
+
+/* ------------------------------------------------------------------------------------------------ */
+/* Address spaces                                                                                    */
+
+/** An address space: its interval notifiers, classic notifiers and sequence numbers. Opaque. */
+struct umn_mm;
+
+/**
+ * umn_mm_create - create a simulated address space, whose invalidations the caller drives.
+ * Context: any thread. Return: the address space, or NULL with errno ENOMEM.
+ */
+UMN_API struct umn_mm *umn_mm_create(void);
+
+/**
+ * umn_mm_destroy - tear an address space down and drop the creator's reference.
+ * Calls umn_notifier_release(mm) if that has not run yet. Interval notifiers still inserted, and classic
+ * registrations still held, keep the memory alive until they are removed / unregistered / put (the
+ * address space is dead meanwhile: inserts fail with -EINVAL); each such leftover is diagnosed.
+ * Context: not from a callback; may sleep. NULL is ignored.
+ */
+UMN_API void umn_mm_destroy(struct umn_mm *mm);
+
+/**
+ * umn_mm_process - this process's own address space, kept current by the process hooks
+ * (interposed munmap, mremap, madvise, brk, shmdt, mmap(MAP_FIXED), mprotect).
+ * Context: any thread. Return: the process address space (never freed).
+ */
+UMN_API struct umn_mm *umn_mm_process(void);
+
+/* ------------------------------------------------------------------------------------------------ */
+/* Ranges                                                                                            */
+
+enum umn_notifier_event {
+	UMN_NOTIFY_UNMAP = 0,          /* munmap, or mremap moving the range */
+	UMN_NOTIFY_CLEAR,              /* entries cleared for another reason (madvise, reclaim) */
+	UMN_NOTIFY_PROTECTION_VMA,     /* mprotect-style change covering the whole range */
+	UMN_NOTIFY_PROTECTION_PAGE,    /* per-page protection change (fork copy-on-write) */
+	UMN_NOTIFY_SOFT_DIRTY,         /* soft-dirty accounting; same pages, same access */
+	UMN_NOTIFY_RELEASE,            /* address-space teardown; only from umn_notifier_release() */
+	UMN_NOTIFY_MIGRATE,            /* migration; owner names who started it */
+	UMN_NOTIFY_EXCLUSIVE,          /* made device-exclusive; owner names who asked */
+};
+
+#define UMN_NOTIFIER_RANGE_BLOCKABLE (1u << 0)
+
+/** One invalidation: [start, end) of mm, why, and whether callbacks may sleep. */
+struct umn_notifier_range {
+	struct umn_mm *mm;
+	uint64_t start;
+	uint64_t end;                  /* exclusive */
+	enum umn_notifier_event event;
+	unsigned flags;                /* UMN_NOTIFIER_RANGE_BLOCKABLE; set by the start call itself */
+	void *owner;                   /* for MIGRATE / EXCLUSIVE: who started it; NULL otherwise */
+	unsigned umn_private;          /* not API: what range_start did, for range_end; zero it or use _init */
+};
+
+/** umn_notifier_range_init - fill a range (owner NULL). Context: any. */
+UMN_API void umn_notifier_range_init(struct umn_notifier_range *range, enum umn_notifier_event event,
+				     unsigned flags, struct umn_mm *mm, uint64_t start, uint64_t end);
+/** umn_notifier_range_init_owner - fill a range with an owner cookie. Context: any. */
+UMN_API void umn_notifier_range_init_owner(struct umn_notifier_range *range,
+					   enum umn_notifier_event event, unsigned flags,
+					   struct umn_mm *mm, uint64_t start, uint64_t end, void *owner);
+/** umn_notifier_range_blockable - may callbacks for this range sleep? */
+UMN_API bool umn_notifier_range_blockable(const struct umn_notifier_range *range);
+
+/* ------------------------------------------------------------------------------------------------ */
+/* Interval notifiers                                                                                */
+
+/** Not API: the intrusive interval-tree node embedded in each interval notifier. */
+struct umn_itree_node {
+	uintptr_t parent_color;        /* parent pointer | colour bit */
+	struct umn_itree_node *left;
+	struct umn_itree_node *right;
+	uint64_t start;
+	uint64_t last;                 /* inclusive */
+	uint64_t subtree_last;         /* max(last) over this subtree */
+};
+
+struct umn_interval_notifier;
+
+/**
+ * A second-pass record, embedded by the caller (never allocated by umn). invalidate_start hands it out
+ * through *finish; umn sets ->notifier, queues it through ->link without allocating, and passes it back
+ * to invalidate_finish. One record serves one invalidation at a time.
+ */
+struct umn_interval_notifier_finish {
+	struct umn_interval_notifier_finish *link; /* not API: umn's queue link while queued */
+	struct umn_interval_notifier *notifier;    /* set by umn before the second pass */
+};
+
+struct umn_interval_notifier_ops {
+	/**
+	 * invalidate - stop the device from using [range->start, range->end) before returning.
+	 * Must take the user lock and call umn_interval_set_seq(sub, cur_seq) under it.
+	 * Context: may sleep iff umn_notifier_range_blockable(range). Return: true; false only when
+	 * the range is not blockable and the work would need to sleep.
+	 */
+	bool (*invalidate)(struct umn_interval_notifier *sub, const struct umn_notifier_range *range,
+			   unsigned long cur_seq);
+	/**
+	 * invalidate_start - first pass of a two-pass invalidation: start the device work, do not wait.
+	 * *finish is NULL on entry. Leave it NULL to say the first pass did the whole job (as invalidate);
+	 * set it to a record the caller owns to ask for invalidate_finish after the whole tree walk.
+	 * Return: as invalidate. A false return drops any record set in *finish.
+	 */
+	bool (*invalidate_start)(struct umn_interval_notifier *sub, const struct umn_notifier_range *range,
+				 unsigned long cur_seq, struct umn_interval_notifier_finish **finish);
+	/**
+	 * invalidate_finish - second pass: wait for what invalidate_start started. Called exactly once per
+	 * record queued, in the order of the first passes, before umn_notifier_invalidate_range_start
+	 * returns. Cannot fail; is called even for non-blockable ranges (so do not defer blocking work then).
+	 */
+	void (*invalidate_finish)(struct umn_interval_notifier_finish *finish);
+};
+
+/** An interval notifier. Embed it; the fields are not API. 88 bytes on LP64, as the kernel's. */
+struct umn_interval_notifier {
+	struct umn_itree_node itree_node;
+	const struct umn_interval_notifier_ops *ops;
+	struct umn_mm *mm;
+	struct umn_interval_notifier *deferred_next;
+	unsigned long invalidate_seq;
+	uint32_t state;
+};
+
+/**
+ * umn_interval_notifier_insert - watch [start, start + length) of mm.
+ * The notifier may not be in the tree yet when this returns (deferred while invalidations run); always
+ * build device mappings through the umn_interval_read_begin() / umn_interval_read_retry() loop.
+ * Context: may take the subscription lock; not from a callback. Return: 0; -EOVERFLOW when length is 0 or
+ * start + length overflows; -EINVAL for ops with neither invalidate nor invalidate_start, with
+ * invalidate_start but no invalidate_finish, NULL arguments, a notifier already inserted, or a dead
+ * (released) address space; -ENOMEM. After an error, do not call remove.
+ */
+UMN_API int umn_interval_notifier_insert(struct umn_interval_notifier *sub, struct umn_mm *mm,
+					 uint64_t start, uint64_t length,
+					 const struct umn_interval_notifier_ops *ops);
+
+/**
+ * umn_interval_notifier_remove - stop watching. When it returns no callback for sub runs or will run,
+ * and sub may be freed. Waits for the end of an invalidation that froze the tree.
+ * Context: may sleep; not from a callback; no user lock held. Removing twice, or a notifier never
+ * inserted, is diagnosed (debug builds abort naming the call; release builds count it and return).
+ */
+UMN_API void umn_interval_notifier_remove(struct umn_interval_notifier *sub);
+
+/**
+ * umn_interval_read_begin - begin a device fault: returns the seq to check with read_retry. Returns at
+ * once unless sub is being invalidated (or was inserted during a running invalidation): then waits for
+ * that invalidation epoch to end. Takes no lock and writes nothing shared when sub is not invalidated.
+ * Context: may sleep; no user lock held; not from a callback. Return: the notifier's sequence number.
+ */
+UMN_API unsigned long umn_interval_read_begin(struct umn_interval_notifier *sub);
+
+/**
+ * umn_interval_read_retry - true if an invalidation of sub ran since read_begin returned seq: drop what
+ * was built and retry. Context: user lock held (it orders this read against set_seq).
+ */
+UMN_API bool umn_interval_read_retry(struct umn_interval_notifier *sub, unsigned long seq);
+
+/**
+ * umn_interval_check_retry - lock-free early hint of read_retry. True is reliable; false may be stale.
+ * Context: any.
+ */
+UMN_API bool umn_interval_check_retry(struct umn_interval_notifier *sub, unsigned long seq);
+
+/**
+ * umn_interval_set_seq - record that an invalidation with cur_seq is running on sub.
+ * Context: only from invalidate / invalidate_start, with the user lock held.
+ */
+UMN_API void umn_interval_set_seq(struct umn_interval_notifier *sub, unsigned long cur_seq);
+
+/* ------------------------------------------------------------------------------------------------ */
+/* Invalidation, as the memory-management side calls it                                             */
+
+/**
+ * umn_notifier_invalidate_range_start - invalidate [range->start, range->end): every overlapping
+ * interval notifier (both passes), then every classic notifier's invalidate_range_start. Sets
+ * UMN_NOTIFIER_RANGE_BLOCKABLE. Must be paired with umn_notifier_invalidate_range_end(range) on the
+ * same range object. Pairs may nest and run concurrently.
+ * Context: may sleep. A range with start >= end is diagnosed and ignored (its _end is then a no-op).
+ */
+UMN_API void umn_notifier_invalidate_range_start(struct umn_notifier_range *range);
+
+/**
+ * umn_notifier_invalidate_range_start_nonblock - as _start, but callbacks must not sleep.
+ * Return: 0 (call _end later); -EAGAIN when a callback would have to sleep (do NOT call _end: the
+ * address space is already back to not-invalidating); -EINVAL for NULL or start >= end (no _end).
+ */
+UMN_API int umn_notifier_invalidate_range_start_nonblock(struct umn_notifier_range *range);
+
+/** umn_notifier_invalidate_range_end - end the invalidation started on range. Context: may sleep. */
+UMN_API void umn_notifier_invalidate_range_end(struct umn_notifier_range *range);
+
+/**
+ * umn_notifier_release - address-space teardown: every interval notifier gets exactly one blockable
+ * UMN_NOTIFY_RELEASE invalidation over the whole space (both passes), then every classic notifier's
+ * ->release, and the classic list is emptied. Runs once; later calls do nothing. Interval notifiers stay
+ * inserted (remove them as usual); new inserts fail with -EINVAL. Context: may sleep; not from a callback.
+ */
+UMN_API void umn_notifier_release(struct umn_mm *mm);
+
+/** Young-bit queries over the classic notifiers: OR of their answers (test_young stops at the first). */
+UMN_API int umn_notifier_clear_flush_young(struct umn_mm *mm, uint64_t start, uint64_t end);
+UMN_API int umn_notifier_clear_young(struct umn_mm *mm, uint64_t start, uint64_t end);
+UMN_API int umn_notifier_test_young(struct umn_mm *mm, uint64_t address);
+/** Calls every classic notifier's arch_invalidate_secondary_tlbs. Context: callbacks must not sleep. */
+UMN_API void umn_notifier_arch_invalidate_secondary_tlbs(struct umn_mm *mm, uint64_t start, uint64_t end);
+
+/* ------------------------------------------------------------------------------------------------ */
+/* Classic (whole address space) notifiers and refcounted registration                               */
+
+struct umn_notifier;
+
+struct umn_notifier_ops {
+	void (*release)(struct umn_notifier *sub, struct umn_mm *mm);
+	int (*clear_flush_young)(struct umn_notifier *sub, struct umn_mm *mm, uint64_t start, uint64_t end);
+	int (*clear_young)(struct umn_notifier *sub, struct umn_mm *mm, uint64_t start, uint64_t end);
+	int (*test_young)(struct umn_notifier *sub, struct umn_mm *mm, uint64_t address);
+	int (*invalidate_range_start)(struct umn_notifier *sub, const struct umn_notifier_range *range);
+	void (*invalidate_range_end)(struct umn_notifier *sub, const struct umn_notifier_range *range);
+	void (*arch_invalidate_secondary_tlbs)(struct umn_notifier *sub, struct umn_mm *mm, uint64_t start,
+					       uint64_t end);
+	struct umn_notifier *(*alloc_notifier)(struct umn_mm *mm);
+	void (*free_notifier)(struct umn_notifier *sub);
+};
+
+/** A classic notifier. Set ops before umn_notifier_register(); the umn_private words are not API. */
+struct umn_notifier {
+	uintptr_t umn_private[6];      /* not API: RCU list link and deferred-free head */
+	const struct umn_notifier_ops *ops;
+	struct umn_mm *mm;
+	unsigned users;
+};
+
+UMN_API int umn_notifier_register(struct umn_notifier *sub, struct umn_mm *mm);
+UMN_API void umn_notifier_unregister(struct umn_notifier *sub, struct umn_mm *mm);
+UMN_API struct umn_notifier *umn_notifier_get(const struct umn_notifier_ops *ops, struct umn_mm *mm);
+UMN_API void umn_notifier_put(struct umn_notifier *sub);
+UMN_API void umn_notifier_synchronize(void);
+
+/* ------------------------------------------------------------------------------------------------ */
+/* Diagnostics                                                                                       */
+
+/**
+ * Called for every misuse (double remove, bad range, ...) and every kernel-WARN condition, with the
+ * name of the public call and a message. The default hook prints each distinct message once on
+ * stderr; in debug builds (UMN_DEBUG_LEVEL >= 1) it also aborts on API misuse, unless the environment
+ * variable UMN_DIAG=count is set. An installed hook replaces all of that (NULL restores the default).
+ * Either way umn leaves the address space consistent and usable. Context: the hook may be called from
+ * any umn call, with umn locks held; it must not call umn.
+ */
+typedef void (*umn_diagnostic_fn)(void *context, const char *call, const char *message);
+UMN_API void umn_set_diagnostic_hook(umn_diagnostic_fn fn, void *context);
+/** How many diagnostics have been reported since the process started. */
+UMN_API unsigned long umn_diagnostic_count(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* UMN_UMN_H */

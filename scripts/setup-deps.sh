@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# setup-deps.sh - installs the Debian packages umn builds and tests with, if any are missing.
+# As root it runs apt-get (update once, then install); otherwise it prints the command to run.
+set -euo pipefail
+
+packages=(build-essential cmake pkg-config git libgtest-dev libgmock-dev libbenchmark-dev liburcu-dev
+          libcli11-dev libfmt-dev valgrind clang libclang-rt-14-dev spin)
+
+missing=()
+for pkg in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$pkg")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "umn: missing Debian packages: ${missing[*]}" >&2
+  echo "umn: install them with: sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+echo "umn: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# test.sh - builds and runs every test: the normal build, ASan+UBSan, and TSan.
+#   scripts/test.sh          CI-sized stress tests
+#   scripts/test.sh --long   long stress runs (UMN_STRESS_LONG=1)
+# Build folders: build/test, build/asan, build/tsan.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+for arg in "$@"; do
+  case "$arg" in
+    --long) export UMN_STRESS_LONG=1 ;;
+    *) echo "usage: scripts/test.sh [--long]" >&2; exit 2 ;;
+  esac
+done
+
+scripts/setup-deps.sh
+jobs=$(nproc)
+
+# configure_build DIR [CMAKE ARGS...]
+configure_build() {
+  local dir=$1; shift
+  echo "=== build $dir ==="
+  cmake -S . -B "build/$dir" -DUMN_DEBUG_LEVEL=1 -DUMN_BUILD_BENCH=OFF "$@" >/dev/null
+  cmake --build "build/$dir" -j"$jobs"
+}
+# run_tests DIR [CTEST ARGS...]
+run_tests() {
+  local dir=$1; shift
+  echo "=== test $dir ==="
+  ctest --test-dir "build/$dir" --output-on-failure -j"$jobs" "$@"
+}
+
+configure_build test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUMN_BUILD_BENCH=ON
+run_tests test
+
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+configure_build asan -DCMAKE_BUILD_TYPE=Debug -DUMN_SANITIZE=address
+run_tests asan
+
+export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+configure_build tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUMN_SANITIZE=thread -DUMN_BUILD_EXAMPLES=OFF
+run_tests tsan
+
+echo "=== all tests passed ==="

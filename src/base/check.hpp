@@ -1,0 +1,43 @@
+// check.hpp - umn's three assertion tiers and the diagnostic hook behind them.
+//
+// Locking: none; report() may be called with any umn lock held (it takes none and never allocates).
+// Context: callable from any thread, including umn callbacks and signal handlers of the process hooks
+//   (the default hook only writes to stderr with write(2)).
+//
+//   UMN_CHECK(cond, call, msg)   public-API misuse. Reports through the diagnostic hook; the default hook
+//                                aborts in debug builds (UMN_DEBUG_LEVEL >= 1) unless UMN_DIAG=count.
+//                                Evaluates to cond, so callers write `if (!UMN_CHECK(...)) return;`.
+//   UMN_WARN_ON(cond, call, msg) a kernel WARN: a survivable "cannot happen" or a driver bug. Reports,
+//                                never aborts, evaluates to cond.
+//   UMN_DCHECK(cond)             internal invariant, debug builds only; aborts.
+#pragma once
+
+#include <cstdio>
+#include <cstdlib>
+
+#ifndef UMN_DEBUG_LEVEL
+#define UMN_DEBUG_LEVEL 0
+#endif
+
+namespace umn::detail {
+
+enum class DiagKind { kMisuse, kWarn };
+
+// Reports one diagnostic through the installed hook (see umn_set_diagnostic_hook in umn.h).
+void report(DiagKind kind, const char* call, const char* message) noexcept;
+
+[[noreturn]] void dcheck_failed(const char* file, int line, const char* expr) noexcept;
+
+}  // namespace umn::detail
+
+#define UMN_CHECK(cond, call, msg) \
+  (__builtin_expect(!!(cond), 1) ? true : (::umn::detail::report(::umn::detail::DiagKind::kMisuse, call, msg), false))
+
+#define UMN_WARN_ON(cond, call, msg) \
+  (__builtin_expect(!!(cond), 0) ? (::umn::detail::report(::umn::detail::DiagKind::kWarn, call, msg), true) : false)
+
+#if UMN_DEBUG_LEVEL >= 1
+#define UMN_DCHECK(cond) ((cond) ? (void)0 : ::umn::detail::dcheck_failed(__FILE__, __LINE__, #cond))
+#else
+#define UMN_DCHECK(cond) ((void)0)
+#endif

@@ -1,0 +1,114 @@
+// invalidate.cc - the memory-management side: range start/end and address-space release.
+//
+// Dispatch (the kernel's order): the interval tree first, then the classic notifiers. Each range records
+// in umn_private what its start did, so that its end undoes exactly that, and so that a non-blockable
+// failure of the classic half can undo the interval-tree half (the kernel leaks it; see
+// reference/kernel-semantics.md 6.1(6)).
+#include <cerrno>
+#include <mutex>
+
+#include "base/check.hpp"
+#include "core/itree_invalidate.hpp"
+#include "core/subscriptions.hpp"
+
+using namespace umn::detail;
+
+namespace {
+
+// Start of a range on an address space. Return: 0 or -EAGAIN (already undone), -EINVAL (bad range).
+int range_start(umn_notifier_range* range, const char* call) noexcept {
+  if (!UMN_CHECK(range != nullptr && range->mm != nullptr, call, "NULL range or address space"))
+    return -EINVAL;
+  range->umn_private = 0;
+  if (!UMN_CHECK(range->start < range->end, call, "range with start >= end")) return -EINVAL;
+  umn_mm* mm = range->mm;
+  Subscriptions* subs = subscriptions_of(mm);
+  if (subs == nullptr) {
+    // Announce, then look again (see mm.cc): a concurrent creation either is seen here or waits for us.
+    mm->bare_ranges.fetch_add(1, std::memory_order_seq_cst);
+    subs = mm->subscriptions.load(std::memory_order_seq_cst);
+    if (subs == nullptr) {
+      range->umn_private = kRangeBare;
+      return 0;
+    }
+    mm->bare_ranges.fetch_sub(1, std::memory_order_seq_cst);
+  }
+  if (int err = itree_invalidate(*subs, range, range->end - 1); err != 0) return err;
+  range->umn_private = kRangeItreeStarted;
+  if (classic_empty(*subs)) return 0;
+  if (int err = classic_invalidate_start(*subs, range); err != 0) {
+    itree_invalidate_end(*subs);
+    range->umn_private = 0;
+    return err;
+  }
+  range->umn_private |= kRangeClassicStarted;
+  return 0;
+}
+
+}  // namespace
+
+extern "C" {
+
+void umn_notifier_range_init(umn_notifier_range* range, umn_notifier_event event, unsigned flags, umn_mm* mm,
+                             uint64_t start, uint64_t end) {
+  umn_notifier_range_init_owner(range, event, flags, mm, start, end, nullptr);
+}
+
+void umn_notifier_range_init_owner(umn_notifier_range* range, umn_notifier_event event, unsigned flags,
+                                   umn_mm* mm, uint64_t start, uint64_t end, void* owner) {
+  range->mm = mm;
+  range->start = start;
+  range->end = end;
+  range->event = event;
+  range->flags = flags;
+  range->owner = owner;
+  range->umn_private = 0;
+}
+
+bool umn_notifier_range_blockable(const umn_notifier_range* range) {
+  return (range->flags & UMN_NOTIFIER_RANGE_BLOCKABLE) != 0;
+}
+
+void umn_notifier_invalidate_range_start(umn_notifier_range* range) {
+  if (range != nullptr) range->flags |= UMN_NOTIFIER_RANGE_BLOCKABLE;
+  range_start(range, "umn_notifier_invalidate_range_start");  // cannot fail when blockable
+}
+
+int umn_notifier_invalidate_range_start_nonblock(umn_notifier_range* range) {
+  if (range != nullptr) range->flags &= ~UMN_NOTIFIER_RANGE_BLOCKABLE;
+  return range_start(range, "umn_notifier_invalidate_range_start_nonblock");
+}
+
+void umn_notifier_invalidate_range_end(umn_notifier_range* range) {
+  if (!UMN_CHECK(range != nullptr && range->mm != nullptr, "umn_notifier_invalidate_range_end",
+                 "NULL range or address space"))
+    return;
+  const unsigned started = range->umn_private;
+  range->umn_private = 0;  // a second end is a no-op rather than an unbalanced count
+  if ((started & kRangeBare) != 0) {
+    range->mm->bare_ranges.fetch_sub(1, std::memory_order_seq_cst);
+    return;
+  }
+  Subscriptions* subs = subscriptions_of(range->mm);
+  if ((started & kRangeItreeStarted) != 0) itree_invalidate_end(*subs);
+  if ((started & kRangeClassicStarted) != 0) classic_invalidate_end(*subs, range);
+}
+
+void umn_notifier_release(umn_mm* mm) {
+  if (!UMN_CHECK(mm != nullptr, "umn_notifier_release", "NULL address space")) return;
+  Subscriptions* subs = subscriptions_get_or_create(mm);
+  if (subs == nullptr) return;  // nothing was ever subscribed, and nothing can be now
+  {
+    std::lock_guard guard(subs->lock);
+    if (subs->released) return;
+    subs->released = true;
+  }
+  umn_notifier_range range;
+  umn_notifier_range_init(&range, UMN_NOTIFY_RELEASE, UMN_NOTIFIER_RANGE_BLOCKABLE, mm, 0, UINT64_MAX);
+  // The walk covers the very last byte too: RELEASE is over the whole space.
+  itree_invalidate(*subs, &range, UINT64_MAX);
+  itree_invalidate_end(*subs);
+  classic_release(*subs, mm);
+}
+
+}  // extern "C"

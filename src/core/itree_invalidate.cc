@@ -1,0 +1,144 @@
+// itree_invalidate.cc - the multi-writer seqcount over the interval tree, and the two-pass walk.
+//
+// Algorithm (the kernel's mn_itree_* design, see docs/locking.md):
+//   1. Epoch start, under the lock: active++; if a notifier overlaps the range, seq |= 1 (the tree is
+//      frozen from here until the last range of the epoch ends); cur_seq = seq.
+//   2. Walk, without the lock: for each overlapping notifier in ascending start order, the first pass
+//      (invalidate, or invalidate_start which may hand back a finish record). Finish records are appended
+//      to a local queue through their own link: no allocation.
+//   3. Second pass, without the lock: every queued record's invalidate_finish, in first-pass order.
+//   4. Epoch end, under the lock: active--; when it reaches 0 with seq odd, seq++ (even again), apply
+//      the deferred inserts and removes, and wake the waiters.
+// Ordering guarantees:
+//   (a) A notifier's callbacks all see the same odd cur_seq within one epoch, and seq never decreases.
+//   (b) The tree is not modified while seq is odd, so the lock-free walk in (2) is safe: inserts and
+//       removes that arrive meanwhile go on the deferred list, and remove() waits for (4).
+//   (c) (3) runs before the range start returns, hence before its (4).
+#include "core/itree_invalidate.hpp"
+
+#include "base/check.hpp"
+
+namespace umn::detail {
+namespace {
+
+umn_interval_notifier* notifier_of(umn_itree_node* node) noexcept {
+  // itree_node is the first member of struct umn_interval_notifier (checked in interval_notifier.cc).
+  return reinterpret_cast<umn_interval_notifier*>(node);
+}
+
+// Second-pass records in first-pass order; links through the records themselves.
+class FinishQueue {
+ public:
+  void push(umn_interval_notifier_finish* finish) noexcept {
+    finish->link = nullptr;
+    *tail_ = finish;
+    tail_ = &finish->link;
+  }
+  // Calls every record's invalidate_finish once, in push order.
+  void run() noexcept {
+    umn_interval_notifier_finish* finish = head_;
+    while (finish != nullptr) {
+      umn_interval_notifier_finish* next = finish->link;  // the callback may reuse the record
+      finish->notifier->ops->invalidate_finish(finish);
+      finish = next;
+    }
+    head_ = nullptr;
+    tail_ = &head_;
+  }
+
+ private:
+  umn_interval_notifier_finish* head_ = nullptr;
+  umn_interval_notifier_finish** tail_ = &head_;
+};
+
+// Step 1. Return: the first overlapping node (cur_seq set, odd), or nullptr.
+umn_itree_node* epoch_start(Subscriptions& subs, uint64_t start, uint64_t last,
+                            unsigned long* cur_seq) noexcept {
+  std::lock_guard guard(subs.lock);
+  subs.active++;
+  umn_itree_node* first = subs.itree.first_overlap(start, last);
+  unsigned long seq = subs.invalidate_seq.load(std::memory_order_relaxed);
+  if (first != nullptr && (seq & 1) == 0) {
+    seq |= 1;
+    // Read lock-free by read_begin; the callbacks' set_seq (release) orders it for those readers.
+    subs.invalidate_seq.store(seq, std::memory_order_release);
+  }
+  *cur_seq = seq;
+  return first;
+}
+
+// Runs one notifier's first pass. Return: the callback's verdict; a record to queue in *finish.
+bool first_pass(umn_interval_notifier* sub, const umn_notifier_range* range, unsigned long cur_seq,
+                umn_interval_notifier_finish** finish) noexcept {
+  const umn_interval_notifier_ops* ops = sub->ops;
+  *finish = nullptr;
+  if (ops->invalidate_start == nullptr) return ops->invalidate(sub, range, cur_seq);
+  bool ok = ops->invalidate_start(sub, range, cur_seq, finish);
+  if (!ok) *finish = nullptr;  // a failed first pass gets no second pass
+  return ok;
+}
+
+// Applies the deferred inserts and removes. Called under subs.lock with seq just turned even.
+void apply_deferred(Subscriptions& subs) noexcept {
+  umn_interval_notifier* sub = subs.deferred;
+  subs.deferred = nullptr;
+  while (sub != nullptr) {
+    umn_interval_notifier* next = sub->deferred_next;
+    sub->deferred_next = nullptr;
+    if (sub->state == kStatePendingInsert) {
+      subs.itree.insert(&sub->itree_node);
+      set_state(sub, kStateInTree);
+    } else {
+      UMN_DCHECK(sub->state == kStatePendingRemove);
+      subs.itree.erase(&sub->itree_node);
+      set_state(sub, kStateRemoved);  // its remover wakes below and drops the mm reference
+    }
+    sub = next;
+  }
+}
+
+}  // namespace
+
+int itree_invalidate(Subscriptions& subs, const umn_notifier_range* range, uint64_t last) noexcept {
+  unsigned long cur_seq;
+  FinishQueue finishes;
+  int err = 0;
+  const bool blockable = umn_notifier_range_blockable(range);
+  for (umn_itree_node* node = epoch_start(subs, range->start, last, &cur_seq); node != nullptr;
+       node = IntervalTree::next_overlap(node, range->start, last)) {
+    umn_interval_notifier* sub = notifier_of(node);
+    umn_interval_notifier_finish* finish;
+    if (first_pass(sub, range, cur_seq, &finish)) {
+      if (finish != nullptr) {
+        finish->notifier = sub;
+        finishes.push(finish);
+      }
+      continue;
+    }
+    if (UMN_WARN_ON(blockable, "umn_notifier_invalidate_range_start",
+                    "an interval notifier failed a blockable invalidation"))
+      continue;
+    err = -EAGAIN;
+    break;
+  }
+  finishes.run();
+  if (err != 0) itree_invalidate_end(subs);  // the caller must not call range_end after -EAGAIN
+  return err;
+}
+
+void itree_invalidate_end(Subscriptions& subs) noexcept {
+  std::lock_guard guard(subs.lock);
+  UMN_DCHECK(subs.active > 0);
+  subs.active--;
+  unsigned long seq = subs.invalidate_seq.load(std::memory_order_relaxed);
+  if (subs.active > 0 || (seq & 1) == 0) {
+    if (subs.active == 0 && subs.waiters > 0) subs.epoch_ended.notify_all();  // registration waiters
+    return;
+  }
+  // Pairs with the acquire loads in read_begin: a reader that sees the even seq sees the epoch's end.
+  subs.invalidate_seq.store(seq + 1, std::memory_order_release);
+  apply_deferred(subs);
+  if (subs.waiters > 0) subs.epoch_ended.notify_all();
+}
+
+}  // namespace umn::detail

@@ -1,0 +1,101 @@
+// mm.cc - address spaces: creation, lazily created subscriptions, reference counting, teardown.
+//
+// Lazy subscriptions and in-flight invalidations. The kernel's registration takes every mm lock
+// (mm_take_all_locks), so a subscription never appears in the middle of an invalidation. Here a range
+// start that finds no subscriptions counts itself in umn_mm::bare_ranges until its end, and creation
+// waits for that count to drain after publishing. Both sides use sequentially consistent operations in
+// the order "announce, then look" (Dekker): either the range start sees the new subscriptions, or the
+// creator sees the range's count. So once an insert or registration returns, every invalidation that is
+// still running has counted itself in Subscriptions::active.
+#include <sched.h>
+
+#include <new>
+
+#include "base/check.hpp"
+#include "core/subscriptions.hpp"
+
+namespace umn::detail {
+
+namespace {
+
+void wait_for_bare_ranges(umn_mm* mm) noexcept {
+  for (unsigned spins = 0; mm->bare_ranges.load(std::memory_order_seq_cst) != 0; ++spins) {
+    if (spins < 64) {
+      sched_yield();
+    } else {
+      struct timespec pause = {0, 50 * 1000};
+      nanosleep(&pause, nullptr);
+    }
+  }
+}
+
+}  // namespace
+
+Subscriptions* subscriptions_get_or_create(umn_mm* mm) noexcept {
+  Subscriptions* subs = subscriptions_of(mm);
+  if (subs != nullptr) return subs;
+  auto* fresh = new (std::nothrow) Subscriptions;
+  if (fresh == nullptr) return nullptr;
+  Subscriptions* expected = nullptr;
+  if (!mm->subscriptions.compare_exchange_strong(expected, fresh, std::memory_order_seq_cst)) {
+    delete fresh;  // another thread published first
+    return expected;
+  }
+  wait_for_bare_ranges(mm);
+  return fresh;
+}
+
+void mm_get(umn_mm* mm) noexcept { mm->refs.fetch_add(1, std::memory_order_relaxed); }
+
+void mm_put(umn_mm* mm) noexcept {
+  // Pairs with itself: the last put sees every other holder's writes before freeing.
+  if (mm->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  UMN_DCHECK(!mm->is_process);
+  delete subscriptions_of(mm);
+  delete mm;
+}
+
+}  // namespace umn::detail
+
+using umn::detail::Subscriptions;
+
+extern "C" {
+
+umn_mm* umn_mm_create(void) {
+  auto* mm = new (std::nothrow) umn_mm;
+  if (mm == nullptr) errno = ENOMEM;
+  return mm;
+}
+
+umn_mm* umn_mm_process(void) {
+  // Constructed on first use and never destroyed: hooks may fire during static destruction.
+  static umn_mm* const process_mm = [] {
+    static umn_mm storage;
+    storage.is_process = true;
+    return &storage;
+  }();
+  return process_mm;
+}
+
+void umn_mm_destroy(umn_mm* mm) {
+  if (mm == nullptr) return;
+  if (!UMN_CHECK(!mm->is_process, "umn_mm_destroy", "the process address space cannot be destroyed"))
+    return;
+  if (!UMN_CHECK(!mm->destroyed.exchange(true), "umn_mm_destroy", "address space destroyed twice"))
+    return;
+  if (Subscriptions* subs = umn::detail::subscriptions_of(mm)) {
+    bool notifiers_left;
+    {
+      std::lock_guard guard(subs->lock);
+      notifiers_left = !subs->itree.empty() || subs->deferred != nullptr;
+    }
+    UMN_WARN_ON(notifiers_left, "umn_mm_destroy",
+                "interval notifiers still inserted; they get RELEASE and must still be removed");
+    UMN_CHECK(umn::detail::classic_empty(*subs), "umn_mm_destroy",
+              "classic notifiers still registered; they get ->release and must still be unregistered/put");
+  }
+  umn_notifier_release(mm);
+  umn::detail::mm_put(mm);
+}
+
+}  // extern "C"

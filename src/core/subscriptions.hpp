@@ -1,0 +1,94 @@
+// subscriptions.hpp - the per-address-space subscription state and struct umn_mm (private to libumn).
+//
+// Locking
+//   Subscriptions::lock guards: the interval tree's structure, the deferred list, `active`, `waiters`,
+//   `released`, every store to `invalidate_seq`, and the classic list's structure. It is held only for
+//   short sections and no callback ever runs under it.
+//   `invalidate_seq` is atomic: written under lock, read lock-free by umn_interval_read_begin().
+//   The interval tree is read without the lock only by an invalidation walk during an odd epoch: an odd
+//   seq freezes it (inserts/removes go to the deferred list, applied by the epoch's last end).
+//
+// Lifetime
+//   umn_mm is reference counted (`refs`): one reference for the creator, one per inserted interval
+//   notifier, one per classic registration. Subscriptions are created on first use, published with a
+//   release store, and freed with the umn_mm when the last reference goes.
+//
+// State table of invalidate_seq (docs/locking.md has the interleavings):
+//   active == 0, seq even   idle: the tree may change.
+//   active  > 0, seq even   partially excluded: no running range hit a notifier; an insert makes it odd.
+//   active  > 0, seq odd    fully excluded: the tree is frozen; seq + 1 when the last range ends.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+
+#include "core/classic.hpp"
+#include "itree/interval_tree.hpp"
+#include "umn/umn.h"
+
+namespace umn::detail {
+
+// umn_interval_notifier::state: magic values, so that zeroed or garbage memory reads as "never inserted".
+enum NotifierState : uint32_t {
+  kStateRemoved = 0x756d6e10,        // was inserted, now removed (may be inserted again)
+  kStateInTree = 0x756d6e11,
+  kStatePendingInsert = 0x756d6e12,  // on the deferred list, not yet in the tree
+  kStatePendingRemove = 0x756d6e13,  // in the tree and on the deferred list
+};
+
+// Writes umn_interval_notifier::state (under Subscriptions::lock; read lock-free by remove's checks).
+inline void set_state(umn_interval_notifier* sub, NotifierState state) noexcept {
+  std::atomic_ref(sub->state).store(state, std::memory_order_relaxed);
+}
+
+// umn_notifier_range::umn_private: what range_start did, so that range_end undoes exactly that.
+enum RangeState : unsigned {
+  kRangeItreeStarted = 1u << 0,    // counted in Subscriptions::active; range_end must end it
+  kRangeClassicStarted = 1u << 1,  // classic starts ran; range_end must call the classic ends
+  kRangeBare = 1u << 2,            // started before the address space had subscriptions
+};
+
+struct Subscriptions {
+  std::mutex lock;
+  std::condition_variable epoch_ended;             // waited on with lock; signalled when seq turns even
+  std::atomic<unsigned long> invalidate_seq{2};    // written under lock; read lock-free by read_begin
+  unsigned long active = 0;                        // guarded by lock: range starts without their end
+  unsigned waiters = 0;                            // guarded by lock: threads waiting on epoch_ended
+  bool released = false;                           // guarded by lock: umn_notifier_release ran
+  IntervalTree itree;                              // structure guarded by lock; see the header comment
+  umn_interval_notifier* deferred = nullptr;       // guarded by lock: pending inserts and removes (LIFO)
+  ClassicList classic;                             // classic notifiers; see core/classic.hpp
+};
+
+}  // namespace umn::detail
+
+struct umn_mm {
+  // Published once with a release store; pairs with the acquire loads in subscriptions_of().
+  std::atomic<umn::detail::Subscriptions*> subscriptions{nullptr};
+  std::atomic<long> refs{1};
+  // Range starts that found no subscriptions and have not ended; creation waits for them (see mm.cc).
+  std::atomic<long> bare_ranges{0};
+  std::atomic<bool> destroyed{false};
+  bool is_process = false;  // umn_mm_process(): never freed
+};
+
+namespace umn::detail {
+
+// The subscriptions if they exist, else nullptr. Context: any.
+inline Subscriptions* subscriptions_of(const umn_mm* mm) noexcept {
+  return mm->subscriptions.load(std::memory_order_acquire);
+}
+
+// The subscriptions, created if needed; nullptr on allocation failure. Waits for invalidations that
+// started before the address space had subscriptions (so no insert or registration misses one).
+// Context: may sleep; not from a callback.
+Subscriptions* subscriptions_get_or_create(umn_mm* mm) noexcept;
+
+// Reference counting of umn_mm's memory. mm_put frees on the last reference. Context: any (put: not
+// from a callback of the same address space, since it may free the subscriptions).
+void mm_get(umn_mm* mm) noexcept;
+void mm_put(umn_mm* mm) noexcept;
+
+}  // namespace umn::detail
