@@ -259,43 +259,162 @@ UMN_API void umn_notifier_invalidate_range_end(struct umn_notifier_range *range)
  */
 UMN_API void umn_notifier_release(struct umn_mm *mm);
 
-/** Young-bit queries over the classic notifiers: OR of their answers (test_young stops at the first). */
+/**
+ * umn_notifier_clear_flush_young - test and clear the accessed bit of [start, end) in every classic
+ * notifier's secondary mappings, flushing their TLBs: calls every notifier that has clear_flush_young
+ * (newest first, inside one RCU read-side section) and ORs the answers.
+ * Context: may sleep when the callbacks do; takes no lock (see "Classic ... registration" below).
+ * Return: 1 if any notifier answered non-zero, else 0 (also for NULL mm or no classic notifier).
+ */
 UMN_API int umn_notifier_clear_flush_young(struct umn_mm *mm, uint64_t start, uint64_t end);
+/** umn_notifier_clear_young - as clear_flush_young, but calls clear_young (the flush may be skipped). */
 UMN_API int umn_notifier_clear_young(struct umn_mm *mm, uint64_t start, uint64_t end);
+/**
+ * umn_notifier_test_young - is address young in some secondary mapping? Calls test_young newest first
+ * and stops at the first non-zero answer. Context: as clear_flush_young. Return: 1 or 0.
+ */
 UMN_API int umn_notifier_test_young(struct umn_mm *mm, uint64_t address);
-/** Calls every classic notifier's arch_invalidate_secondary_tlbs. Context: callbacks must not sleep. */
+/**
+ * umn_notifier_arch_invalidate_secondary_tlbs - call every classic notifier's
+ * arch_invalidate_secondary_tlbs (for secondary TLBs that share the CPU page tables).
+ * Context: the caller may be in atomic context: callbacks must not sleep. Not from a callback.
+ */
 UMN_API void umn_notifier_arch_invalidate_secondary_tlbs(struct umn_mm *mm, uint64_t start, uint64_t end);
 
 /* ------------------------------------------------------------------------------------------------ */
 /* Classic (whole address space) notifiers and refcounted registration                               */
+/*
+ * Locking
+ *   - The list of classic notifiers is walked under userspace RCU, liburcu's "bulletproof" flavour
+ *     (urcu-bp): no lock on a walk. Why bp: callbacks must be able to sleep (so not QSBR), and a library
+ *     cannot ask the application to rcu_register_thread() every thread that may invalidate (memb,
+ *     signal, mb require it); urcu-bp registers a thread on its first read-side section and is
+ *     signal-safe. liburcu is internal to libumn; an application may use any liburcu flavour itself.
+ *   - register / unregister / put change the list under the address space's subscription lock; get
+ *     also serialises its lookup-allocate-register per address space, so alloc_notifier runs once per
+ *     (ops, mm), with that registration lock held.
+ *   - Registration vs in-flight invalidations (the kernel takes mm_take_all_locks): register, and a get
+ *     that allocates, wait until no invalidation range of the address space is in flight (between its
+ *     range_start and range_end). So a new notifier never gets an invalidate_range_end without its start,
+ *     and no invalidation that began before registration is still running when it returns. There is no
+ *     writer preference: a continuous stream of overlapping ranges delays registration (a WARN every
+ *     10 s of waiting). A thread must not register between its own range_start and range_end: that
+ *     never returns (the 10 s WARN says so).
+ * Lifetime
+ *   - A registered notifier holds a reference on its umn_mm (memory only; see umn_mm_destroy) until
+ *     unregister returns, or until the free that follows the last put.
+ *   - register / unregister: the caller owns the memory. After unregister returns it may be freed or
+ *     registered again; umn never calls free_notifier for it.
+ *   - get / put: umn owns the notifier between alloc_notifier and free_notifier. free_notifier runs on
+ *     liburcu's callback thread, after the last put and a grace period (no callback of it is running or
+ *     can start). umn_notifier_synchronize() waits for every free queued before it, so code behind
+ *     free_notifier (a plugin, a dlopen'ed driver) can then be unloaded.
+ *   - Teardown (umn_notifier_release, umn_mm_destroy) calls each ->release once and empties the list,
+ *     but does not end registrations: unregister and put stay valid and must still be called.
+ * Context
+ *   - release, invalidate_range_start/end (when the range is blockable), the young callbacks, may
+ *     sleep. invalidate_range_start/end of a non-blockable range, arch_invalidate_secondary_tlbs and
+ *     free_notifier must not.
+ *   - A callback (all of them run inside an RCU read-side section) must not call register, unregister,
+ *     get or umn_notifier_synchronize (detected: misuse, -EDEADLK), nor umn_notifier_release or
+ *     umn_mm_destroy. put may be called from any callback, ->release included. free_notifier must not
+ *     call umn_notifier_synchronize (detected) nor any other umn call that waits.
+ *   - ->release may run concurrently with other callbacks of the same notifier (they may be in flight
+ *     on other threads); umn calls it at most once per registration.
+ *   - invalidate_range_start may fail (-EAGAIN) only for a non-blockable range, and a notifier that can
+ *     fail must not have invalidate_range_end: the others' ends are called, but the failing one cannot
+ *     tell its end from a successful one. Violations are WARNed (see umn_notifier_invalidate_range_start).
+ * Memory ordering
+ *   - register publishes the notifier (ops, mm, users) with a release store; walks load it with acquire.
+ *   - What a callback did happens-before unregister's return, and before free_notifier runs.
+ */
 
 struct umn_notifier;
 
 struct umn_notifier_ops {
+	/** Address-space teardown (or unregister): drop every secondary mapping, build no new one. Once. */
 	void (*release)(struct umn_notifier *sub, struct umn_mm *mm);
+	/** Test-and-clear accessed bits of [start, end) and flush. Return: non-zero if any was young. */
 	int (*clear_flush_young)(struct umn_notifier *sub, struct umn_mm *mm, uint64_t start, uint64_t end);
+	/** As clear_flush_young, without the flush. */
 	int (*clear_young)(struct umn_notifier *sub, struct umn_mm *mm, uint64_t start, uint64_t end);
+	/** Test only. Return: non-zero if address is young. */
 	int (*test_young)(struct umn_notifier *sub, struct umn_mm *mm, uint64_t address);
+	/** Pages still mapped; until the end, create no secondary mapping in the range.
+	 *  Return: 0, or -EAGAIN only if the range is not blockable and the work would sleep. */
 	int (*invalidate_range_start)(struct umn_notifier *sub, const struct umn_notifier_range *range);
+	/** Pages unmapped (maybe freed); secondary mappings may be built again. */
 	void (*invalidate_range_end)(struct umn_notifier *sub, const struct umn_notifier_range *range);
+	/** Secondary TLBs sharing the CPU page tables. Must not sleep. Exclusive with start/end. */
 	void (*arch_invalidate_secondary_tlbs)(struct umn_notifier *sub, struct umn_mm *mm, uint64_t start,
 					       uint64_t end);
+	/** get only: a new notifier for mm (umn sets its ops), or NULL for ENOMEM. Runs with the address
+	 *  space's registration lock held: must not call get/put on mm. May sleep. */
 	struct umn_notifier *(*alloc_notifier)(struct umn_mm *mm);
+	/** get only: free what alloc_notifier returned. Runs on liburcu's callback thread; must not sleep. */
 	void (*free_notifier)(struct umn_notifier *sub);
 };
 
 /** A classic notifier. Set ops before umn_notifier_register(); the umn_private words are not API. */
 struct umn_notifier {
-	uintptr_t umn_private[6];      /* not API: RCU list link and deferred-free head */
+	uintptr_t umn_private[6];      /* not API: RCU list link (next, pprev), liburcu rcu_head (2), state, flags */
 	const struct umn_notifier_ops *ops;
-	struct umn_mm *mm;
-	unsigned users;
+	struct umn_mm *mm;             /* set by register / get */
+	unsigned users;                /* get/put count; 1 after register; guarded by the subscription lock */
 };
 
+/**
+ * umn_notifier_register - subscribe sub (sub->ops set by the caller) to every event of mm, from now
+ * until unregister or teardown. Waits until no invalidation of mm is in flight (see Locking above);
+ * sets sub->mm and sub->users = 1; takes a reference on mm. New notifiers are called first.
+ * Context: may sleep; not from a callback; not between a range_start and its range_end on this thread.
+ * Return: 0; -EINVAL (WARNed) for NULL sub, mm or ops, ops with arch_invalidate_secondary_tlbs together
+ * with invalidate_range_start or _end, a notifier already registered, or an address space already
+ * released; -ENOMEM; -EDEADLK (misuse) when called from a callback.
+ */
 UMN_API int umn_notifier_register(struct umn_notifier *sub, struct umn_mm *mm);
+
+/**
+ * umn_notifier_unregister - end a registration made by umn_notifier_register. Calls sub->ops->release
+ * itself if teardown has not (so ->release runs once per registration either way), unlinks sub, waits
+ * until no callback of sub is running (an RCU grace period: callbacks in flight on other threads finish
+ * first), then drops the reference on mm. When it returns no callback of sub runs or will run; the
+ * caller may free sub. Never calls free_notifier. Safe after teardown.
+ * Context: may sleep; not from a callback (detected: misuse). Misuse, diagnosed and ignored: NULL
+ * arguments, mm not sub->mm, sub not registered (twice), or sub obtained from umn_notifier_get.
+ */
 UMN_API void umn_notifier_unregister(struct umn_notifier *sub, struct umn_mm *mm);
+
+/**
+ * umn_notifier_get - the one refcounted registration of (ops, mm): the ops pointer is the key.
+ * If mm has a notifier obtained by get with these ops, increments its users and returns it. Otherwise
+ * calls ops->alloc_notifier(mm) (once per key, even with concurrent gets), sets ->ops and registers it
+ * as umn_notifier_register does (waiting for in-flight invalidations). Notifiers registered with
+ * umn_notifier_register are never returned by get.
+ * Context: may sleep; not from a callback; not between a range_start and its range_end on this thread.
+ * Return: the notifier, or NULL with errno: EINVAL (WARNed) for NULL ops or mm, ops without
+ * alloc_notifier or free_notifier, or an address space already released (for a new registration);
+ * ENOMEM when alloc_notifier returns NULL or umn runs out of memory; EOVERFLOW when users is already
+ * UINT_MAX (unchanged); EDEADLK (misuse) from a callback. After a failed registration the fresh
+ * notifier is given back to free_notifier at once (it was never visible).
+ */
 UMN_API struct umn_notifier *umn_notifier_get(const struct umn_notifier_ops *ops, struct umn_mm *mm);
+
+/**
+ * umn_notifier_put - drop one user of a notifier from umn_notifier_get. The last put unlinks it (no
+ * ->release: stop and drop your secondary mappings before) and, after a grace period, calls
+ * ops->free_notifier(sub) on liburcu's callback thread, then drops the reference on mm. Does not wait.
+ * Context: any thread, including every callback (->release included); does not sleep.
+ * Misuse, diagnosed and ignored: NULL, or a notifier not from get. A put with users already 0 is WARNed
+ * and changes nothing.
+ */
 UMN_API void umn_notifier_put(struct umn_notifier *sub);
+
+/**
+ * umn_notifier_synchronize - wait until every free_notifier queued by a put before this call has run
+ * (rcu_barrier, not only a grace period). Call it after your last put, before unloading the code behind
+ * free_notifier. Context: may sleep; not from a callback nor from free_notifier (detected: misuse).
+ */
 UMN_API void umn_notifier_synchronize(void);
 
 /* ------------------------------------------------------------------------------------------------ */

@@ -91,8 +91,7 @@ void umn_mm_destroy(umn_mm* mm) {
     }
     UMN_WARN_ON(notifiers_left, "umn_mm_destroy",
                 "interval notifiers still inserted; they get RELEASE and must still be removed");
-    UMN_CHECK(umn::detail::classic_empty(*subs), "umn_mm_destroy",
-              "classic notifiers still registered; they get ->release and must still be unregistered/put");
+    umn::detail::classic_check_leftovers(*subs);  // misuse if registrations are still held
   }
   umn_notifier_release(mm);
   umn::detail::mm_put(mm);
