@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <map>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace umn::bench {
@@ -67,12 +68,19 @@ inline int print_ratios(const RecordingReporter& reporter, const std::vector<Rat
   return missed;
 }
 
-inline int run(int argc, char** argv, const std::vector<Ratio>& ratios) {
+// Runs the benchmarks, prints the ratios, then calls `more` (if any) for derived figures.
+template <class More = void (*)(const RecordingReporter&)>
+int run(int argc, char** argv, const std::vector<Ratio>& ratios, More more = nullptr) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   RecordingReporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
   print_ratios(reporter, ratios);
+  if constexpr (!std::is_same_v<More, void (*)(const RecordingReporter&)>) {
+    more(reporter);
+  } else if (more != nullptr) {
+    more(reporter);
+  }
   benchmark::Shutdown();
   return 0;
 }
