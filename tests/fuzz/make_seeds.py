@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""make_seeds.py - writes the hand-made seed inputs of tests/fuzz/corpus (the byte format of harness.cc).
+
+Run from anywhere: python3 tests/fuzz/make_seeds.py. Each seed is a named scenario from
+reference/kernel-semantics.md; crash inputs found by the fuzzer are added next to them as files (not here).
+"""
+import os
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# Decisions of first-pass callbacks: ok / fail, hand a finish record, skip set_seq.
+OK, REC, FAIL, FAIL_REC, NOSEQ = 0x00, 0x04, 0x03, 0x07, 0x18
+# Ops kinds (decode_ops): 0 invalidate, 1 two-pass, 2 both, 6 start without finish, 7 none.
+INV, TWO, BOTH, NOFINISH, NONE = 0, 1, 2, 6, 7
+
+
+def page(p, mode=0):  # start byte: page p at offset 0 / +1 / +0xfff / top of space
+    return (mode << 6) | p
+
+
+def pages(n):  # length byte: n whole pages (1..16)
+    return n - 1
+
+
+def insert(n, start, length, ops=INV): return [0, n, start, length, ops]
+def remove(n): return [2, n]
+def decisions(ds): return [len(ds)] + list(ds)
+def start(r, s, length, nonblock=False, event=0, ds=()):
+    return [3, r, s, length, (event << 1) | int(nonblock)] + decisions(ds)
+def start_all(r, nonblock=False, event=0, ds=()): return [6, r, (event << 1) | int(nonblock)] + decisions(ds)
+def end(r): return [7, r]
+def read_begin(n): return [9, n]
+def read_retry(n): return [11, n]
+def check_retry(n): return [13, n]
+def release(ds=()): return [14] + decisions(ds)
+def destroy(ds=()): return [15, 0] + decisions(ds)
+
+# Byte 0: bit 0 = destroy before removing at cleanup; bit 1 = no initial notifier (n0 on pages 2-4).
+DEFAULT, DESTROY_FIRST, BARE = 0, 1, 2
+
+SEEDS = {
+    # 2.6 worked example: retry after a hit, read_begin waits for the epoch, a nested range extends it.
+    "worked_example": [DEFAULT] + insert(1, page(8), pages(2)) + read_begin(1) + start(0, page(8), pages(1))
+    + read_retry(1) + read_begin(1) + start(1, page(12), pages(1)) + end(0) + read_begin(1) + end(1)
+    + read_begin(1) + read_retry(1) + check_retry(1),
+    # 2.8: insert while the tree is frozen is deferred; a range in the same epoch does not call it.
+    "deferred_insert": [DEFAULT] + start(0, page(2), pages(1)) + insert(1, page(2), pages(4))
+    + read_begin(1) + start(1, page(3), pages(1)) + end(0) + end(1) + read_begin(1) + read_retry(1),
+    # 2.8: insert while partially excluded makes the seq odd and the reader wait.
+    "partially_excluded_insert": [DEFAULT] + start(0, page(12), pages(1)) + insert(1, page(12), pages(1))
+    + read_begin(1) + end(0) + read_begin(1) + read_retry(1),
+    # 2.9: remove waits for the epoch; ranges joining the epoch still call the notifier.
+    "remove_waits": [DEFAULT] + start(0, page(2), pages(1)) + remove(0) + start(1, page(3), pages(1))
+    + end(0) + remove(0) + end(1) + insert(0, page(2), pages(1)),
+    # 2.9: removing a notifier whose insert is still deferred cancels it without waiting.
+    "remove_pending_insert": [DEFAULT] + start(0, page(2), pages(1)) + insert(1, page(3), pages(1))
+    + remove(1) + end(0) + remove(1),
+    # 2.5 / I-11: two passes in first-pass order, records and NULL, sync fallback.
+    "two_pass": [DEFAULT] + insert(1, page(2), pages(2), TWO) + insert(2, page(1), pages(4), BOTH)
+    + insert(3, page(3), pages(1), TWO) + start(0, page(0), pages(8), ds=[OK, REC, OK, REC]) + end(0)
+    + start(1, page(0), pages(8), nonblock=True, ds=[REC, REC, REC, REC]) + end(1),
+    # I-12: non-blocking failure at position k: earlier finishes run, later notifiers are not called.
+    "nonblock_fail_at_k": [DEFAULT] + insert(1, page(2), pages(2), TWO) + insert(2, page(3), pages(2), TWO)
+    + insert(3, page(4), pages(2), INV) + read_begin(3)
+    + start(0, page(0), pages(8), nonblock=True, ds=[REC, REC, FAIL_REC, REC]) + read_retry(3)
+    + end(0) + read_begin(1) + start(1, page(0), pages(8), nonblock=True, ds=[FAIL]) + end(1),
+    # 2.5: a blockable failure warns and continues (and drops a record handed out with false).
+    "blockable_fail_warns": [DEFAULT] + insert(1, page(2), pages(2), TWO)
+    + start(0, page(2), pages(1), ds=[FAIL, FAIL_REC]) + end(0),
+    # 2.10: release with ranges open; inserts fail afterwards; notifiers still need remove.
+    "release_with_open_ranges": [DEFAULT] + insert(1, page(6), pages(2), TWO) + start(0, page(2), pages(1))
+    + release(ds=[OK, FAIL_REC]) + insert(2, page(1), pages(1)) + end(0) + release() + read_begin(1),
+    # umn_mm_destroy with live notifiers: a diagnostic, RELEASE, and the memory lives until the removes.
+    "destroy_with_live_notifiers": [DESTROY_FIRST] + insert(1, page(6), pages(2), BOTH)
+    + start(0, page(2), pages(1)) + remove(0) + end(0) + destroy() + insert(2, page(1), pages(1)) + destroy()
+    + start_all(1) + end(1) + remove(1),
+    # Misuse: double insert, bad ops, zero and overflowing lengths, double remove, never inserted.
+    "misuse": [DEFAULT] + insert(0, page(1), pages(1)) + insert(1, page(1), pages(1), NOFINISH)
+    + insert(1, page(1), pages(1), NONE) + insert(1, page(1), 0x80) + insert(1, page(3, 3), 0xff)
+    + insert(1, page(0, 3), 0x81) + remove(1) + remove(2) + insert(2, page(1), pages(1)) + remove(2)
+    + remove(2) + start(0, page(4), 0x80) + start(1, page(0, 3), pages(2), nonblock=True) + end(0) + end(1),
+    # I-5: equal starts in insertion order; deferred inserts land LIFO.
+    "tie_order": [DEFAULT] + insert(1, page(2), pages(1)) + insert(2, page(2), pages(3))
+    + start(0, page(2), pages(1)) + insert(3, page(2), pages(1)) + insert(4, page(2), pages(2)) + end(0)
+    + start(1, page(2), pages(1)) + end(1),
+    # Ranges before the address space had subscriptions ("bare"): insert waits, so it is skipped here.
+    "bare_ranges": [BARE] + start(0, page(1), pages(1)) + insert(1, page(1), pages(1)) + release()
+    + end(0) + insert(1, page(1), pages(1)) + start(0, page(1), pages(1)) + end(0),
+    # A callback that skips set_seq (an event it ignores) leaves read_retry false.
+    "skip_set_seq": [DEFAULT] + read_begin(0) + start(0, page(2), pages(1), event=6, ds=[NOSEQ])
+    + read_retry(0) + end(0) + read_retry(0),
+    # Boundaries: ranges ending at start-1 / starting at last+1 miss; at start / last they hit.
+    "boundaries": [DEFAULT] + insert(1, page(8, 1), 0x40) + start(0, page(8), 0x80 | 1) + end(0)
+    + start(0, page(8), 0x80 | 2) + end(0) + start(0, page(8, 2), 0x80 | 2) + end(0)
+    + start(0, page(9, 1), 0x80 | 1) + end(0) + start(0, page(9, 1), 0x80 | 2) + end(0),
+    # Top of the address space: whole-space ranges and notifiers ending at UINT64_MAX.
+    "top_of_space": [DEFAULT] + insert(1, page(0, 3), 0x80 | 1) + start_all(0, ds=[REC, OK])
+    + start(1, page(1, 3), 0x80 | 2) + end(0) + end(1),
+}
+
+
+def main():
+    out = os.path.join(HERE, "corpus")
+    os.makedirs(out, exist_ok=True)
+    for name, data in SEEDS.items():
+        assert all(0 <= b < 256 for b in data), name
+        with open(os.path.join(out, "seed_" + name), "wb") as f:
+            f.write(bytes(data))
+    print(f"wrote {len(SEEDS)} seeds to {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+#!/bin/sh
+# run_libfuzzer.sh SOURCE_DIR WORK_DIR [SECONDS] - builds the libFuzzer target with clang++ and runs it.
+#   SECONDS defaults to $UMN_FUZZ_SECONDS, else 60 (the CI session). The seed corpus is
+#   SOURCE_DIR/tests/fuzz/corpus; new interesting inputs go to WORK_DIR/corpus, crashes to WORK_DIR/crash-*.
+#   A crash is a divergence between umn and the model (or a sanitizer report): copy the crash file into
+#   tests/fuzz/corpus once it is fixed, so that the corpus test keeps it fixed.
+# Exit: 0 clean, 77 when clang++ with libFuzzer is not available (ctest: skipped), else the fuzzer's.
+set -eu
+src=$1
+work=$2
+seconds=${3:-${UMN_FUZZ_SECONDS:-60}}
+cxx=${UMN_FUZZ_CXX:-clang++}
+if ! command -v "$cxx" >/dev/null 2>&1; then
+  echo "run_libfuzzer: $cxx not found; install clang to fuzz" >&2
+  exit 77
+fi
+mkdir -p "$work/corpus"
+bin=$work/umn_fuzz
+sources="$src/tests/fuzz/harness.cc $src/tests/fuzz/fuzz_target.cc $src/tests/model/model.cc
+  $(ls "$src"/src/base/*.cc "$src"/src/itree/*.cc "$src"/src/core/*.cc)"
+# Rebuild when any source or header is newer than the binary.
+if [ ! -x "$bin" ] || [ -n "$(find "$src/src" "$src/include" "$src/tests/fuzz" "$src/tests/model" \
+      -newer "$bin" -name '*.[ch]*' 2>/dev/null | head -n 1)" ]; then
+  echo "run_libfuzzer: building $bin with $cxx"
+  # shellcheck disable=SC2086
+  "$cxx" -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+    -DUMN_DEBUG_LEVEL=1 -I"$src/include" -I"$src/src" -I"$src/tests/model" $sources \
+    -lurcu-bp -lpthread -ldl -o "$bin.tmp" || { echo "run_libfuzzer: build failed" >&2; exit 1; }
+  mv "$bin.tmp" "$bin"
+fi
+echo "run_libfuzzer: fuzzing for $seconds s"
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}:abort_on_error=1
+exec "$bin" -max_total_time="$seconds" -timeout=30 -rss_limit_mb=2048 -max_len=512 -print_final_stats=1 \
+  -artifact_prefix="$work/" "$work/corpus" "$src/tests/fuzz/corpus"
