@@ -9,6 +9,10 @@ class IntervalNotifier;
 class TwoPassNotifier;
 class FinishRecord;
 class ReadSection;
+class Notifier;
+enum class Callbacks : unsigned;
+template <class Ops>
+class Registration;
 template <class T>
 class Result;
 }  // namespace umn

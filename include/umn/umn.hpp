@@ -6,6 +6,8 @@
 //   umn::TwoPassNotifier   two-pass invalidation with umn::FinishRecord.
 //   umn::FunctionNotifier  a notifier from a callable.
 //   umn::ReadSection, umn::fault_in   the collision-retry loop (read_section.hpp).
+//   umn::Notifier         a classic (whole address space) notifier; override its callbacks (notifier.hpp).
+//   umn::Registration<Ops> the one refcounted classic registration per (Ops, address space) (registration.hpp).
 //   umn::Range, umn::Event what an invalidation covers (range.hpp).
 //   umn::Result, umn::errno_code      errors (result.hpp).
 // The C API (umn.h) is the same core; both can be mixed.
@@ -13,7 +15,9 @@
 
 #include "umn/address_space.hpp"
 #include "umn/interval_notifier.hpp"
+#include "umn/notifier.hpp"
 #include "umn/range.hpp"
 #include "umn/read_section.hpp"
+#include "umn/registration.hpp"
 #include "umn/result.hpp"
 #include "umn/umn.h"
