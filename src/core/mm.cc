@@ -13,6 +13,7 @@
 
 #include "base/check.hpp"
 #include "core/subscriptions.hpp"
+#include "sources/process/hooks.hpp"
 
 namespace umn::detail {
 
@@ -74,6 +75,8 @@ umn_mm* umn_mm_process(void) {
     storage.is_process = true;
     return &storage;
   }();
+  // The process hooks (src/sources/process/hooks.cc) feed this address space; installed on first use.
+  umn_detail_process_autoinstall(process_mm);
   return process_mm;
 }
 

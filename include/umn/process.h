@@ -1,0 +1,153 @@
+/*
+ * process.h - this process as an address space: the event sources behind umn_mm_process().
+ *
+ * umn_mm_process() (umn.h) returns this process's address space. The first call installs the process
+ * hooks (umn_process_hooks_install): from then on every munmap, mremap, madvise(DONTNEED|FREE|REMOVE|
+ * DONTNEED_LOCKED), mprotect removing read or write access, brk shrinking, shmdt and mmap(MAP_FIXED) --
+ * called by the program, by libc itself (free, realloc, malloc_trim, thread stacks), by the dynamic
+ * loader (dlclose) or as a raw syscall(SYS_...) -- runs umn_notifier_invalidate_range_start() on that
+ * address space *before* the memory goes, and _end() after. fork() runs a PROTECTION_PAGE range over
+ * every private writable mapping of the parent around the fork; exit() runs umn_notifier_release().
+ * Running a program with LD_PRELOAD=libumn-preload.so installs the hooks before main(). docs/process.md
+ * explains the mechanism, what each source guarantees and what it cannot see.
+ *
+ * Locking
+ *   - The hooks take no lock of their own. Delivery takes the address space's subscription lock for a
+ *     few instructions (umn.h). Observers are called with no umn lock held.
+ *   - The uffd monitor has one thread per monitor; its registration calls are serialised by a mutex.
+ * Lifetime
+ *   - Hooks, once installed, stay for the life of the process (libumn is never unloaded).
+ *   - An observer's ctx must stay valid for the life of the process (removal stops new calls, it does
+ *     not wait for calls already running).
+ * Context
+ *   - Invalidate callbacks on umn_mm_process() run inside the hooked call, on the thread that made it,
+ *     possibly inside a signal handler, inside fork(), or inside free(). They must not call munmap,
+ *     free memory that may be unmapped, or take a lock the unmapping code may hold; a nested munmap from
+ *     a callback is passed through unnotified (counted in umn_process_hooks_info.nested).
+ *   - A signal handler may call munmap etc. (the hooks are async-signal-safe) unless it interrupted the
+ *     same thread inside a umn call that holds the subscription lock (insert/remove/register).
+ *   - Observers have the same rules, and may not allocate.
+ * Memory ordering
+ *   - Everything a thread wrote before calling munmap is visible to the callbacks it runs (same thread).
+ *   - Observer slots are published with release / read with acquire.
+ */
+#ifndef UMN_PROCESS_H
+#define UMN_PROCESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "umn/umn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/**
+ * umn_process_hooks_install - install the process hooks (idempotent; umn_mm_process() calls it).
+ * Setting UMN_PROCESS_HOOKS=0 in the environment disables installation.
+ * Context: any thread, not a signal handler. Return: 0 when installed (now or before); -EPERM when
+ * disabled by the environment; -ENOSYS on an unsupported architecture; -ENOENT when no libc syscall
+ * site was found; another -errno when a stub page could not be mapped.
+ */
+UMN_API int umn_process_hooks_install(void);
+
+/** What the installation found and what the hooks did so far. */
+struct umn_process_hooks_info {
+	int status;                    /* the return value of the installation; 1 if not tried yet */
+	unsigned sites_patched;        /* syscall sites patched by this copy of umn */
+	unsigned sites_shared;         /* sites owned by another umn copy this copy joined */
+	unsigned sites_foreign;        /* sites already patched by another library: not covered */
+	unsigned sites_unsafe;         /* sites that cannot be patched atomically: not covered */
+	unsigned modules;              /* text segments scanned (libc, loader, static executable) */
+	int raw_syscall_covered;       /* glibc's syscall() is covered */
+	unsigned long events;          /* invalidation ranges started by the hooks */
+	unsigned long nested;          /* calls passed through unnotified from inside a delivery */
+};
+/** umn_process_hooks_get_info - fill *info. Context: any. */
+UMN_API void umn_process_hooks_get_info(struct umn_process_hooks_info *info);
+
+/** The call that caused an event. */
+enum umn_process_call {
+	UMN_CALL_MUNMAP = 0,
+	UMN_CALL_MREMAP,
+	UMN_CALL_MADVISE,
+	UMN_CALL_MPROTECT,
+	UMN_CALL_BRK,
+	UMN_CALL_SHMDT,
+	UMN_CALL_MMAP_FIXED,
+	UMN_CALL_FORK,
+	UMN_CALL_UFFD,                 /* reported by a userfaultfd monitor (after the fact for UNMAP) */
+	UMN_CALL_COUNT
+};
+
+/** umn_process_call_name - "munmap", "mremap", ... Context: any. */
+UMN_API const char *umn_process_call_name(enum umn_process_call call);
+/** umn_notifier_event_name - "UNMAP", "CLEAR", ... Context: any. */
+UMN_API const char *umn_notifier_event_name(enum umn_notifier_event event);
+
+/** One event as the hooks see it. */
+struct umn_process_event {
+	enum umn_process_call call;
+	enum umn_notifier_event event;
+	uint64_t start;                /* page-aligned */
+	uint64_t end;                  /* page-aligned, exclusive */
+	uintptr_t caller;              /* return address into the caller of the libc function, or 0 */
+	long result;                   /* at UMN_PROCESS_PHASE_END: the raw syscall result (-errno) */
+};
+
+#define UMN_PROCESS_PHASE_START 0  /* before the memory goes */
+#define UMN_PROCESS_PHASE_END 1    /* after the call returned */
+#define UMN_PROCESS_SCRATCH_SIZE 64
+
+/**
+ * An observer sees every event of the process hooks, whichever umn copy owns them: phase START before
+ * the call, END after it. scratch points to UMN_PROCESS_SCRATCH_SIZE bytes (aligned to 16) owned by this
+ * observer for this event, the same at START and END. Context: as an invalidate callback; no malloc.
+ */
+typedef void (*umn_process_observer_fn)(void *ctx, const struct umn_process_event *event, int phase,
+					void *scratch);
+
+/**
+ * umn_process_observer_add - add an observer (installs the hooks first).
+ * Return: a slot number >= 0; -ENOSPC when all slots are taken; the installation's error.
+ * Context: not from a callback or a signal handler.
+ */
+UMN_API int umn_process_observer_add(umn_process_observer_fn fn, void *ctx);
+/** umn_process_observer_remove - stop calling the observer in slot. Context: as _add. */
+UMN_API void umn_process_observer_remove(int slot);
+
+/* ------------------------------------------------------------------------------------------------ */
+/* userfaultfd monitor: an optional second source, for registered anonymous/shmem ranges only.       */
+
+/**
+ * A userfaultfd monitor thread delivering UFFD_EVENT_UNMAP / REMAP (as UNMAP of the old range) and
+ * UFFD_EVENT_REMOVE (as CLEAR) for the ranges registered with it to mm. Guarantees (docs/process.md):
+ * REMOVE is delivered before the pages are zapped; UNMAP and REMAP after the pages are gone (the
+ * unmapping thread waits only until the event is read). Registered ranges use MISSING mode; the monitor
+ * answers first-touch faults with zero pages. The monitor thread never frees or unmaps memory.
+ */
+struct umn_uffd_monitor;
+
+/**
+ * umn_uffd_monitor_start - open a userfaultfd and start its monitor thread delivering to mm.
+ * Return: the monitor, or NULL with errno (ENOSYS / EPERM when userfaultfd is unavailable, ENOMEM).
+ * Context: not from a callback.
+ */
+UMN_API struct umn_uffd_monitor *umn_uffd_monitor_start(struct umn_mm *mm);
+/**
+ * umn_uffd_monitor_register - watch [addr, addr + length) (page-aligned, anonymous or shmem, and not
+ * yet touched is best: touched pages are unaffected, untouched ones fault into the monitor).
+ * Return: 0, or -errno from UFFDIO_REGISTER (-EINVAL for file-backed or misaligned ranges).
+ */
+UMN_API int umn_uffd_monitor_register(struct umn_uffd_monitor *monitor, void *addr, size_t length);
+/** umn_uffd_monitor_events - events delivered so far. Context: any. */
+UMN_API unsigned long umn_uffd_monitor_events(const struct umn_uffd_monitor *monitor);
+/** umn_uffd_monitor_stop - stop the thread and close the descriptor. Context: not from a callback. */
+UMN_API void umn_uffd_monitor_stop(struct umn_uffd_monitor *monitor);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* UMN_PROCESS_H */
