@@ -1,0 +1,43 @@
+// lock.cc - the contended path of sim::Mutex and the wait histogram.
+#include "users/sim/lock.hpp"
+
+#include <algorithm>
+
+namespace umn::sim {
+
+void WaitHistogram::record(std::chrono::nanoseconds wait) noexcept {
+  const auto ns = static_cast<uint64_t>(std::max<int64_t>(wait.count(), 0));
+  buckets_[std::min<uint64_t>(ns / 1000, kBuckets)].fetch_add(1, std::memory_order_relaxed);
+  count_.fetch_add(1, std::memory_order_relaxed);
+  total_ns_.fetch_add(ns, std::memory_order_relaxed);
+  uint64_t seen = max_ns_.load(std::memory_order_relaxed);
+  while (ns > seen && !max_ns_.compare_exchange_weak(seen, ns, std::memory_order_relaxed)) {
+  }
+}
+
+void WaitHistogram::reset() noexcept {
+  for (auto& bucket : buckets_) bucket.store(0, std::memory_order_relaxed);
+  count_.store(0, std::memory_order_relaxed);
+  total_ns_.store(0, std::memory_order_relaxed);
+  max_ns_.store(0, std::memory_order_relaxed);
+}
+
+double WaitHistogram::quantile_us(double q) const noexcept {
+  const uint64_t total = count();
+  if (total == 0) return 0;
+  const auto rank = static_cast<uint64_t>(q * static_cast<double>(total - 1)) + 1;
+  uint64_t seen = 0;
+  for (unsigned bucket = 0; bucket <= kBuckets; bucket++) {
+    seen += buckets_[bucket].load(std::memory_order_relaxed);
+    if (seen >= rank) return bucket == kBuckets ? max_us() : bucket + 1.0;
+  }
+  return max_us();
+}
+
+void Mutex::lock_slow() {
+  const auto begin = std::chrono::steady_clock::now();
+  mutex_.lock();
+  if (waits_ != nullptr) waits_->record(std::chrono::steady_clock::now() - begin);
+}
+
+}  // namespace umn::sim

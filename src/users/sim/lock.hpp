@@ -1,0 +1,105 @@
+// lock.hpp - sim::Mutex, the simulation's lock: annotated for clang's -Wthread-safety, and measuring
+// how long its contended acquisitions waited (that is how the cost of sharing one notifier lock between
+// devices is measured rather than assumed). sim::WaitHistogram holds those waits.
+//
+// Locking
+//   Mutex is a plain mutual-exclusion lock (std::mutex underneath). Lock ranks, outermost first, for the
+//   whole simulation: Userptr::fault_lock_ < notifier lock (a Mutex) < Hardware lock < Device lock.
+// Lifetime
+//   A Mutex records into the WaitHistogram it was given; the histogram must outlive it.
+// Context
+//   lock() may sleep. WaitHistogram::record() is lock-free and may be called from any thread.
+// Memory ordering
+//   Mutex: as std::mutex. WaitHistogram counters are relaxed: they are read after the threads that wrote
+//   them were joined (or as an approximate live view).
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+
+#if defined(__clang__)
+#define SIM_CAPABILITY(x) __attribute__((capability(x)))
+#define SIM_SCOPED_CAPABILITY __attribute__((scoped_lockable))
+#define SIM_GUARDED_BY(x) __attribute__((guarded_by(x)))
+#define SIM_REQUIRES(...) __attribute__((requires_capability(__VA_ARGS__)))
+#define SIM_ACQUIRE(...) __attribute__((acquire_capability(__VA_ARGS__)))
+#define SIM_RELEASE(...) __attribute__((release_capability(__VA_ARGS__)))
+#define SIM_TRY_ACQUIRE(...) __attribute__((try_acquire_capability(__VA_ARGS__)))
+#define SIM_ASSERT_CAPABILITY(x) __attribute__((assert_capability(x)))
+#define SIM_RETURN_CAPABILITY(x) __attribute__((lock_returned(x)))
+#else
+#define SIM_CAPABILITY(x)
+#define SIM_SCOPED_CAPABILITY
+#define SIM_GUARDED_BY(x)
+#define SIM_REQUIRES(...)
+#define SIM_ACQUIRE(...)
+#define SIM_RELEASE(...)
+#define SIM_TRY_ACQUIRE(...)
+#define SIM_ASSERT_CAPABILITY(x)
+#define SIM_RETURN_CAPABILITY(x)
+#endif
+
+namespace umn::sim {
+
+// Waits in 1 us buckets up to 4 ms, plus one overflow bucket; no allocation after construction.
+class WaitHistogram {
+ public:
+  static constexpr unsigned kBuckets = 4096;
+
+  // Records one wait. Context: any thread; lock-free.
+  void record(std::chrono::nanoseconds wait) noexcept;
+  // The q-quantile (0 <= q <= 1) of the recorded waits in us (bucket upper bound); 0 when empty.
+  [[nodiscard]] double quantile_us(double q) const noexcept;
+  // Forgets every recorded wait. Context: no concurrent record().
+  void reset() noexcept;
+  [[nodiscard]] uint64_t count() const noexcept { return count_.load(std::memory_order_relaxed); }
+  [[nodiscard]] double total_us() const noexcept { return total_ns_.load(std::memory_order_relaxed) / 1e3; }
+  [[nodiscard]] double max_us() const noexcept { return max_ns_.load(std::memory_order_relaxed) / 1e3; }
+
+ private:
+  std::array<std::atomic<uint64_t>, kBuckets + 1> buckets_{};  // atomic; relaxed counters
+  std::atomic<uint64_t> count_{0};
+  std::atomic<uint64_t> total_ns_{0};
+  std::atomic<uint64_t> max_ns_{0};
+};
+
+class SIM_CAPABILITY("mutex") Mutex {
+ public:
+  // waits: where contended acquisitions record how long they waited (nullptr: not measured).
+  explicit Mutex(WaitHistogram* waits = nullptr) noexcept : waits_(waits) {}
+  Mutex(const Mutex&) = delete;
+  Mutex& operator=(const Mutex&) = delete;
+
+  // Takes the lock; if it was held, records the wait. Context: may sleep.
+  void lock() SIM_ACQUIRE() {
+    if (mutex_.try_lock()) return;
+    lock_slow();
+  }
+  bool try_lock() SIM_TRY_ACQUIRE(true) { return mutex_.try_lock(); }
+  void unlock() SIM_RELEASE() { mutex_.unlock(); }
+  // Tells the analysis the caller holds the lock (e.g. inside a callable run by umn::fault_in).
+  void assert_held() const SIM_ASSERT_CAPABILITY(this) {}
+
+ private:
+  void lock_slow();
+
+  std::mutex mutex_;
+  WaitHistogram* waits_;
+};
+
+// Scoped holder of a Mutex.
+class SIM_SCOPED_CAPABILITY MutexLock {
+ public:
+  explicit MutexLock(Mutex& mutex) SIM_ACQUIRE(mutex) : mutex_(mutex) { mutex_.lock(); }
+  ~MutexLock() SIM_RELEASE() { mutex_.unlock(); }
+  MutexLock(const MutexLock&) = delete;
+  MutexLock& operator=(const MutexLock&) = delete;
+
+ private:
+  Mutex& mutex_;
+};
+
+}  // namespace umn::sim

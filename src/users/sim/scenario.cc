@@ -1,0 +1,212 @@
+// scenario.cc - the multi-device scenario and the calibration.
+//
+// Threads: the caller is the memory-management side (it invalidates); fault threads own devices
+// round-robin (device d belongs to thread d % fault_threads): after every invalidation they are kicked,
+// fault back in every range of their devices that needs a repin (which also resumes the preempted
+// engines), then run a job on each device (a few reads of a random range), and sleep until the next kick
+// or 200 us. Before each invalidation the memory-management side waits until the chosen range is mapped
+// and the engines run on every device, so every invalidation has the same work to do (a TLB flush and a
+// preemption per device) and single-pass, two-pass and multiplexed are compared on equal terms.
+#include "users/sim/scenario.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <numeric>
+#include <random>
+#include <thread>
+
+namespace umn::sim {
+
+LatencySummary summarize(std::vector<double>& samples_us) {
+  LatencySummary summary;
+  if (samples_us.empty()) return summary;
+  std::sort(samples_us.begin(), samples_us.end());
+  auto at = [&](double q) { return samples_us[static_cast<size_t>(q * static_cast<double>(samples_us.size() - 1))]; };
+  summary.p50_us = at(0.5);
+  summary.p99_us = at(0.99);
+  summary.max_us = samples_us.back();
+  summary.mean_us = std::accumulate(samples_us.begin(), samples_us.end(), 0.0) / static_cast<double>(samples_us.size());
+  summary.count = samples_us.size();
+  return summary;
+}
+
+namespace {
+
+double micros(Nanos duration) { return static_cast<double>(duration.count()) / 1e3; }
+
+class Scenario {
+ public:
+  explicit Scenario(const ScenarioConfig& config)
+      : config_(config),
+        hardware_(config.seed),
+        memory_(0x10000000, uint64_t{config.ranges} * config.pages_per_range),
+        mm_(std::move(AddressSpace::create().value())) {
+    for (unsigned d = 0; d < config.devices; d++) {
+      devices_.push_back(std::make_unique<Device>(hardware_, memory_, config.device, d));
+      device_ptrs_.push_back(devices_.back().get());
+    }
+    for (unsigned r = 0; r < config.ranges; r++)
+      ranges_.push_back({uint64_t{r} * config.pages_per_range, config.pages_per_range});
+    driver_ = std::move(Driver::create(config.mode, mm_, memory_, device_ptrs_, ranges_).value());
+  }
+
+  ScenarioResult run();
+
+ private:
+  void fault_thread(unsigned index);
+  bool refault(unsigned index);
+  void run_jobs(unsigned index, std::mt19937_64& random);
+  bool range_ready(unsigned range);
+  bool wait_ready(unsigned range);
+  double invalidate(unsigned range);
+  void kick();
+  ScenarioResult collect(std::vector<double>& latencies);
+
+  const ScenarioConfig config_;
+  Hardware hardware_;
+  UserMemory memory_;
+  AddressSpace mm_;
+  std::vector<std::unique_ptr<Device>> devices_;
+  std::vector<Device*> device_ptrs_;
+  std::vector<PageSpan> ranges_;
+  std::unique_ptr<Driver> driver_;
+  std::atomic<bool> stop_{false};
+  std::mutex kick_mutex_;
+  std::condition_variable kicked_;
+  uint64_t kicks_ = 0;  // guarded by kick_mutex_
+  std::mutex progress_mutex_;
+  std::condition_variable progress_;
+  uint64_t not_ready_ = 0;  // mm thread only
+};
+
+bool Scenario::refault(unsigned index) {
+  bool any = false;
+  for (unsigned d = index; d < config_.devices; d += config_.fault_threads)
+    for (unsigned r = 0; r < config_.ranges; r++)
+      if (!driver_->ready(d, r)) any |= !driver_->fault_in(d, r, config_.fault_timeout);
+  return any;
+}
+
+void Scenario::run_jobs(unsigned index, std::mt19937_64& random) {
+  for (unsigned d = index; d < config_.devices; d += config_.fault_threads) {
+    const PageSpan span = ranges_[random() % ranges_.size()];
+    for (int i = 0; i < 4; i++) devices_[d]->read(0, span.first + random() % span.count);
+  }
+}
+
+void Scenario::fault_thread(unsigned index) {
+  std::mt19937_64 random(config_.seed * 1000003 + index);
+  uint64_t seen = 0;
+  while (!stop_.load(std::memory_order_relaxed)) {
+    if (refault(index)) {
+      std::lock_guard guard(progress_mutex_);  // no lost wake-up against wait_ready's predicate
+    }
+    progress_.notify_all();
+    run_jobs(index, random);
+    std::unique_lock lock(kick_mutex_);
+    kicked_.wait_for(lock, std::chrono::microseconds(200), [&] { return kicks_ != seen; });
+    seen = kicks_;
+  }
+}
+
+bool Scenario::range_ready(unsigned range) {
+  for (unsigned d = 0; d < config_.devices; d++)
+    if (!driver_->ready(d, range) || !devices_[d]->running(0)) return false;
+  return true;
+}
+
+bool Scenario::wait_ready(unsigned range) {
+  std::unique_lock lock(progress_mutex_);
+  return progress_.wait_for(lock, config_.ready_timeout, [&] { return range_ready(range); });
+}
+
+double Scenario::invalidate(unsigned range) {
+  const PageSpan span = ranges_[range];
+  const uint64_t start = memory_.address(span.first);
+  const auto begin = Clock::now();
+  Invalidation invalidation(mm_, start, start + span.count * UserMemory::kPageSize);
+  const auto end = Clock::now();
+  memory_.remap(span);  // after range_start returned: the devices promised not to use the old pages
+  return micros(end - begin);
+}
+
+void Scenario::kick() {
+  {
+    std::lock_guard guard(kick_mutex_);
+    kicks_++;
+  }
+  kicked_.notify_all();
+}
+
+ScenarioResult Scenario::run() {
+  const auto begin = Clock::now();
+  std::vector<std::thread> threads;
+  for (unsigned t = 0; t < config_.fault_threads; t++) threads.emplace_back([this, t] { fault_thread(t); });
+  std::mt19937_64 random(config_.seed);
+  std::vector<double> latencies;
+  latencies.reserve(config_.invalidations);
+  for (unsigned i = 0; i < config_.invalidations; i++) {
+    const auto range = static_cast<unsigned>(random() % config_.ranges);
+    if (!wait_ready(range)) not_ready_++;
+    latencies.push_back(invalidate(range));
+    kick();
+  }
+  stop_.store(true, std::memory_order_relaxed);
+  kick();
+  for (auto& thread : threads) thread.join();
+  ScenarioResult result = collect(latencies);
+  result.seconds = std::chrono::duration<double>(Clock::now() - begin).count();
+  return result;
+}
+
+ScenarioResult Scenario::collect(std::vector<double>& latencies) {
+  ScenarioResult result;
+  result.devices = config_.devices;
+  result.mode = config_.mode;
+  result.latency = summarize(latencies);
+  for (auto& device : devices_) {
+    result.stale += device->stale_accesses();
+    result.reads += device->reads();
+  }
+  DriverStats& stats = driver_->stats();
+  result.retries = stats.retries.load();
+  result.fallbacks_busy = stats.sync_busy.load();
+  result.fallbacks = stats.sync_idle.load() + result.fallbacks_busy;
+  result.deferred = stats.deferred.load();
+  result.faults = stats.faults.load();
+  result.fault_timeouts = stats.fault_timeouts.load();
+  result.not_ready = not_ready_;
+  result.lock_contended = stats.lock_waits.count();
+  result.lock_wait_p99_us = stats.lock_waits.quantile_us(0.99);
+  result.lock_wait_max_us = stats.lock_waits.max_us();
+  result.timer_lateness_p50_us = hardware_.lateness_us(0.5);
+  return result;
+}
+
+}  // namespace
+
+ScenarioResult run_scenario(const ScenarioConfig& config) { return Scenario(config).run(); }
+
+Calibration calibrate(const DeviceConfig& config, unsigned rounds, uint64_t seed) {
+  Hardware hardware(seed);
+  UserMemory memory(0x10000000, 1);
+  Device device(hardware, memory, config, 0);
+  TlbInvalidation op(device);
+  std::vector<double> cpu;
+  std::vector<double> achieved;
+  for (unsigned i = 0; i < rounds; i++) {
+    const auto begin = Clock::now();
+    device.submit_tlb_invalidate({0, 1}, op).wait();
+    cpu.push_back(micros(Clock::now() - begin));
+    achieved.push_back(micros(op.completed_at() - begin));
+  }
+  Calibration calibration;
+  calibration.cpu = summarize(cpu);
+  calibration.hardware_p50_us = summarize(achieved).p50_us;
+  calibration.timer_lateness_p50_us = hardware.lateness_us(0.5);
+  return calibration;
+}
+
+}  // namespace umn::sim
