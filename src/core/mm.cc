@@ -33,17 +33,23 @@ void wait_for_bare_ranges(umn_mm* mm) noexcept {
 }  // namespace
 
 Subscriptions* subscriptions_get_or_create(umn_mm* mm) noexcept {
+  // Every caller waits for the bare ranges, not only the creator: a caller that finds the subscriptions
+  // published while their creator still waits would otherwise insert under a range it cannot see. The
+  // seq_cst load in wait_for_bare_ranges() follows the publishing CAS, which follows any bare range's
+  // announcement in the single total order, so it sees every range that missed the subscriptions.
   Subscriptions* subs = subscriptions_of(mm);
-  if (subs != nullptr) return subs;
-  auto* fresh = new (std::nothrow) Subscriptions;
-  if (fresh == nullptr) return nullptr;
-  Subscriptions* expected = nullptr;
-  if (!mm->subscriptions.compare_exchange_strong(expected, fresh, std::memory_order_seq_cst)) {
-    delete fresh;  // another thread published first
-    return expected;
+  if (subs == nullptr) {
+    auto* fresh = new (std::nothrow) Subscriptions;
+    if (fresh == nullptr) return nullptr;
+    subs = fresh;
+    Subscriptions* expected = nullptr;
+    if (!mm->subscriptions.compare_exchange_strong(expected, fresh, std::memory_order_seq_cst)) {
+      delete fresh;  // another thread published first
+      subs = expected;
+    }
   }
   wait_for_bare_ranges(mm);
-  return fresh;
+  return subs;
 }
 
 void mm_get(umn_mm* mm) noexcept { mm->refs.fetch_add(1, std::memory_order_relaxed); }
