@@ -1,0 +1,427 @@
+// hooks_test.cc - the event table of umn/process.h, on every path: the libc call, libc-internal callers
+// (free, realloc, malloc_trim, dlclose in the loader) and the raw syscall(). Each notifier must be called
+// once, before the memory goes (it reads the old contents), with the right range and event; calls that
+// take nothing away must not call it.
+#include <dlfcn.h>
+#include <gtest/gtest.h>
+#include <malloc.h>
+#include <sys/ipc.h>
+#include <sys/mman.h>
+#include <sys/shm.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <vector>
+
+#include "recorder.hpp"
+#include "umn/process.h"
+
+#ifndef MADV_DONTNEED_LOCKED
+#define MADV_DONTNEED_LOCKED 24
+#endif
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define UMN_SANITIZED 1
+#else
+#define UMN_SANITIZED 0
+#endif
+// ASan and TSan replace malloc: their allocator maps and unmaps through raw syscalls inside the
+// sanitizer runtime (not libc) and quarantines freed blocks, so glibc's free/realloc/malloc_trim paths
+// do not exist there.
+#define SKIP_IF_SANITIZED_MALLOC()                                                                      \
+  if (UMN_SANITIZED) GTEST_SKIP() << "the sanitizer's allocator replaces glibc malloc (raw syscalls in the " \
+                                     "sanitizer runtime), so there is no libc-internal path to test"
+
+namespace umn::test {
+namespace {
+
+class Hooks : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_EQ(umn_process_hooks_install(), 0); }
+};
+
+// Installation patches every glibc site and the loader's, and covers raw syscall().
+TEST_F(Hooks, InstallCoversLibcLoaderAndRawSyscall) {
+  umn_process_hooks_info info;
+  umn_process_hooks_get_info(&info);
+  EXPECT_EQ(info.status, 0);
+  EXPECT_GE(info.sites_patched + info.sites_shared, 12u);  // glibc 2.36: 9 in libc (incl. syscall()), 4 in ld.so
+  EXPECT_EQ(info.sites_foreign, 0u);
+  EXPECT_EQ(info.sites_unsafe, 0u);
+  EXPECT_EQ(info.modules, 2u);
+  EXPECT_EQ(info.raw_syscall_covered, 1);
+}
+
+// munmap from the program: one UNMAP of exactly the unmapped pages, with the old contents still readable.
+TEST_F(Hooks, MunmapNotifiesOnceBeforeTheMemoryGoes) {
+  unsigned char* p = map_pages(3);
+  Recorder rec;
+  ASSERT_EQ(rec.watch(p, 3 * kPage), 0);
+  ASSERT_EQ(munmap(p + kPage, kPage), 0);
+  ASSERT_EQ(rec.calls(), 1);
+  EXPECT_EQ(rec.records[0].event, UMN_NOTIFY_UNMAP);
+  EXPECT_EQ(rec.records[0].start, u(p + kPage));
+  EXPECT_EQ(rec.records[0].end, u(p + 2 * kPage));
+  EXPECT_EQ(rec.records[0].first, kPattern);
+  rec.unwatch();
+  munmap(p, 3 * kPage);
+}
+
+// The raw syscall(SYS_munmap) path is caught too.
+TEST_F(Hooks, RawSyscallMunmapNotifies) {
+  unsigned char* p = map_pages(2);
+  Recorder rec;
+  ASSERT_EQ(rec.watch(p, 2 * kPage), 0);
+  ASSERT_EQ(syscall(SYS_munmap, p, 2 * kPage), 0);
+  ASSERT_EQ(rec.calls(), 1);
+  EXPECT_EQ(rec.records[0].event, UMN_NOTIFY_UNMAP);
+  EXPECT_EQ(rec.records[0].start, u(p));
+  EXPECT_EQ(rec.records[0].end, u(p + 2 * kPage));
+  EXPECT_EQ(rec.records[0].first, kPattern);
+}
+
+// Other syscalls through syscall() are untouched (results and errno).
+TEST_F(Hooks, RawSyscallForwardsOtherNumbers) {
+  EXPECT_EQ(syscall(SYS_getpid), getpid());
+  errno = 0;
+  EXPECT_EQ(syscall(SYS_close, -1), -1);
+  EXPECT_EQ(errno, EBADF);
+  errno = 0;
+  EXPECT_EQ(syscall(SYS_munmap, reinterpret_cast<void*>(1), kPage), -1);  // misaligned: no event, EINVAL
+  EXPECT_EQ(errno, EINVAL);
+}
+
+// errno and return values of hooked calls are libc's own.
+TEST_F(Hooks, FailingCallsKeepLibcSemantics) {
+  errno = 0;
+  EXPECT_EQ(munmap(reinterpret_cast<void*>(4097), kPage), -1);
+  EXPECT_EQ(errno, EINVAL);
+  errno = 0;
+  EXPECT_EQ(mprotect(reinterpret_cast<void*>(4097), kPage, PROT_READ), -1);
+  EXPECT_EQ(errno, EINVAL);
+}
+
+// Boundaries: unmapping the page before or after the watched range does not call it.
+TEST_F(Hooks, NeighbouringPagesDoNotNotify) {
+  unsigned char* p = map_pages(3);
+  Recorder rec;
+  ASSERT_EQ(rec.watch(p + kPage, kPage), 0);
+  ASSERT_EQ(munmap(p, kPage), 0);               // start - 1 page
+  ASSERT_EQ(munmap(p + 2 * kPage, kPage), 0);   // last + 1 page
+  EXPECT_EQ(rec.calls(), 0);
+  ASSERT_EQ(munmap(p + kPage, 1), 0);           // length rounded up to the page
+  ASSERT_EQ(rec.calls(), 1);
+  EXPECT_EQ(rec.records[0].end, u(p + 2 * kPage));
+}
+
+// Calls that take nothing away do not notify.
+TEST_F(Hooks, UnrelatedCallsDoNotNotify) {
+  unsigned char* p = map_pages(4);
+  Recorder rec;
+  ASSERT_EQ(rec.watch(p, 4 * kPage), 0);
+  void* other = mmap(nullptr, kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(other, MAP_FAILED);
+  EXPECT_EQ(munmap(other, kPage), 0);
+  EXPECT_EQ(madvise(p, kPage, MADV_WILLNEED), 0);
+  EXPECT_EQ(madvise(p, kPage, MADV_NORMAL), 0);
+  EXPECT_EQ(mprotect(p, kPage, PROT_READ | PROT_WRITE), 0);
+  EXPECT_EQ(mprotect(p, kPage, PROT_READ | PROT_WRITE | PROT_EXEC), 0);
+  EXPECT_EQ(mlock(p, kPage), 0);
+  EXPECT_EQ(munlock(p, kPage), 0);
+  EXPECT_EQ(rec.calls(), 0);
+  rec.unwatch();
+  munmap(p, 4 * kPage);
+}
+
+// mmap(MAP_FIXED) over an existing mapping: UNMAP of the replaced range, libc and raw.
+TEST_F(Hooks, MmapFixedOverExistingNotifiesUnmap) {
+  unsigned char* p = map_pages(2);
+  Recorder rec;
+  ASSERT_EQ(rec.watch(p, 2 * kPage), 0);
+  ASSERT_EQ(mmap(p, kPage, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0), p);
+  ASSERT_EQ(rec.calls(), 1);
+  EXPECT_EQ(rec.records[0].event, UMN_NOTIFY_UNMAP);
+  EXPECT_EQ(rec.records[0].start, u(p));
+  EXPECT_EQ(rec.records[0].end, u(p + kPage));
+  EXPECT_EQ(rec.records[0].first, kPattern);
+  long raw = syscall(SYS_mmap, p + kPage, kPage, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+  ASSERT_EQ(raw, static_cast<long>(u(p + kPage)));
+  ASSERT_EQ(rec.calls(), 2);
+  EXPECT_EQ(rec.records[1].start, u(p + kPage));
+  EXPECT_EQ(rec.records[1].first, kPattern);
+  rec.unwatch();
+  munmap(p, 2 * kPage);
+}
+
+// mremap moving a range: UNMAP of the old range, before the move; libc and raw.
+TEST_F(Hooks, MremapMoveNotifiesTheOldRange) {
+  for (bool raw : {false, true}) {
+    unsigned char* p = map_pages(2);
+    unsigned char* target = map_pages(2);
+    Recorder rec;
+    ASSERT_EQ(rec.watch(p, 2 * kPage), 0);
+    void* moved = raw ? reinterpret_cast<void*>(syscall(SYS_mremap, p, 2 * kPage, 2 * kPage,
+                                                        MREMAP_MAYMOVE | MREMAP_FIXED, target))
+                      : mremap(p, 2 * kPage, 2 * kPage, MREMAP_MAYMOVE | MREMAP_FIXED, target);
+    ASSERT_EQ(moved, target);
+    ASSERT_EQ(rec.calls(), 1) << "raw=" << raw;
+    EXPECT_EQ(rec.records[0].event, UMN_NOTIFY_UNMAP);
+    EXPECT_EQ(rec.records[0].start, u(p));
+    EXPECT_EQ(rec.records[0].end, u(p + 2 * kPage));
+    EXPECT_EQ(rec.records[0].first, kPattern);
+    rec.unwatch();
+    munmap(target, 2 * kPage);
+  }
+}
+
+// mremap shrinking: UNMAP of the tail only.
+TEST_F(Hooks, MremapShrinkNotifiesTheTail) {
+  unsigned char* p = map_pages(4);
+  Recorder rec;
+  ASSERT_EQ(rec.watch(p, 4 * kPage), 0);
+  ASSERT_EQ(mremap(p, 4 * kPage, kPage, 0), p);
+  ASSERT_EQ(rec.calls(), 1);
+  EXPECT_EQ(rec.records[0].event, UMN_NOTIFY_UNMAP);
+  EXPECT_EQ(rec.records[0].start, u(p + kPage));
+  EXPECT_EQ(rec.records[0].end, u(p + 4 * kPage));
+  rec.unwatch();
+  munmap(p, kPage);
+}
+
+// mremap growing where it can grow in place does not move, so does not notify.
+TEST_F(Hooks, MremapGrowInPlaceDoesNotNotify) {
+  unsigned char* p = map_pages(4);
+  ASSERT_EQ(munmap(p + 2 * kPage, 2 * kPage), 0);  // room to grow
+  Recorder rec;
+  ASSERT_EQ(rec.watch(p, 2 * kPage), 0);
+  ASSERT_EQ(mremap(p, 2 * kPage, 4 * kPage, MREMAP_MAYMOVE), p);
+  EXPECT_EQ(rec.calls(), 0);
+  rec.unwatch();
+  munmap(p, 4 * kPage);
+}
+
+// mremap growing where it cannot grow in place: moves, and the old range is announced first.
+TEST_F(Hooks, MremapGrowThatMovesNotifies) {
+  unsigned char* p = map_pages(3);
+  ASSERT_EQ(mprotect(p + 2 * kPage, kPage, PROT_READ), 0);  // a different neighbour blocks growth
+  Recorder rec;
+  ASSERT_EQ(rec.watch(p, 2 * kPage), 0);
+  void* moved = mremap(p, 2 * kPage, 8 * kPage, MREMAP_MAYMOVE);
+  ASSERT_NE(moved, MAP_FAILED);
+  ASSERT_NE(moved, p);
+  ASSERT_EQ(rec.calls(), 1);
+  EXPECT_EQ(rec.records[0].start, u(p));
+  EXPECT_EQ(rec.records[0].end, u(p + 2 * kPage));
+  EXPECT_EQ(rec.records[0].first, kPattern);
+  rec.unwatch();
+  munmap(moved, 8 * kPage);
+  munmap(p + 2 * kPage, kPage);
+}
+
+// madvise DONTNEED / FREE / REMOVE / DONTNEED_LOCKED: CLEAR, before the zap (the callback still reads
+// the pattern, the program reads zeroes afterwards for DONTNEED).
+TEST_F(Hooks, MadviseDiscardsNotifyClearBeforeTheZap) {
+  struct Case {
+    int advice;
+    int flags;
+  } cases[] = {{MADV_DONTNEED, MAP_PRIVATE | MAP_ANONYMOUS},
+               {MADV_FREE, MAP_PRIVATE | MAP_ANONYMOUS},
+               {MADV_REMOVE, MAP_SHARED | MAP_ANONYMOUS},
+               {MADV_DONTNEED_LOCKED, MAP_PRIVATE | MAP_ANONYMOUS}};
+  for (const Case& c : cases) {
+    unsigned char* p = map_pages(2, c.flags);
+    Recorder rec;
+    ASSERT_EQ(rec.watch(p, 2 * kPage), 0);
+    int rc = madvise(p, kPage, c.advice);
+    if (rc != 0 && errno == EINVAL && c.advice == MADV_DONTNEED_LOCKED) {
+      rec.unwatch();
+      munmap(p, 2 * kPage);
+      continue;  // kernel older than 5.18
+    }
+    ASSERT_EQ(rc, 0) << "advice " << c.advice;
+    ASSERT_EQ(rec.calls(), 1) << "advice " << c.advice;
+    EXPECT_EQ(rec.records[0].event, UMN_NOTIFY_CLEAR);
+    EXPECT_EQ(rec.records[0].start, u(p));
+    EXPECT_EQ(rec.records[0].end, u(p + kPage));
+    EXPECT_EQ(rec.records[0].first, kPattern);
+    if (c.advice == MADV_DONTNEED) EXPECT_EQ(p[0], 0);
+    rec.unwatch();
+    munmap(p, 2 * kPage);
+  }
+}
+
+// mprotect removing read or write access: PROTECTION_VMA; adding access: nothing.
+TEST_F(Hooks, MprotectRemovingAccessNotifiesProtectionVma) {
+  unsigned char* p = map_pages(2);
+  Recorder rec;
+  ASSERT_EQ(rec.watch(p, 2 * kPage), 0);
+  ASSERT_EQ(mprotect(p, kPage, PROT_READ), 0);
+  ASSERT_EQ(mprotect(p + kPage, kPage, PROT_NONE), 0);
+  ASSERT_EQ(rec.calls(), 2);
+  EXPECT_EQ(rec.records[0].event, UMN_NOTIFY_PROTECTION_VMA);
+  EXPECT_EQ(rec.records[0].start, u(p));
+  EXPECT_EQ(rec.records[1].start, u(p + kPage));
+  EXPECT_EQ(rec.records[1].first, kPattern);
+  ASSERT_EQ(mprotect(p, 2 * kPage, PROT_READ | PROT_WRITE), 0);
+  EXPECT_EQ(rec.calls(), 2);
+  rec.unwatch();
+  munmap(p, 2 * kPage);
+}
+
+// brk shrinking (sbrk with a negative increment): UNMAP of the released pages.
+TEST_F(Hooks, BrkShrinkNotifiesUnmap) {
+  auto* old_end = static_cast<unsigned char*>(sbrk(0));
+  auto* base = reinterpret_cast<unsigned char*>((u(old_end) + kPage - 1) & ~(kPage - 1));
+  const size_t grow = static_cast<size_t>(base - old_end) + 4 * kPage;
+  ASSERT_NE(sbrk(static_cast<intptr_t>(grow)), reinterpret_cast<void*>(-1));
+  std::memset(base, kPattern, 4 * kPage);
+  Recorder rec;
+  ASSERT_EQ(rec.watch(base, 4 * kPage), 0);
+  ASSERT_NE(sbrk(-static_cast<intptr_t>(2 * kPage)), reinterpret_cast<void*>(-1));
+  ASSERT_EQ(rec.calls(), 1);
+  EXPECT_EQ(rec.records[0].event, UMN_NOTIFY_UNMAP);
+  EXPECT_EQ(rec.records[0].start, u(base + 2 * kPage));
+  EXPECT_EQ(rec.records[0].end, u(base + 4 * kPage));
+  EXPECT_EQ(rec.records[0].first, kPattern);
+  rec.unwatch();
+  sbrk(-static_cast<intptr_t>(grow - 2 * kPage));
+}
+
+// shmdt: UNMAP of the whole attached segment.
+TEST_F(Hooks, ShmdtNotifiesTheWholeSegment) {
+  int id = shmget(IPC_PRIVATE, 3 * kPage, IPC_CREAT | 0600);
+  if (id < 0) GTEST_SKIP() << "System V shared memory unavailable: " << std::strerror(errno);
+  auto* p = static_cast<unsigned char*>(shmat(id, nullptr, 0));
+  shmctl(id, IPC_RMID, nullptr);
+  ASSERT_NE(p, reinterpret_cast<void*>(-1));
+  std::memset(p, kPattern, 3 * kPage);
+  Recorder rec;
+  ASSERT_EQ(rec.watch(p, 3 * kPage), 0);
+  ASSERT_EQ(shmdt(p), 0);
+  ASSERT_EQ(rec.calls(), 1);
+  EXPECT_EQ(rec.records[0].event, UMN_NOTIFY_UNMAP);
+  EXPECT_EQ(rec.records[0].start, u(p));
+  EXPECT_EQ(rec.records[0].end, u(p + 3 * kPage));
+  EXPECT_EQ(rec.records[0].first, kPattern);
+}
+
+// libc-internal munmap: free() of a block malloc served with mmap.
+TEST_F(Hooks, FreeOfLargeBlockNotifies) {
+  SKIP_IF_SANITIZED_MALLOC();
+  auto* block = static_cast<unsigned char*>(malloc(1 << 20));
+  ASSERT_NE(block, nullptr);
+  std::memset(block, kPattern, 1 << 20);
+  Recorder rec;
+  ASSERT_EQ(rec.watch(block + kPage, kPage), 0);  // a page inside the block
+  free(block);
+  ASSERT_EQ(rec.calls(), 1);
+  EXPECT_EQ(rec.records[0].event, UMN_NOTIFY_UNMAP);
+  EXPECT_LE(rec.records[0].start, u(block));
+  EXPECT_GE(rec.records[0].end, u(block) + (1 << 20));
+  EXPECT_EQ(rec.records[0].first, kPattern);
+}
+
+// libc-internal mremap: realloc of an mmapped block that cannot grow in place moves it.
+TEST_F(Hooks, ReallocThatMovesNotifies) {
+  SKIP_IF_SANITIZED_MALLOC();
+  auto* block = static_cast<unsigned char*>(malloc(1 << 20));
+  ASSERT_NE(block, nullptr);
+  std::memset(block, kPattern, 1 << 20);
+  const uint64_t chunk_end = (u(block) + (1 << 20) + kPage - 1) & ~(kPage - 1);
+  void* fence = mmap(reinterpret_cast<void*>(chunk_end), kPage, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  // Either our fence or an existing mapping (EEXIST) sits right after the block: it cannot grow in place.
+  if (fence == MAP_FAILED) {
+    ASSERT_EQ(errno, EEXIST);
+  } else if (fence != reinterpret_cast<void*>(chunk_end)) {
+    munmap(fence, kPage);  // a kernel without MAP_FIXED_NOREPLACE
+    GTEST_SKIP() << "could not place a fence after the block";
+  }
+  Recorder rec;
+  ASSERT_EQ(rec.watch(block + kPage, kPage), 0);
+  auto* grown = static_cast<unsigned char*>(realloc(block, 4 << 20));
+  ASSERT_NE(grown, nullptr);
+  ASSERT_NE(grown, block);
+  ASSERT_EQ(rec.calls(), 1);
+  EXPECT_EQ(rec.records[0].event, UMN_NOTIFY_UNMAP);
+  EXPECT_EQ(rec.records[0].first, kPattern);
+  rec.unwatch();
+  free(grown);
+  if (fence != MAP_FAILED) munmap(fence, kPage);
+}
+
+struct Seen {
+  std::atomic<int> calls[UMN_CALL_COUNT];
+  std::atomic<uintptr_t> lo{UINTPTR_MAX}, hi{0};  // span of the events' ranges of `want`
+  umn_process_call want = UMN_CALL_COUNT;
+};
+
+void count_observer(void* ctx, const umn_process_event* event, int phase, void*) {
+  auto* seen = static_cast<Seen*>(ctx);
+  if (phase != UMN_PROCESS_PHASE_START) return;
+  seen->calls[event->call]++;
+  if (event->call != seen->want) return;
+  uintptr_t lo = seen->lo.load();
+  while (event->start < lo && !seen->lo.compare_exchange_weak(lo, event->start)) {
+  }
+  uintptr_t hi = seen->hi.load();
+  while (event->end > hi && !seen->hi.compare_exchange_weak(hi, event->end)) {
+  }
+}
+
+// libc-internal madvise: malloc_trim releases free heap pages with MADV_DONTNEED.
+TEST_F(Hooks, MallocTrimNotifiesClear) {
+  SKIP_IF_SANITIZED_MALLOC();
+  static Seen seen;
+  seen.want = UMN_CALL_MADVISE;
+  int slot = umn_process_observer_add(&count_observer, &seen);
+  ASSERT_GE(slot, 0);
+  std::vector<void*> blocks;
+  for (int i = 0; i < 64; ++i) blocks.push_back(malloc(64 << 10));  // below the mmap threshold: heap
+  for (int i = 0; i < 64; i += 2) free(blocks[i]);
+  int before = seen.calls[UMN_CALL_MADVISE].load();
+  malloc_trim(0);
+  EXPECT_GT(seen.calls[UMN_CALL_MADVISE].load(), before);
+  umn_process_observer_remove(slot);
+  for (int i = 1; i < 64; i += 2) free(blocks[i]);
+}
+
+// The loader's private munmap (dlclose) is covered: the library's mappings are announced.
+TEST_F(Hooks, DlcloseNotifiesThroughTheLoader) {
+  static Seen seen;
+  seen.want = UMN_CALL_MUNMAP;
+  seen.lo = UINTPTR_MAX;
+  seen.hi = 0;
+  void* handle = dlopen(UMN_TEST_LIB_PATH, RTLD_NOW | RTLD_LOCAL);
+  ASSERT_NE(handle, nullptr) << dlerror();
+  void* symbol = dlsym(handle, "umn_test_lib_answer");
+  ASSERT_NE(symbol, nullptr);
+  int slot = umn_process_observer_add(&count_observer, &seen);
+  ASSERT_GE(slot, 0);
+  Recorder rec;
+  rec.read_memory = false;
+  ASSERT_EQ(rec.watch(reinterpret_cast<void*>(u(symbol) & ~(kPage - 1)), kPage), 0);
+  ASSERT_EQ(dlclose(handle), 0);
+  umn_process_observer_remove(slot);
+  EXPECT_EQ(rec.calls(), 1);
+  EXPECT_LE(seen.lo.load(), u(symbol));
+  EXPECT_GT(seen.hi.load(), u(symbol));
+}
+
+// Observers see events with the call that caused them and a caller address.
+TEST_F(Hooks, ObserverSeesCallEventAndRange) {
+  static Seen seen;
+  seen.want = UMN_CALL_MPROTECT;
+  seen.lo = UINTPTR_MAX;
+  seen.hi = 0;
+  unsigned char* p = map_pages(1);
+  int slot = umn_process_observer_add(&count_observer, &seen);
+  ASSERT_GE(slot, 0);
+  ASSERT_EQ(mprotect(p, kPage, PROT_NONE), 0);
+  umn_process_observer_remove(slot);
+  EXPECT_EQ(seen.lo.load(), u(p));
+  EXPECT_EQ(seen.hi.load(), u(p + kPage));
+  munmap(p, kPage);
+}
+
+}  // namespace
+}  // namespace umn::test

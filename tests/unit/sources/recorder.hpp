@@ -1,0 +1,72 @@
+// recorder.hpp - test doubles for the process hooks: an interval notifier that records every
+// invalidation of its range (without allocating) and reads the first watched byte while the memory is
+// still there, and page-granular mappings filled with a pattern.
+#pragma once
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+
+#include "umn/umn.h"
+
+namespace umn::test {
+
+constexpr size_t kPage = 4096;
+constexpr unsigned char kPattern = 0xa5;
+
+struct Record {
+  umn_notifier_event event;
+  uint64_t start, end;
+  unsigned char first;  // the first watched byte of the range, read inside the callback
+};
+
+struct Recorder {
+  umn_interval_notifier notifier{};  // first member: the callback casts back
+  uint64_t start = 0, length = 0;
+  bool read_memory = true;
+  void (*extra)(Recorder*) = nullptr;  // optional action inside the callback
+  std::atomic<int> count{0};
+  Record records[64];
+
+  static bool invalidate(umn_interval_notifier* sub, const umn_notifier_range* range, unsigned long seq) {
+    auto* self = reinterpret_cast<Recorder*>(sub);
+    int i = self->count.fetch_add(1);
+    if (i < 64) {
+      uint64_t at = range->start > self->start ? range->start : self->start;
+      unsigned char first = 0;
+      if (self->read_memory && range->event != UMN_NOTIFY_RELEASE) first = *reinterpret_cast<volatile unsigned char*>(at);
+      self->records[i] = {range->event, range->start, range->end, first};
+    }
+    if (self->extra != nullptr) self->extra(self);
+    umn_interval_set_seq(sub, seq);
+    return true;
+  }
+  static constexpr umn_interval_notifier_ops kOps = {&invalidate, nullptr, nullptr};
+
+  int watch(const void* addr, size_t len) {
+    start = reinterpret_cast<uint64_t>(addr);
+    length = len;
+    return umn_interval_notifier_insert(&notifier, umn_mm_process(), start, len, &kOps);
+  }
+  void unwatch() {
+    if (length != 0) umn_interval_notifier_remove(&notifier);
+    length = 0;
+  }
+  ~Recorder() { unwatch(); }
+  int calls() const { return count.load(); }
+};
+
+// n pages of private anonymous read/write memory filled with kPattern.
+inline unsigned char* map_pages(size_t n, int flags = MAP_PRIVATE | MAP_ANONYMOUS) {
+  void* p = mmap(nullptr, n * kPage, PROT_READ | PROT_WRITE, flags, -1, 0);
+  if (p == MAP_FAILED) return nullptr;
+  std::memset(p, kPattern, n * kPage);
+  return static_cast<unsigned char*>(p);
+}
+
+inline uint64_t u(const void* p) { return reinterpret_cast<uint64_t>(p); }
+
+}  // namespace umn::test
