@@ -10,21 +10,41 @@
 //   1. An operation never completes before its deadline; how late it completes is recorded (lateness_).
 //   2. retire() happens-before any observation of the fence as signaled (release store, acquire load).
 //   3. A waiter never sleeps through its signal: it increments waiters_ then re-reads seq_; the timer
-//      thread stores seq_ then reads waiters_ (all seq_cst), so one of them sees the other; the futex
-//      compare inside atomic::wait closes the remaining window.
+//      thread stores seq_ then reads waiters_ (all seq_cst), so one of them sees the other; FUTEX_WAIT's
+//      compare of seq_ with the awaited point closes the remaining window.
 //   4. Once ~FenceSlot has taken mutex_, the timer thread no longer touches the slot: it unlinks and
 //      signals slots only under mutex_.
 //   5. arm() is a fetch_add (acq_rel), which continues the release sequence of the completing store, so
 //      a thread that reads a later point still sees the earlier operation's retire() effects.
 #include "users/sim/hardware.hpp"
 
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
+#include <climits>
 #include <cmath>
 
 #include "base/check.hpp"
 
 namespace umn::sim {
+namespace {
+
+// Sleeps while *word == expected (std::atomic::wait in libstdc++ 12 spins and yields first: tens of us
+// of CPU per wait, which 64 devices on 2 cores cannot afford). Spurious returns are re-checked by callers.
+void futex_wait(std::atomic<uint32_t>& word, uint32_t expected) noexcept {
+  static_assert(sizeof(std::atomic<uint32_t>) == sizeof(uint32_t) && std::atomic<uint32_t>::is_always_lock_free);
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAIT_PRIVATE, expected, nullptr, nullptr, 0);
+}
+
+void futex_wake_all(std::atomic<uint32_t>& word) noexcept {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
+}
+
+}  // namespace
 
 bool Fence::signaled() const noexcept {
   // Pairs with the seq_cst (release) store in Hardware::complete_locked.
@@ -40,8 +60,7 @@ void Fence::wait() const noexcept {
   enable_signaling();
   slot_->waiters_.fetch_add(1, std::memory_order_seq_cst);
   // seq_cst: the Dekker pair with complete_locked (guarantee 3).
-  while (slot_->seq_.load(std::memory_order_seq_cst) == point_)
-    slot_->seq_.wait(point_, std::memory_order_acquire);
+  while (slot_->seq_.load(std::memory_order_seq_cst) == point_) futex_wait(slot_->seq_, point_);
   slot_->waiters_.fetch_sub(1, std::memory_order_seq_cst);
 }
 
@@ -142,7 +161,7 @@ void Hardware::complete_locked(FenceSlot& slot) noexcept {
   const uint32_t point = slot.seq_.load(std::memory_order_relaxed);
   // Pairs with the acquire loads in Fence::signaled / Fence::wait (guarantees 2 and 3).
   slot.seq_.store(point + 1, std::memory_order_seq_cst);
-  if (slot.waiters_.load(std::memory_order_seq_cst) != 0) slot.seq_.notify_all();
+  if (slot.waiters_.load(std::memory_order_seq_cst) != 0) futex_wake_all(slot.seq_);
 }
 
 Nanos Hardware::draw_locked(const LatencyModel& latency) {
@@ -161,6 +180,10 @@ Nanos Hardware::draw_locked(const LatencyModel& latency) {
 
 void Hardware::run() {
   prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);  // 1 ns: wake at the deadline, not up to 50 us later
+  // Hardware is not delayed by the CPU's other work: run the timer thread real-time when allowed (it
+  // only ever sleeps or completes a few operations). Without the privilege it stays SCHED_OTHER.
+  const sched_param param{1};
+  realtime_.store(pthread_setschedparam(pthread_self(), SCHED_FIFO, &param) == 0, std::memory_order_relaxed);
   std::unique_lock lock(mutex_);
   while (!stop_) {
     if (head_ == nullptr) {

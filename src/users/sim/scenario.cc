@@ -4,7 +4,8 @@
 // round-robin (device d belongs to thread d % fault_threads): after every invalidation they are kicked,
 // fault back in every range of their devices that needs a repin (which also resumes the preempted
 // engines), then run a job on each device (a few reads of a random range), and sleep until the next kick
-// or 200 us. Before each invalidation the memory-management side waits until the chosen range is mapped
+// or 200 us. A job's submission takes the device's notifier lock (as xe's exec path does): that is
+// where sharing one lock between devices (kMultiplexed) shows up as waiting. Before each invalidation the memory-management side waits until the chosen range is mapped
 // and the engines run on every device, so every invalidation has the same work to do (a TLB flush and a
 // preemption per device) and single-pass, two-pass and multiplexed are compared on equal terms.
 #include "users/sim/scenario.hpp"
@@ -91,7 +92,9 @@ bool Scenario::refault(unsigned index) {
 
 void Scenario::run_jobs(unsigned index, std::mt19937_64& random) {
   for (unsigned d = index; d < config_.devices; d += config_.fault_threads) {
-    const PageSpan span = ranges_[random() % ranges_.size()];
+    const auto range = static_cast<unsigned>(random() % ranges_.size());
+    if (!driver_->submit_job(d, range)) continue;
+    const PageSpan span = ranges_[range];
     for (int i = 0; i < 4; i++) devices_[d]->read(0, span.first + random() % span.count);
   }
 }

@@ -278,6 +278,12 @@ std::error_code Driver::fault_in(unsigned device, unsigned range, Nanos timeout)
   return userptr(device, range).fault_in(notifier(device, range), timeout);
 }
 
+bool Driver::submit_job(unsigned device, unsigned range) noexcept {
+  Userptr& target = userptr(device, range);
+  MutexLock guard(target.lock());
+  return target.ready();
+}
+
 Result<std::unique_ptr<Driver>> Driver::create(DriverMode mode, AddressSpace& mm, UserMemory& memory,
                                                std::span<Device* const> devices,
                                                std::span<const PageSpan> ranges) {

@@ -139,6 +139,10 @@ class Driver {
 
   // Faults range `range` in on device `device` (Userptr::fault_in).
   std::error_code fault_in(unsigned device, unsigned range, Nanos timeout);
+  // The exec path of a job using (device, range): takes the notifier lock (as xe's exec does, to check
+  // that no userptr needs a repin) and returns whether the userptr is valid; the job then runs (reads)
+  // without the lock. Context: may sleep; no notifier lock held.
+  bool submit_job(unsigned device, unsigned range) noexcept;
   [[nodiscard]] bool ready(unsigned device, unsigned range) noexcept { return userptr(device, range).ready(); }
   [[nodiscard]] virtual Userptr& userptr(unsigned device, unsigned range) noexcept = 0;
   // Two-pass only: whether the finish record of (device, range) is in use (false for other modes).

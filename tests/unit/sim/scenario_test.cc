@@ -1,0 +1,55 @@
+// scenario_test.cc - the multi-device scenario end to end, small: every mode runs its invalidations
+// with no stale access; the calibration measures something.
+#include "users/sim/scenario.hpp"
+
+#include <gtest/gtest.h>
+
+namespace umn::sim {
+namespace {
+
+using namespace std::chrono_literals;
+
+class ScenarioModes : public ::testing::TestWithParam<DriverMode> {};
+
+// Each mode completes the scenario, measures every invalidation and reads nothing stale.
+TEST_P(ScenarioModes, RunsWithoutStaleAccesses) {
+  ScenarioConfig config;
+  config.devices = 4;
+  config.mode = GetParam();
+  config.ranges = 4;
+  config.pages_per_range = 4;
+  config.invalidations = 60;
+  const ScenarioResult result = run_scenario(config);
+  EXPECT_EQ(result.latency.count, 60u);
+  EXPECT_EQ(result.stale, 0u);
+  EXPECT_EQ(result.fault_timeouts, 0u);
+  EXPECT_GT(result.faults, 0u);
+  if (GetParam() == DriverMode::kTwoPass) EXPECT_GT(result.deferred, 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, ScenarioModes,
+                         ::testing::Values(DriverMode::kSinglePass, DriverMode::kTwoPass, DriverMode::kMultiplexed));
+
+// The calibration reports a latency no shorter than the configured one.
+TEST(Calibrate, MeasuresAtLeastTheConfiguredLatency) {
+  DeviceConfig config;
+  config.tlb.latency = 200us;
+  const Calibration calibration = calibrate(config, 20, 1);
+  EXPECT_EQ(calibration.cpu.count, 20u);
+  EXPECT_GE(calibration.cpu.p50_us, 200.0);
+  EXPECT_GE(calibration.hardware_p50_us, 200.0);
+}
+
+// Percentiles of a known set.
+TEST(Summarize, PicksRanksOfSortedSamples) {
+  std::vector<double> samples;
+  for (int i = 100; i >= 1; i--) samples.push_back(i);
+  const LatencySummary summary = summarize(samples);
+  EXPECT_EQ(summary.p50_us, 50);
+  EXPECT_EQ(summary.p99_us, 99);
+  EXPECT_EQ(summary.max_us, 100);
+  EXPECT_DOUBLE_EQ(summary.mean_us, 50.5);
+}
+
+}  // namespace
+}  // namespace umn::sim
