@@ -1,0 +1,308 @@
+// registration_test.cc - umn_notifier_get / put / synchronize: one refcounted registration per
+// (ops, address space), deferred free, errors, teardown interplay.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <climits>
+#include <thread>
+#include <vector>
+
+#include "classic_support.hpp"
+#include "core/rcu.hpp"
+#include "umn/umn.h"
+
+namespace umn::test {
+namespace {
+
+// A get-notifier with counters shared by every instance of one ops table.
+struct Counted {
+  umn_notifier c{};  // first
+  std::atomic<int> releases{0};
+  std::atomic<int> starts{0};
+  bool put_in_release = false;
+};
+
+std::atomic<int> g_allocs{0};
+std::atomic<int> g_frees{0};
+std::atomic<bool> g_fail_alloc{false};
+std::atomic<int> g_free_before_put_returned{0};
+
+umn_notifier* alloc_counted(umn_mm*) {
+  if (g_fail_alloc) return nullptr;
+  g_allocs++;
+  return &(new Counted)->c;
+}
+void free_counted(umn_notifier* sub) {
+  g_frees++;
+  delete reinterpret_cast<Counted*>(sub);
+}
+void release_counted(umn_notifier* sub, umn_mm*) {
+  auto* counted = reinterpret_cast<Counted*>(sub);
+  counted->releases++;
+  if (counted->put_in_release) umn_notifier_put(sub);
+}
+int start_counted(umn_notifier* sub, const umn_notifier_range*) {
+  reinterpret_cast<Counted*>(sub)->starts++;
+  return 0;
+}
+
+const umn_notifier_ops kOps = {&release_counted, nullptr, nullptr, nullptr, &start_counted, nullptr, nullptr,
+                               &alloc_counted, &free_counted};
+const umn_notifier_ops kOtherOps = kOps;  // same callbacks, different key
+
+class Registration : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    umn_notifier_synchronize();
+    g_allocs = 0;
+    g_frees = 0;
+    g_fail_alloc = false;
+    mm_ = umn_mm_create();
+  }
+  void TearDown() override {
+    umn_mm_destroy(mm_);
+    umn_notifier_synchronize();
+    EXPECT_EQ(g_allocs.load(), g_frees.load()) << "every allocated notifier is freed after the last put";
+  }
+  umn_mm* mm_ = nullptr;
+};
+
+// Two gets of the same (ops, mm) return the same notifier, allocated once, users 2.
+TEST_F(Registration, SameKeySharesOneNotifier) {
+  umn_notifier* a = umn_notifier_get(&kOps, mm_);
+  umn_notifier* b = umn_notifier_get(&kOps, mm_);
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(a->users, 2u);
+  EXPECT_EQ(a->mm, mm_);
+  EXPECT_EQ(a->ops, &kOps);
+  EXPECT_EQ(g_allocs, 1);
+  invalidate(mm_);
+  EXPECT_EQ(reinterpret_cast<Counted*>(a)->starts, 1);  // registered once
+  umn_notifier_put(a);
+  umn_notifier_put(b);
+}
+
+// Another ops pointer, or another address space, is another key.
+TEST_F(Registration, OpsPointerAndAddressSpaceAreTheKey) {
+  umn_mm* other_mm = umn_mm_create();
+  umn_notifier* a = umn_notifier_get(&kOps, mm_);
+  umn_notifier* b = umn_notifier_get(&kOtherOps, mm_);
+  umn_notifier* c = umn_notifier_get(&kOps, other_mm);
+  EXPECT_NE(a, b);
+  EXPECT_NE(a, c);
+  EXPECT_EQ(g_allocs, 3);
+  for (umn_notifier* sub : {a, b, c}) umn_notifier_put(sub);
+  umn_mm_destroy(other_mm);
+}
+
+// A notifier registered with umn_notifier_register is never returned by get.
+TEST_F(Registration, GetIgnoresPlainRegistrations) {
+  Counted plain;
+  plain.c.ops = &kOps;
+  ASSERT_EQ(umn_notifier_register(&plain.c, mm_), 0);
+  umn_notifier* got = umn_notifier_get(&kOps, mm_);
+  EXPECT_NE(got, &plain.c);
+  EXPECT_EQ(plain.c.users, 1u);
+  umn_notifier_put(got);
+  umn_notifier_unregister(&plain.c, mm_);
+}
+
+// Ops without alloc_notifier or free_notifier, or NULL arguments: NULL with errno EINVAL (WARNed).
+TEST_F(Registration, GetWithoutAllocOrFreeIsEinval) {
+  Diags diags;
+  umn_notifier_ops no_alloc = kOps, no_free = kOps;
+  no_alloc.alloc_notifier = nullptr;
+  no_free.free_notifier = nullptr;
+  errno = 0;
+  EXPECT_EQ(umn_notifier_get(&no_alloc, mm_), nullptr);
+  EXPECT_EQ(errno, EINVAL);
+  errno = 0;
+  EXPECT_EQ(umn_notifier_get(&no_free, mm_), nullptr);
+  EXPECT_EQ(errno, EINVAL);
+  errno = 0;
+  EXPECT_EQ(umn_notifier_get(nullptr, mm_), nullptr);
+  EXPECT_EQ(errno, EINVAL);
+  errno = 0;
+  EXPECT_EQ(umn_notifier_get(&kOps, nullptr), nullptr);
+  EXPECT_EQ(errno, EINVAL);
+  EXPECT_EQ(diags.count("alloc_notifier/free_notifier"), 4u);
+  EXPECT_EQ(g_allocs, 0);
+}
+
+// alloc_notifier returning NULL: NULL with errno ENOMEM, nothing registered.
+TEST_F(Registration, AllocFailureIsEnomem) {
+  g_fail_alloc = true;
+  errno = 0;
+  EXPECT_EQ(umn_notifier_get(&kOps, mm_), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+  g_fail_alloc = false;
+  umn_notifier* sub = umn_notifier_get(&kOps, mm_);  // the key is still free
+  ASSERT_NE(sub, nullptr);
+  EXPECT_EQ(sub->users, 1u);
+  umn_notifier_put(sub);
+}
+
+// At UINT_MAX users get fails with EOVERFLOW and leaves users unchanged.
+TEST_F(Registration, GetAtUintMaxIsEoverflow) {
+  umn_notifier* sub = umn_notifier_get(&kOps, mm_);
+  ASSERT_NE(sub, nullptr);
+  sub->users = UINT_MAX - 1;  // no other thread uses this address space
+  umn_notifier* again = umn_notifier_get(&kOps, mm_);
+  EXPECT_EQ(again, sub);
+  EXPECT_EQ(sub->users, UINT_MAX);
+  errno = 0;
+  EXPECT_EQ(umn_notifier_get(&kOps, mm_), nullptr);
+  EXPECT_EQ(errno, EOVERFLOW);
+  EXPECT_EQ(sub->users, UINT_MAX);
+  EXPECT_EQ(g_allocs, 1);
+  sub->users = 1;
+  umn_notifier_put(sub);
+}
+
+// A put with users already 0 is WARNed and changes nothing (the notifier stays registered).
+TEST_F(Registration, PutAtZeroWarnsAndChangesNothing) {
+  Diags diags;
+  umn_notifier* sub = umn_notifier_get(&kOps, mm_);
+  ASSERT_NE(sub, nullptr);
+  sub->users = 0;
+  umn_notifier_put(sub);
+  EXPECT_EQ(diags.count("0 users"), 1u);
+  EXPECT_EQ(sub->users, 0u);
+  invalidate(mm_);
+  EXPECT_EQ(reinterpret_cast<Counted*>(sub)->starts, 1);  // still registered
+  umn_notifier_synchronize();
+  EXPECT_EQ(g_frees, 0);
+  sub->users = 1;
+  umn_notifier_put(sub);
+}
+
+// The last put frees only after a grace period: not while a reader that could see it is inside its
+// read-side section; umn_notifier_synchronize then waits for the free. A put after the last one, while
+// the free is pending, is WARNed.
+TEST_F(Registration, LastPutFreesAfterGracePeriod) {
+  Diags diags;
+  umn_notifier* sub = umn_notifier_get(&kOps, mm_);
+  ASSERT_NE(sub, nullptr);
+  detail::rcu::read_lock();  // a walker that still holds sub
+  umn_notifier_put(sub);
+  umn_notifier_put(sub);  // users already 0, free pending
+  EXPECT_EQ(diags.count("0 users"), 1u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(g_frees, 0) << "freed inside a grace period";
+  invalidate(mm_);
+  EXPECT_EQ(reinterpret_cast<Counted*>(sub)->starts, 0);  // unlinked at once
+  detail::rcu::read_unlock();
+  umn_notifier_synchronize();
+  EXPECT_EQ(g_frees, 1);
+}
+
+// synchronize waits for every pending free, not only one grace period.
+TEST_F(Registration, SynchronizeWaitsForAllPendingFrees) {
+  std::vector<umn_mm*> mms;
+  for (int i = 0; i < 64; ++i) {
+    mms.push_back(umn_mm_create());
+    umn_notifier_put(umn_notifier_get(&kOps, mms.back()));
+  }
+  umn_notifier_synchronize();
+  EXPECT_EQ(g_frees, 64);
+  for (umn_mm* mm : mms) umn_mm_destroy(mm);
+}
+
+// Teardown calls ->release once and keeps users; later puts count down and free. put from ->release
+// is allowed.
+TEST_F(Registration, TeardownKeepsUsersAndPutFromReleaseWorks) {
+  umn_notifier* sub = umn_notifier_get(&kOps, mm_);
+  ASSERT_EQ(umn_notifier_get(&kOps, mm_), sub);
+  auto* counted = reinterpret_cast<Counted*>(sub);
+  counted->put_in_release = true;
+  umn_notifier_release(mm_);
+  EXPECT_EQ(counted->releases, 1);
+  EXPECT_EQ(sub->users, 1u);  // one put from release
+  umn_notifier_put(sub);
+  umn_notifier_synchronize();
+  EXPECT_EQ(g_frees, 1);
+}
+
+// After teardown, a get of a new key fails with EINVAL without allocating.
+TEST_F(Registration, GetAfterReleaseIsEinval) {
+  Diags diags;
+  umn_notifier_release(mm_);
+  errno = 0;
+  EXPECT_EQ(umn_notifier_get(&kOps, mm_), nullptr);
+  EXPECT_EQ(errno, EINVAL);
+  EXPECT_EQ(g_allocs, 0);
+}
+
+// A get-notifier outliving umn_mm_destroy is diagnosed; its put still works and frees the address
+// space's memory (ASan / LSan watch).
+TEST_F(Registration, PutAfterDestroyIsSafe) {
+  Diags diags;
+  umn_mm* mm = umn_mm_create();
+  umn_notifier* sub = umn_notifier_get(&kOps, mm);
+  umn_mm_destroy(mm);
+  EXPECT_EQ(diags.count("classic notifiers still registered"), 1u);
+  EXPECT_EQ(reinterpret_cast<Counted*>(sub)->releases, 1);
+  umn_notifier_put(sub);
+}
+
+// unregister of a get-notifier, and put of a registered one, are misuse: diagnosed, ignored.
+TEST_F(Registration, MixingRegisterAndGetIsDiagnosed) {
+  Diags diags;
+  umn_notifier* got = umn_notifier_get(&kOps, mm_);
+  umn_notifier_unregister(got, mm_);
+  EXPECT_EQ(diags.count("use umn_notifier_put"), 1u);
+  Counted plain;
+  plain.c.ops = &kOps;
+  ASSERT_EQ(umn_notifier_register(&plain.c, mm_), 0);
+  umn_notifier_put(&plain.c);
+  EXPECT_EQ(diags.count("not obtained from umn_notifier_get"), 1u);
+  EXPECT_EQ(plain.c.users, 1u);
+  umn_notifier_unregister(&plain.c, mm_);
+  umn_notifier_put(got);
+}
+
+// Concurrent gets of one key allocate once and count every user.
+TEST_F(Registration, ConcurrentGetsAllocateOnce) {
+  constexpr int kThreads = 8;
+  std::vector<umn_notifier*> got(kThreads);
+  {
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kThreads; ++i) threads.emplace_back([&, i] { got[i] = umn_notifier_get(&kOps, mm_); });
+    for (auto& t : threads) t.join();
+  }
+  EXPECT_EQ(g_allocs, 1);
+  for (umn_notifier* sub : got) EXPECT_EQ(sub, got[0]);
+  EXPECT_EQ(got[0]->users, static_cast<unsigned>(kThreads));
+  for (umn_notifier* sub : got) umn_notifier_put(sub);
+}
+
+namespace reentry {
+umn_mm* mm;
+std::atomic<int> get_errno{0};
+int start_and_get(umn_notifier*, const umn_notifier_range*) {
+  errno = 0;
+  if (umn_notifier_get(&kOps, mm) == nullptr) get_errno = errno;
+  return 0;
+}
+}  // namespace reentry
+
+// get from a callback is misuse: NULL with errno EDEADLK, no deadlock.
+TEST_F(Registration, GetFromCallbackIsEdeadlk) {
+  Diags diags;
+  reentry::mm = mm_;
+  umn_notifier_ops ops{};
+  ops.invalidate_range_start = &reentry::start_and_get;
+  umn_notifier sub{};
+  sub.ops = &ops;
+  ASSERT_EQ(umn_notifier_register(&sub, mm_), 0);
+  invalidate(mm_);
+  EXPECT_EQ(reentry::get_errno, EDEADLK);
+  EXPECT_EQ(diags.count("from a classic notifier callback"), 1u);
+  umn_notifier_unregister(&sub, mm_);
+}
+
+}  // namespace
+}  // namespace umn::test
