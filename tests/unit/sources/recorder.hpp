@@ -49,7 +49,11 @@ struct Recorder {
   int watch(const void* addr, size_t len) {
     start = reinterpret_cast<uint64_t>(addr);
     length = len;
-    return umn_interval_notifier_insert(&notifier, umn_mm_process(), start, len, &kOps);
+    int err = umn_interval_notifier_insert(&notifier, umn_mm_process(), start, len, &kOps);
+    // As a driver's fault path would: an insert racing another thread's invalidation is deferred until
+    // that invalidation ends, and read_begin waits for it (umn.h), so the notifier is in the tree after.
+    if (err == 0) (void)umn_interval_read_begin(&notifier);
+    return err;
   }
   void unwatch() {
     if (length != 0) umn_interval_notifier_remove(&notifier);
