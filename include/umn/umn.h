@@ -392,8 +392,8 @@ UMN_API void umn_notifier_unregister(struct umn_notifier *sub, struct umn_mm *mm
  * as umn_notifier_register does (waiting for in-flight invalidations). Notifiers registered with
  * umn_notifier_register are never returned by get.
  * Context: may sleep; not from a callback; not between a range_start and its range_end on this thread.
- * Return: the notifier, or NULL with errno: EINVAL (WARNed) for NULL ops or mm, ops without
- * alloc_notifier or free_notifier, or an address space already released (for a new registration);
+ * Return: the notifier, or NULL with errno: EINVAL for NULL ops or mm, ops without alloc_notifier or
+ * free_notifier (these WARNed), or an address space already released (no WARN: racing teardown is legal);
  * ENOMEM when alloc_notifier returns NULL or umn runs out of memory; EOVERFLOW when users is already
  * UINT_MAX (unchanged); EDEADLK (misuse) from a callback. After a failed registration the fresh
  * notifier is given back to free_notifier at once (it was never visible).

@@ -145,7 +145,9 @@ void classic_release(Subscriptions& subs, umn_mm* mm) noexcept {
 }
 
 bool classic_empty(const Subscriptions& subs) noexcept {
-  return std::atomic_ref<uintptr_t>(const_cast<uintptr_t&>(subs.classic.head)).load(std::memory_order_relaxed) == 0;
+  // Acquire: teardown that sees the list empty also sees the end of a concurrent unregister's ->release
+  // (made before its unlink). Free on x86.
+  return std::atomic_ref<uintptr_t>(const_cast<uintptr_t&>(subs.classic.head)).load(std::memory_order_acquire) == 0;
 }
 
 }  // namespace umn::detail
