@@ -158,11 +158,13 @@ struct NotifierOpsTables {
   static constexpr std::array<umn_notifier_ops, kMasks> make_all(std::index_sequence<Mask...>) noexcept {
     return {make(static_cast<unsigned>(Mask))...};
   }
-  static constexpr std::array<umn_notifier_ops, kMasks> kTables = make_all(std::make_index_sequence<kMasks>{});
 };
 
+inline constexpr std::array<umn_notifier_ops, NotifierOpsTables::kMasks> kNotifierOpsTables =
+    NotifierOpsTables::make_all(std::make_index_sequence<NotifierOpsTables::kMasks>{});
+
 inline Notifier::Notifier(Callbacks callbacks) noexcept
-    : link_{{}, this}, ops_(&NotifierOpsTables::kTables[static_cast<unsigned>(callbacks) % NotifierOpsTables::kMasks]) {}
+    : link_{{}, this}, ops_(&kNotifierOpsTables[static_cast<unsigned>(callbacks) % NotifierOpsTables::kMasks]) {}
 
 inline std::error_code Notifier::register_with(umn_mm* mm) noexcept {
   if (registered_) return std::make_error_code(std::errc::invalid_argument);
