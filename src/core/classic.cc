@@ -113,10 +113,10 @@ int classic_invalidate_start(Subscriptions& subs, const umn_notifier_range* rang
   return -EAGAIN;
 }
 
-ClassicEndWalk::ClassicEndWalk(Subscriptions& subs, bool enabled) noexcept : enabled_(enabled) {
+ClassicEndWalk::ClassicEndWalk(Subscriptions* subs, bool enabled) noexcept : enabled_(enabled) {
   if (!enabled_) return;
   rcu::read_lock();
-  first_ = classic_first(subs.classic);
+  first_ = classic_first(subs->classic);
 }
 
 ClassicEndWalk::~ClassicEndWalk() {

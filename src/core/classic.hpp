@@ -102,7 +102,7 @@ int classic_invalidate_start(Subscriptions& subs, const umn_notifier_range* rang
 // invalidate_range_end on the snapshot's notifiers (newest first). Disabled: does nothing.
 class ClassicEndWalk {
  public:
-  ClassicEndWalk(Subscriptions& subs, bool enabled) noexcept;
+  ClassicEndWalk(Subscriptions* subs, bool enabled) noexcept;  // subs may be null when disabled
   ~ClassicEndWalk();
   ClassicEndWalk(const ClassicEndWalk&) = delete;
   ClassicEndWalk& operator=(const ClassicEndWalk&) = delete;

@@ -92,7 +92,7 @@ void umn_notifier_invalidate_range_end(umn_notifier_range* range) {
   Subscriptions* subs = subscriptions_of(range->mm);
   // Snapshot the classic list while this range still counts in `active` (registration waits for 0), so
   // a notifier registered once the interval-tree end lowers it gets no end without its start.
-  ClassicEndWalk classic_end(*subs, (started & kRangeClassicStarted) != 0);
+  ClassicEndWalk classic_end(subs, (started & kRangeClassicStarted) != 0);
   if ((started & kRangeItreeStarted) != 0) itree_invalidate_end(*subs);
   classic_end.run(range);
 }
