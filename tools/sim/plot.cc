@@ -35,7 +35,7 @@ class Scale {
     if (x_hi_ - x_lo_ < 1) x_lo_ -= 0.5, x_hi_ += 0.5;
     double lo = 1e300, hi = 0;
     for (const Row& row : rows) {
-      lo = std::min(lo, row.ideal.cpu.p50_us);
+      lo = std::min(lo, ideal_us(row));
       for (const auto& r : row.results) lo = std::min(lo, r.latency.p50_us), hi = std::max(hi, r.latency.p99_us);
     }
     y_lo_ = std::log10(std::max(lo, 0.1) / 1.5);
@@ -87,8 +87,8 @@ std::string polyline(const Scale& scale, const std::vector<Row>& rows, DriverMod
 void ideal_lines(std::FILE* out, const Scale& scale, const std::vector<Row>& rows) {
   std::string ideal, target;
   for (const Row& row : rows) {
-    ideal += fmt::format("{:.1f},{:.1f} ", scale.x(row.devices), scale.y(row.ideal.cpu.p50_us));
-    target += fmt::format("{:.1f},{:.1f} ", scale.x(row.devices), scale.y(1.25 * row.ideal.cpu.p50_us));
+    ideal += fmt::format("{:.1f},{:.1f} ", scale.x(row.devices), scale.y(ideal_us(row)));
+    target += fmt::format("{:.1f},{:.1f} ", scale.x(row.devices), scale.y(1.25 * ideal_us(row)));
   }
   fmt::print(out, R"svg(<polyline points="{}" fill="none" stroke="#444" stroke-width="2" stroke-dasharray="8 5"/>)svg" "\n", ideal);
   fmt::print(out, R"svg(<polyline points="{}" fill="none" stroke="#999" stroke-width="1.2" stroke-dasharray="2 4"/>)svg" "\n", target);

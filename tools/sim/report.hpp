@@ -34,6 +34,10 @@ struct RunInfo {
   std::string command;  // the command line, for the plot's caption
 };
 
+// The ideal of a row: the hardware's own latency for one device's TLB invalidation (submission to
+// completion on the timer thread, calibrated on idle hardware just before the row).
+double ideal_us(const Row& row);
+
 // The targets, checked on the rows: two-pass p50 within 1.25x of the ideal at D = 8 and 32,
 // speedup >= 0.7 x D for D <= 32, no stale access.
 struct Targets {

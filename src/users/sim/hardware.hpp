@@ -15,9 +15,8 @@
 // Context
 //   wait() and wait_all() sleep (futex) until the timer thread signals: no CPU is spent spinning, which
 //   is what lets 64 devices share 2 cores. Everything else is non-blocking apart from Hardware::mutex_.
-//   The timer thread runs with a 1 ns timer slack (prctl(PR_SET_TIMERSLACK)), and SCHED_FIFO when the
-//   process may (hardware does not queue behind the CPU's threads); Hardware::lateness_us() reports how
-//   late it really completes operations.
+//   The timer thread runs with a 1 ns timer slack (prctl(PR_SET_TIMERSLACK)); Hardware::lateness_us()
+//   reports how late it really completes operations.
 // Memory ordering
 //   A slot's sequence number is odd while its operation is in flight and even once it completed. The
 //   timer thread runs retire() and then stores the even value with release order; signaled() and wait()
@@ -137,8 +136,6 @@ class Hardware {
   // reset_lateness(). Context: any.
   [[nodiscard]] double lateness_us(double q) const noexcept { return lateness_.quantile_us(q); }
   void reset_lateness() noexcept { lateness_.reset(); }
-  // Whether the timer thread got real-time (SCHED_FIFO) scheduling; false before it started.
-  [[nodiscard]] bool realtime() const noexcept { return realtime_.load(std::memory_order_relaxed); }
 
  private:
   friend class FenceSlot;
@@ -158,7 +155,6 @@ class Hardware {
   bool stop_ = false;          // guarded by mutex_
   std::mt19937_64 random_;     // guarded by mutex_
   WaitHistogram lateness_;
-  std::atomic<bool> realtime_{false};  // atomic; written once by the timer thread
   std::thread thread_;  // last: starts after everything above is initialised
 };
 

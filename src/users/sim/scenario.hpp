@@ -68,8 +68,8 @@ ScenarioResult run_scenario(const ScenarioConfig& config);
 
 // One device's TLB invalidation, alone on idle hardware, `rounds` times.
 struct Calibration {
-  LatencySummary cpu;             // submit to wait() returning: one device's latency as the CPU sees it
-  double hardware_p50_us = 0;     // submit to completion on the timer thread
+  LatencySummary cpu;             // submit to wait() returning: includes the waiter's wake-up
+  double hardware_p50_us = 0;     // submit to completion on the timer thread: what the hardware gave
   double timer_lateness_p50_us = 0;
 };
 Calibration calibrate(const DeviceConfig& device, unsigned rounds, uint64_t seed);
