@@ -6,7 +6,8 @@
 //   Latch          a one-shot gate a callback can block on, with "entered" signalling.
 //
 // Locking: Diags and the log have their own mutexes (callbacks run on any thread). Lifetime: a Rec must
-// outlive its registration (unregister before destroying it). Context: tests only.
+// outlive its registration (unregister before destroying it). Context: tests only. Memory ordering: the
+// counters are seq_cst atomics; the log and Latch are ordered by their mutexes.
 #pragma once
 
 #include <gtest/gtest.h>
