@@ -90,6 +90,9 @@ void umn_notifier_invalidate_range_end(umn_notifier_range* range) {
     return;
   }
   Subscriptions* subs = subscriptions_of(range->mm);
+  // An end without a counted start (start failed with -EINVAL/-EAGAIN, or a second end) before the
+  // address space has subscriptions: nothing to undo, and no subscriptions to look at.
+  if (subs == nullptr) return;
   // Snapshot the classic list while this range still counts in `active` (registration waits for 0), so
   // a notifier registered once the interval-tree end lowers it gets no end without its start.
   ClassicEndWalk classic_end(subs, (started & kRangeClassicStarted) != 0);

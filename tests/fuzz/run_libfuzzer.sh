@@ -16,15 +16,22 @@ if ! command -v "$cxx" >/dev/null 2>&1; then
 fi
 mkdir -p "$work/corpus"
 bin=$work/umn_fuzz
-sources="$src/tests/fuzz/harness.cc $src/tests/fuzz/fuzz_target.cc $src/tests/model/model.cc
-  $(ls "$src"/src/base/*.cc "$src"/src/itree/*.cc "$src"/src/core/*.cc)"
-# Rebuild when any source or header is newer than the binary.
-if [ ! -x "$bin" ] || [ -n "$(find "$src/src" "$src/include" "$src/tests/fuzz" "$src/tests/model" \
-      -newer "$bin" -name '*.[ch]*' 2>/dev/null | head -n 1)" ]; then
-  echo "run_libfuzzer: building $bin with $cxx"
-  # shellcheck disable=SC2086
+# libumn itself is built by the project's CMake with clang (whatever sources it has today), instrumented
+# for coverage (-fsanitize=fuzzer-no-link) and ASan+UBSan; the harness is then linked against it.
+flags="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -g"
+cmake -S "$src" -B "$work/clang" -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_C_COMPILER="${UMN_FUZZ_CC:-clang}" \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUMN_DEBUG_LEVEL=1 -DCMAKE_CXX_FLAGS="$flags" -DCMAKE_C_FLAGS="$flags" \
+  -DUMN_BUILD_TESTS=OFF -DUMN_BUILD_BENCH=OFF -DUMN_BUILD_EXAMPLES=OFF -DUMN_BUILD_TOOLS=OFF >"$work/cmake.log" 2>&1 \
+  || { cat "$work/cmake.log"; echo "run_libfuzzer: configure failed" >&2; exit 1; }
+cmake --build "$work/clang" --target umn_static -j"${UMN_FUZZ_JOBS:-2}" >"$work/build.log" 2>&1 \
+  || { tail -n 40 "$work/build.log"; echo "run_libfuzzer: build of libumn failed" >&2; exit 1; }
+lib=$work/clang/libumn.a
+if [ ! -x "$bin" ] || [ -n "$(find "$lib" "$src/tests/fuzz" "$src/tests/model" -newer "$bin" \
+      -name '*.[ch]*' 2>/dev/null | head -n 1)" ] || [ "$lib" -nt "$bin" ]; then
+  echo "run_libfuzzer: linking $bin"
   "$cxx" -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    -DUMN_DEBUG_LEVEL=1 -I"$src/include" -I"$src/src" -I"$src/tests/model" $sources \
+    -DUMN_DEBUG_LEVEL=1 -I"$src/include" -I"$src/src" -I"$src/tests/model" \
+    "$src/tests/fuzz/harness.cc" "$src/tests/fuzz/fuzz_target.cc" "$src/tests/model/model.cc" "$lib" \
     -lurcu-bp -lpthread -ldl -o "$bin.tmp" || { echo "run_libfuzzer: build failed" >&2; exit 1; }
   mv "$bin.tmp" "$bin"
 fi
