@@ -78,6 +78,7 @@ enum umn_process_call {
 	UMN_CALL_MMAP_FIXED,
 	UMN_CALL_FORK,
 	UMN_CALL_UFFD,                 /* reported by a userfaultfd monitor (after the fact for UNMAP) */
+	UMN_CALL_QUIET,                /* a hooked call that took nothing away (UMN_PROCESS_PHASE_QUIET) */
 	UMN_CALL_COUNT
 };
 
@@ -98,6 +99,9 @@ struct umn_process_event {
 
 #define UMN_PROCESS_PHASE_START 0  /* before the memory goes */
 #define UMN_PROCESS_PHASE_END 1    /* after the call returned */
+#define UMN_PROCESS_PHASE_QUIET 2  /* after a hooked call that caused no event (mmap, mprotect adding
+				      access, brk growing...); only for observers added with
+				      UMN_PROCESS_OBSERVE_QUIET; event->event is meaningless then */
 #define UMN_PROCESS_SCRATCH_SIZE 64
 
 /**
@@ -114,6 +118,11 @@ typedef void (*umn_process_observer_fn)(void *ctx, const struct umn_process_even
  * Context: not from a callback or a signal handler.
  */
 UMN_API int umn_process_observer_add(umn_process_observer_fn fn, void *ctx);
+/** Observer flag: also call the observer (phase UMN_PROCESS_PHASE_QUIET) after every hooked call that
+ * caused no event -- what a tracer needs to follow mappings being added (umn trace --verify). */
+#define UMN_PROCESS_OBSERVE_QUIET (1u << 0)
+/** umn_process_observer_add_flags - umn_process_observer_add with UMN_PROCESS_OBSERVE_* flags. */
+UMN_API int umn_process_observer_add_flags(umn_process_observer_fn fn, void *ctx, unsigned flags);
 /** umn_process_observer_remove - stop calling the observer in slot. Context: as _add. */
 UMN_API void umn_process_observer_remove(int slot);
 

@@ -83,9 +83,14 @@ unsigned find_modules(Module* modules) noexcept {
     if ((entry.prot & sys::kMapExec) == 0 || entry.path[0] != '/') continue;
     if (is_libc(entry.path) || is_loader(entry.path)) {
       have_libc |= is_libc(entry.path);
-      if (count < kMaxModules) modules[count++] = make(entry);
-    } else if (std::strcmp(entry.path, exe) == 0 && exe_text.start == 0) {
-      exe_text = make(entry);
+      // Patching splits the text mapping (mprotect of single pages): glue the pieces back together.
+      if (count > 0 && modules[count - 1].end == entry.start && std::strcmp(modules[count - 1].path, entry.path) == 0)
+        modules[count - 1].end = entry.end;
+      else if (count < kMaxModules)
+        modules[count++] = make(entry);
+    } else if (std::strcmp(entry.path, exe) == 0) {
+      if (exe_text.start == 0) exe_text = make(entry);
+      else if (exe_text.end == entry.start) exe_text.end = entry.end;
     }
   }
   if (!have_libc && exe_text.start != 0 && count < kMaxModules) modules[count++] = exe_text;  // static

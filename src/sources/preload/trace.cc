@@ -256,9 +256,21 @@ void verify_end(const umn_process_event* event, const Ticket* ticket) noexcept {
 
 // ---- the observer ---------------------------------------------------------------------------------
 
+// After a call that added mappings or access: check (misses since the last check show up now) and
+// take the new maps as the shadow, so that later losses of these mappings are seen.
+void verify_quiet(const umn_process_event* event) noexcept {
+  if (t_in_verify) return;
+  VerifyLock lock;
+  check_locked(event->call);
+}
+
 void observer(void*, const umn_process_event* event, int phase, void* scratch) {
   auto* ticket = static_cast<Ticket*>(scratch);
   static_assert(sizeof(Ticket) <= UMN_PROCESS_SCRATCH_SIZE);
+  if (phase == UMN_PROCESS_PHASE_QUIET) {
+    if (g_verify && !sys::failed(event->result)) verify_quiet(event);
+    return;
+  }
   if (phase == UMN_PROCESS_PHASE_END) {
     if (g_verify) verify_end(event, ticket);
     return;
@@ -358,7 +370,8 @@ void write_summary() {
     put("M %ld %#lx %#lx %s%s%s %s %s\n", pid, static_cast<unsigned long>(miss.start),
         static_cast<unsigned long>(miss.end), miss.vanished ? "vanished" : "lost-", 
         !miss.vanished && (miss.lost & sys::kMapRead) ? "r" : "", !miss.vanished && (miss.lost & sys::kMapWrite) ? "w" : "",
-        umn_process_call_name(miss.after), miss.path[0] != '\0' ? miss.path : "[anon]");
+        miss.after == UMN_CALL_COUNT ? "exit" : umn_process_call_name(miss.after),
+        miss.path[0] != '\0' ? miss.path : "[anon]");
   }
   put("V %ld %lu %lu %lu\n", pid, g_checks, misses, g_unverified.load(std::memory_order_relaxed));
 }
@@ -389,7 +402,7 @@ void start_from_environment() noexcept {
     g_shadow_count = read_maps(g_shadow, g_shadow_paths);
   }
   pthread_atfork(nullptr, nullptr, &fork_child);
-  umn_process_observer_add(&observer, nullptr);
+  umn_process_observer_add_flags(&observer, nullptr, g_verify ? UMN_PROCESS_OBSERVE_QUIET : 0u);
 }
 
 }  // namespace umn::trace

@@ -176,6 +176,30 @@ void deliver_end(Pending* pending, long result) noexcept {
   if (g_mm != nullptr) umn_notifier_invalidate_range_end(&pending->range);
 }
 
+// After a hooked call that caused no event: tell the observers that asked for it (tracers following
+// mappings as they are added). One relaxed load when nobody asked.
+void deliver_quiet(long nr, const long* a, long result, uintptr_t caller) noexcept {
+  Registry* registry = g_active;
+  if (registry->quiet.load(std::memory_order_relaxed) == 0) return;
+  DeliveryScope scope;
+  const uint64_t addr = nr == SYS_mmap || nr == SYS_mremap ? static_cast<uint64_t>(result) : static_cast<uint64_t>(a[0]);
+  umn_process_event event = {UMN_CALL_QUIET, UMN_NOTIFY_UNMAP, addr, addr, caller, result};
+  alignas(16) unsigned char scratch[UMN_PROCESS_SCRATCH_SIZE];
+  const unsigned used = registry->used.load(std::memory_order_acquire);
+  for (unsigned i = 0; i < used && i < kRegistrySlots; ++i) {
+    umn_process_observer_fn fn = registry->slots[i].fn.load(std::memory_order_acquire);
+    if (fn == nullptr || (registry->slots[i].flags.load(std::memory_order_relaxed) & UMN_PROCESS_OBSERVE_QUIET) == 0)
+      continue;
+    fn(registry->slots[i].ctx.load(std::memory_order_relaxed), &event, UMN_PROCESS_PHASE_QUIET, scratch);
+  }
+}
+
+long quiet_call(long nr, const long* a, uintptr_t caller) noexcept {
+  long result = sys::call(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+  deliver_quiet(nr, a, result, caller);
+  return result;
+}
+
 long hooked_call(long nr, const long* a, uintptr_t caller) noexcept {
   if (t_delivering > 0) {  // step 1
     g_nested.fetch_add(1, std::memory_order_relaxed);
@@ -184,10 +208,13 @@ long hooked_call(long nr, const long* a, uintptr_t caller) noexcept {
   if (nr == SYS_mremap && (a[3] & MREMAP_MAYMOVE) != 0 && (a[3] & (MREMAP_FIXED | MREMAP_DONTUNMAP)) == 0 &&
       sys::page_up(static_cast<uint64_t>(a[2])) > sys::page_up(static_cast<uint64_t>(a[1])) && a[1] != 0) {
     long in_place = sys::call(SYS_mremap, a[0], a[1], a[2], 0);  // grow in place: nothing moves
-    if (!sys::failed(in_place)) return in_place;
+    if (!sys::failed(in_place)) {
+      deliver_quiet(nr, a, in_place, caller);
+      return in_place;
+    }
   }
   Pending pending;
-  if (events_of(nr, a, &pending, caller) == 0) return sys::call(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+  if (events_of(nr, a, &pending, caller) == 0) return quiet_call(nr, a, caller);
   deliver_start(&pending);
   long result = sys::call(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
   deliver_end(&pending, result);
@@ -257,14 +284,16 @@ void chained_observer(void* ctx, const umn_process_event* event, int phase, void
   }
 }
 
-int claim_slot(Registry* registry, umn_process_observer_fn fn, void* ctx) noexcept {
+int claim_slot(Registry* registry, umn_process_observer_fn fn, void* ctx, unsigned flags = 0) noexcept {
   for (unsigned i = 0; i < kRegistrySlots; ++i) {
     Registry::Slot& slot = registry->slots[i];
     umn_process_observer_fn expected = nullptr;
     if (slot.fn.load(std::memory_order_relaxed) != nullptr) continue;
     slot.ctx.store(ctx, std::memory_order_relaxed);
+    slot.flags.store(flags, std::memory_order_relaxed);
     // Pairs with the acquire load in deliver_start.
     if (!slot.fn.compare_exchange_strong(expected, fn, std::memory_order_release)) continue;
+    if ((flags & UMN_PROCESS_OBSERVE_QUIET) != 0) registry->quiet.fetch_add(1, std::memory_order_relaxed);
     unsigned used = registry->used.load(std::memory_order_relaxed);
     while (used < i + 1 && !registry->used.compare_exchange_weak(used, i + 1, std::memory_order_release)) {
     }
@@ -343,7 +372,7 @@ void umn_process_hooks_get_info(umn_process_hooks_info* info) {
 
 const char* umn_process_call_name(umn_process_call call) {
   static const char* const names[] = {"munmap", "mremap", "madvise", "mprotect", "brk",
-                                      "shmdt",  "mmap_fixed", "fork", "uffd"};
+                                      "shmdt",  "mmap_fixed", "fork", "uffd", "quiet"};
   return static_cast<unsigned>(call) < UMN_CALL_COUNT ? names[call] : "?";
 }
 
@@ -353,12 +382,14 @@ const char* umn_notifier_event_name(umn_notifier_event event) {
   return static_cast<unsigned>(event) <= UMN_NOTIFY_EXCLUSIVE ? names[event] : "?";
 }
 
-int umn_process_observer_add(umn_process_observer_fn fn, void* ctx) {
-  if (fn == nullptr) return -EINVAL;
+int umn_process_observer_add_flags(umn_process_observer_fn fn, void* ctx, unsigned flags) {
+  if (fn == nullptr || (flags & ~UMN_PROCESS_OBSERVE_QUIET) != 0) return -EINVAL;
   int status = umn_process_hooks_install();
   if (status != 0) return status;
-  return claim_slot(g_active, fn, ctx);
+  return claim_slot(g_active, fn, ctx, flags);
 }
+
+int umn_process_observer_add(umn_process_observer_fn fn, void* ctx) { return umn_process_observer_add_flags(fn, ctx, 0); }
 
 void umn_process_observer_remove(int slot) {
   if (slot < 0 || static_cast<unsigned>(slot) >= kRegistrySlots) return;

@@ -19,7 +19,7 @@
 
 namespace umn::detail {
 
-inline constexpr uint32_t kRegistryAbi = 0x756d6e01;
+inline constexpr uint32_t kRegistryAbi = 0x756d6e02;
 inline constexpr unsigned kRegistrySlots = 8;
 
 struct Registry {
@@ -30,6 +30,7 @@ struct Registry {
     std::atomic<uint32_t> flags{0};                    // UMN_PROCESS_OBSERVE_* (umn/process.h)
   } slots[kRegistrySlots];
   std::atomic<unsigned> used{0};  // highest slot index + 1 ever claimed (a hint for the walk)
+  std::atomic<unsigned> quiet{0};  // slots ever claimed with UMN_PROCESS_OBSERVE_QUIET (a hint)
 };
 
 }  // namespace umn::detail

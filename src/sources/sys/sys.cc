@@ -9,8 +9,10 @@
 #error "umn's process event sources support x86-64 Linux only (see docs/process.md)"
 #endif
 
-// The number comes in %rdi and is moved into %rax: no "mov $imm,%eax" precedes this syscall, so the
-// patcher's scan can never select it (which would make the hooks call themselves).
+// The number comes in %rdi and reaches %rax through %r11 (which the syscall clobbers anyway): neither a
+// "mov $imm,%eax" nor glibc's syscall() body ("mov 8(%rsp),%r9; syscall") precedes this syscall, so the
+// patcher's scan never selects it, not even in a static executable where it scans the program's own
+// text (selecting it would make the hooks call themselves).
 asm(R"(
   .text
   .globl umn_sys_raw6
@@ -18,13 +20,14 @@ asm(R"(
   .type umn_sys_raw6, @function
   .p2align 4
 umn_sys_raw6:
-  movq %rdi, %rax
+  movq %rdi, %r11
   movq %rsi, %rdi
   movq %rdx, %rsi
   movq %rcx, %rdx
   movq %r8, %r10
   movq %r9, %r8
   movq 8(%rsp), %r9
+  movq %r11, %rax
   syscall
   ret
   .size umn_sys_raw6, .-umn_sys_raw6
