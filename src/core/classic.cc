@@ -157,24 +157,32 @@ using umn::detail::query_walk;
 extern "C" {
 
 int umn_notifier_clear_flush_young(umn_mm* mm, uint64_t start, uint64_t end) {
+  if (!UMN_CHECK(mm != nullptr && start < end, "umn_notifier_clear_flush_young", "NULL address space or start >= end"))
+    return -EINVAL;
   return query_walk(mm, false, [&](umn_notifier* sub) {
     return sub->ops->clear_flush_young != nullptr && sub->ops->clear_flush_young(sub, mm, start, end) != 0;
   });
 }
 
 int umn_notifier_clear_young(umn_mm* mm, uint64_t start, uint64_t end) {
+  if (!UMN_CHECK(mm != nullptr && start < end, "umn_notifier_clear_young", "NULL address space or start >= end"))
+    return -EINVAL;
   return query_walk(mm, false, [&](umn_notifier* sub) {
     return sub->ops->clear_young != nullptr && sub->ops->clear_young(sub, mm, start, end) != 0;
   });
 }
 
 int umn_notifier_test_young(umn_mm* mm, uint64_t address) {
+  if (!UMN_CHECK(mm != nullptr, "umn_notifier_test_young", "NULL address space")) return -EINVAL;
   return query_walk(mm, true, [&](umn_notifier* sub) {
     return sub->ops->test_young != nullptr && sub->ops->test_young(sub, mm, address) != 0;
   });
 }
 
 void umn_notifier_arch_invalidate_secondary_tlbs(umn_mm* mm, uint64_t start, uint64_t end) {
+  if (!UMN_CHECK(mm != nullptr && start < end, "umn_notifier_arch_invalidate_secondary_tlbs",
+                 "NULL address space or start >= end"))
+    return;
   query_walk(mm, false, [&](umn_notifier* sub) {
     if (sub->ops->arch_invalidate_secondary_tlbs != nullptr)
       sub->ops->arch_invalidate_secondary_tlbs(sub, mm, start, end);

@@ -161,6 +161,9 @@ void umn_interval_notifier_remove(umn_interval_notifier* sub) {
 }
 
 unsigned long umn_interval_read_begin(umn_interval_notifier* sub) {
+  // A NULL or never inserted (zeroed) notifier has no address space: diagnose instead of crashing.
+  if (!UMN_CHECK(sub != nullptr && sub->mm != nullptr, "umn_interval_read_begin", "notifier was never inserted"))
+    return 0;
   // Pairs with the release store in umn_interval_set_seq() / link_locked().
   unsigned long seq = std::atomic_ref(sub->invalidate_seq).load(std::memory_order_acquire);
   Subscriptions& subs = *subscriptions_of(sub->mm);
