@@ -264,14 +264,16 @@ UMN_API void umn_notifier_release(struct umn_mm *mm);
  * notifier's secondary mappings, flushing their TLBs: calls every notifier that has clear_flush_young
  * (newest first, inside one RCU read-side section) and ORs the answers.
  * Context: may sleep when the callbacks do; takes no lock (see "Classic ... registration" below).
- * Return: 1 if any notifier answered non-zero, else 0 (also for NULL mm or no classic notifier).
+ * Return: 1 if any notifier answered non-zero, else 0 (also with no classic notifier); -EINVAL (misuse,
+ * diagnosed) for NULL mm or start >= end.
  */
 UMN_API int umn_notifier_clear_flush_young(struct umn_mm *mm, uint64_t start, uint64_t end);
 /** umn_notifier_clear_young - as clear_flush_young, but calls clear_young (the flush may be skipped). */
 UMN_API int umn_notifier_clear_young(struct umn_mm *mm, uint64_t start, uint64_t end);
 /**
  * umn_notifier_test_young - is address young in some secondary mapping? Calls test_young newest first
- * and stops at the first non-zero answer. Context: as clear_flush_young. Return: 1 or 0.
+ * and stops at the first non-zero answer. Context: as clear_flush_young. Return: 1 or 0; -EINVAL
+ * (misuse, diagnosed) for NULL mm.
  */
 UMN_API int umn_notifier_test_young(struct umn_mm *mm, uint64_t address);
 /**
