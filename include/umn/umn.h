@@ -125,14 +125,11 @@ UMN_API bool umn_notifier_range_blockable(const struct umn_notifier_range *range
 /* ------------------------------------------------------------------------------------------------ */
 /* Interval notifiers                                                                                */
 
-/** Not API: the intrusive interval-tree node embedded in each interval notifier. */
+/** Not API: the interval embedded in each interval notifier, and its link into the address space's index. */
 struct umn_itree_node {
-	uintptr_t parent_color;        /* parent pointer | colour bit */
-	struct umn_itree_node *left;
-	struct umn_itree_node *right;
 	uint64_t start;
 	uint64_t last;                 /* inclusive */
-	uint64_t subtree_last;         /* max(last) over this subtree */
+	void *leaf;                    /* the index leaf holding this interval; NULL when not indexed */
 };
 
 struct umn_interval_notifier;
@@ -172,7 +169,7 @@ struct umn_interval_notifier_ops {
 	void (*invalidate_finish)(struct umn_interval_notifier_finish *finish);
 };
 
-/** An interval notifier. Embed it; the fields are not API. 88 bytes on LP64, as the kernel's. */
+/** An interval notifier. Embed it; the fields are not API. 64 bytes on LP64 (the kernel's: 88). */
 struct umn_interval_notifier {
 	struct umn_itree_node itree_node;
 	const struct umn_interval_notifier_ops *ops;

@@ -66,6 +66,7 @@ void link_locked(Subscriptions& subs, umn_interval_notifier* sub) noexcept {
     set_state(sub, kStatePendingInsert);
     sub->deferred_next = subs.deferred;
     subs.deferred = sub;
+    subs.pending_inserts++;  // its index nodes stay reserved until the epoch ends
     set_seq_relaxed(sub, seq);
     return;
   }
@@ -78,7 +79,9 @@ void link_locked(Subscriptions& subs, umn_interval_notifier* sub) noexcept {
   } else {
     set_seq_relaxed(sub, seq - 1);  // odd and not the current seq: read_begin never waits
   }
-  subs.itree.insert(&sub->itree_node);
+  const bool indexed = subs.itree.insert(&sub->itree_node);  // reserved: does not allocate
+  UMN_DCHECK(indexed);
+  (void)indexed;
   set_state(sub, kStateInTree);
 }
 
@@ -92,6 +95,7 @@ bool unlink_locked(Subscriptions& subs, umn_interval_notifier* sub, unsigned lon
     while (*link != sub) link = &(*link)->deferred_next;
     *link = sub->deferred_next;
     sub->deferred_next = nullptr;
+    subs.pending_inserts--;
     set_state(sub, kStateRemoved);
     return false;
   }
@@ -105,6 +109,30 @@ bool unlink_locked(Subscriptions& subs, umn_interval_notifier* sub, unsigned lon
   subs.itree.erase(&sub->itree_node);
   set_state(sub, kStateRemoved);
   return false;
+}
+
+// Takes subs.lock with enough spare index nodes for one more insert (pending ones included). Index nodes
+// are allocated without the lock: an allocation may munmap, and the process hooks would then invalidate
+// this very address space. Return: false on allocation failure (lock not held).
+bool lock_with_reserve(Subscriptions& subs, std::unique_lock<std::mutex>& guard) noexcept {
+  for (;;) {
+    guard.lock();
+    const size_t needed = subs.itree.spare_needed(subs.pending_inserts + 1);
+    const size_t spare = subs.itree.spare();
+    if (spare >= needed) return true;
+    guard.unlock();
+    IntervalTree::NodeChain chain = IntervalTree::allocate(needed - spare);
+    const bool complete = chain.count == needed - spare;
+    guard.lock();
+    subs.itree.donate(chain);
+    guard.unlock();
+    if (!complete) return false;
+  }
+}
+
+// Spare index nodes beyond what pending inserts need, detached under the lock, freed after it.
+IntervalTree::NodeChain surplus_locked(Subscriptions& subs) noexcept {
+  return subs.itree.take_surplus(2 * subs.itree.spare_needed(subs.pending_inserts + 1));
 }
 
 }  // namespace
@@ -125,7 +153,9 @@ int umn_interval_notifier_insert(umn_interval_notifier* sub, umn_mm* mm, uint64_
   sub->deferred_next = nullptr;
   sub->itree_node.start = start;
   sub->itree_node.last = last;
-  std::lock_guard guard(subs->lock);
+  sub->itree_node.leaf = nullptr;
+  std::unique_lock guard(subs->lock, std::defer_lock);
+  if (!lock_with_reserve(*subs, guard)) return -ENOMEM;
   if (UMN_WARN_ON(subs->released, "umn_interval_notifier_insert", "address space was released"))
     return -EINVAL;
   mm_get(mm);
@@ -141,6 +171,7 @@ void umn_interval_notifier_remove(umn_interval_notifier* sub) {
   if (!UMN_CHECK(is_inserted(state), kCall, "notifier was never inserted")) return;
   umn_mm* mm = sub->mm;
   Subscriptions& subs = *subscriptions_of(mm);
+  IntervalTree::NodeChain surplus;
   {
     std::unique_lock guard(subs.lock);
     if (!UMN_CHECK(state_of(sub) != kStatePendingRemove && state_of(sub) != kStateRemoved, kCall,
@@ -156,7 +187,9 @@ void umn_interval_notifier_remove(umn_interval_notifier* sub) {
       });
       subs.waiters--;
     }
+    surplus = surplus_locked(subs);
   }
+  IntervalTree::release(surplus);
   mm_put(mm);
 }
 

@@ -86,7 +86,10 @@ void apply_deferred(Subscriptions& subs) noexcept {
     umn_interval_notifier* next = sub->deferred_next;
     sub->deferred_next = nullptr;
     if (sub->state == kStatePendingInsert) {
-      subs.itree.insert(&sub->itree_node);
+      const bool indexed = subs.itree.insert(&sub->itree_node);  // reserved at insert: cannot fail
+      UMN_DCHECK(indexed);
+      (void)indexed;
+      subs.pending_inserts--;
       set_state(sub, kStateInTree);
     } else {
       UMN_DCHECK(sub->state == kStatePendingRemove);

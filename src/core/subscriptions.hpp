@@ -1,7 +1,8 @@
 // subscriptions.hpp - the per-address-space subscription state and struct umn_mm (private to libumn).
 //
 // Locking
-//   Subscriptions::lock guards: the interval tree's structure, the deferred list, `active`, `waiters`,
+//   Subscriptions::lock guards: the interval tree's structure and spare index nodes, the deferred list
+//   and `pending_inserts`, `active`, `waiters`,
 //   `released`, every store to `invalidate_seq`, and the classic list's structure. It is held only for
 //   short sections and no callback ever runs under it.
 //   `invalidate_seq` is atomic: written under lock, read lock-free by umn_interval_read_begin().
@@ -59,6 +60,7 @@ struct Subscriptions {
   bool released = false;                           // guarded by lock: umn_notifier_release ran
   IntervalTree itree;                              // structure guarded by lock; see the header comment
   umn_interval_notifier* deferred = nullptr;       // guarded by lock: pending inserts and removes (LIFO)
+  size_t pending_inserts = 0;                      // guarded by lock: kStatePendingInsert notifiers
   ClassicList classic;                             // classic notifiers; see core/classic.hpp
 };
 

@@ -1,268 +1,379 @@
-// interval_tree.cc - red-black balancing (Cormen et al., "Introduction to Algorithms", ch. 13, with nil
-// leaves as nullptr) plus the subtree_last augmentation:
-//   1. insert raises subtree_last on the way down, so every ancestor already covers the new node;
-//   2. a rotation moves the whole subtree's maximum to the node that moves up and recomputes the one that
-//      moves down from its new children;
-//   3. erase recomputes subtree_last from the lowest node whose subtree changed up to the root.
-// Colours live in bit 0 of parent_color (1 = black), so a node costs six words.
+// interval_tree.cc - a B+tree of intervals with per-child summaries (smallest start, largest last).
+//
+// Algorithms:
+//   1. insert descends by start, splitting full nodes on the way down (so a split never cascades up),
+//      places the entry after its equal starts, then refreshes the summaries on the path to the root.
+//   2. erase removes the entry from its leaf (found through the node's leaf link), unlinks emptied index
+//      nodes, merges a node that fell below a quarter full into a sibling with room, and drops a root
+//      left with one child. Freed index nodes go to the spare pool.
+//   3. The overlap descent never backtracks: in a node, the first slot whose largest last reaches the
+//      query's start holds the first overlap if there is one (all earlier slots end before the query;
+//      all later slots start no earlier). next_overlap continues in the leaf, then climbs through parent
+//      links to the next slot that reaches the start, and descends again.
+// Every leaf entry keeps a copy of its node's start and last, so a walk reads only index nodes until it
+// returns a hit.
 #include "itree/interval_tree.hpp"
 
 #include <algorithm>
+#include <new>
 
 namespace umn::detail {
+
+struct IntervalTree::IndexNode {
+  IndexNode* parent;  // in the spare pool: the next spare node
+  int count;
+  bool leaf;
+  uint64_t max_last[kFanout];   // leaf: the entry's last; internal: the child's largest last
+  uint64_t min_start[kFanout];  // leaf: the entry's start; internal: the child's smallest start
+  void* slot[kFanout];          // leaf: Node*; internal: IndexNode*
+};
+
 namespace {
 
+using IndexNode = IntervalTree::IndexNode;
 using Node = IntervalTree::Node;
+constexpr int kFanout = IntervalTree::kFanout;
 
-constexpr uintptr_t kBlack = 1;
+IndexNode* child(const IndexNode* n, int i) noexcept { return static_cast<IndexNode*>(n->slot[i]); }
+Node* entry(const IndexNode* n, int i) noexcept { return static_cast<Node*>(n->slot[i]); }
+IndexNode* leaf_of(const Node* node) noexcept { return static_cast<IndexNode*>(node->leaf); }
 
-Node* parent_of(const Node* n) noexcept { return reinterpret_cast<Node*>(n->parent_color & ~kBlack); }
-bool is_red(const Node* n) noexcept { return n != nullptr && (n->parent_color & kBlack) == 0; }
-bool is_black(const Node* n) noexcept { return !is_red(n); }
-void set_parent(Node* n, const Node* p) noexcept {
-  n->parent_color = reinterpret_cast<uintptr_t>(p) | (n->parent_color & kBlack);
-}
-void set_black(Node* n) noexcept { n->parent_color |= kBlack; }
-void set_red(Node* n) noexcept { n->parent_color &= ~kBlack; }
-void copy_colour(Node* to, const Node* from) noexcept {
-  to->parent_color = (to->parent_color & ~kBlack) | (from->parent_color & kBlack);
+uint64_t largest_last(const IndexNode* n) noexcept {
+  return *std::max_element(n->max_last, n->max_last + n->count);
 }
 
-uint64_t subtree_max(const Node* n) noexcept {
-  uint64_t max = n->last;
-  if (n->left != nullptr) max = std::max(max, n->left->subtree_last);
-  if (n->right != nullptr) max = std::max(max, n->right->subtree_last);
-  return max;
+int index_in_parent(const IndexNode* n) noexcept {
+  const IndexNode* p = n->parent;
+  return static_cast<int>(std::find(p->slot, p->slot + p->count, n) - p->slot);
 }
 
-// The leftmost node of the subtree at n that intersects [start, last], or nullptr. n's subtree_last is
-// known to be >= start. Every node left of n starts no later than n, so if the left subtree reaches start
-// the answer, if any, is there: anything right of it starts later still.
-Node* leftmost_overlap(Node* n, uint64_t start, uint64_t last) noexcept {
-  for (;;) {
-    // The next node is a child; start fetching the right one while the left one's maximum is read
-    // (at 1e6 nodes most levels miss the cache: see docs/PERFORMANCE.md).
-    __builtin_prefetch(n->right);
-    if (n->left != nullptr && n->left->subtree_last >= start) {
-      n = n->left;
-      continue;
-    }
-    if (n->start > last) return nullptr;  // n and everything right of it start too late
-    if (n->last >= start) return n;
-    n = n->right;
-    if (n == nullptr || n->subtree_last < start) return nullptr;
+int index_of_entry(const IndexNode* leaf, const Node* node) noexcept {
+  return static_cast<int>(std::find(leaf->slot, leaf->slot + leaf->count, node) - leaf->slot);
+}
+
+// The first slot at or after `from` whose largest last reaches start; n->count if none.
+int first_reaching(const IndexNode* n, int from, uint64_t start) noexcept {
+  int i = from;
+  while (i < n->count && n->max_last[i] < start) ++i;
+  return i;
+}
+
+// Points slot i's back link (an entry's leaf link, or a child's parent link) at n.
+void adopt(IndexNode* n, int i) noexcept {
+  if (n->leaf)
+    entry(n, i)->leaf = n;
+  else
+    child(n, i)->parent = n;
+}
+
+// Moves count slots from src[from..] to dst[at..] (dst has room and no slots at or after `at`).
+void move_slots(IndexNode* dst, int at, IndexNode* src, int from, int count) noexcept {
+  std::copy_n(src->max_last + from, count, dst->max_last + at);
+  std::copy_n(src->min_start + from, count, dst->min_start + at);
+  std::copy_n(src->slot + from, count, dst->slot + at);
+  dst->count = at + count;
+  for (int i = at; i < at + count; ++i) adopt(dst, i);
+}
+
+// Opens a gap at slot i (n has room).
+void open_slot(IndexNode* n, int i) noexcept {
+  std::copy_backward(n->max_last + i, n->max_last + n->count, n->max_last + n->count + 1);
+  std::copy_backward(n->min_start + i, n->min_start + n->count, n->min_start + n->count + 1);
+  std::copy_backward(n->slot + i, n->slot + n->count, n->slot + n->count + 1);
+  ++n->count;
+}
+
+void close_slot(IndexNode* n, int i) noexcept {
+  std::copy(n->max_last + i + 1, n->max_last + n->count, n->max_last + i);
+  std::copy(n->min_start + i + 1, n->min_start + n->count, n->min_start + i);
+  std::copy(n->slot + i + 1, n->slot + n->count, n->slot + i);
+  --n->count;
+}
+
+// Rewrites n's summary in its parent, and so on up while anything changed. n is not empty.
+void refresh_up(IndexNode* n) noexcept {
+  for (IndexNode* p = n->parent; p != nullptr; n = p, p = p->parent) {
+    const int i = index_in_parent(n);
+    const uint64_t last = largest_last(n);
+    if (p->max_last[i] == last && p->min_start[i] == n->min_start[0]) return;
+    p->max_last[i] = last;
+    p->min_start[i] = n->min_start[0];
   }
+}
+
+// From a node whose subtree reaches start: the first entry with last >= start if it starts by `last`.
+Node* descend(const IndexNode* n, uint64_t start, uint64_t last) noexcept {
+  for (;;) {
+    const int i = first_reaching(n, 0, start);
+    if (i == n->count || n->min_start[i] > last) return nullptr;
+    if (n->leaf) return entry(n, i);
+    n = child(n, i);
+  }
+}
+
+// Where an insert of key goes in n: after every slot whose smallest start is <= key.
+int upper_slot(const IndexNode* n, uint64_t key) noexcept {
+  return static_cast<int>(std::upper_bound(n->min_start, n->min_start + n->count, key) - n->min_start);
+}
+
+void free_subtree(IndexNode* n) noexcept {
+  if (!n->leaf)
+    for (int i = 0; i < n->count; ++i) free_subtree(child(n, i));
+  delete n;
 }
 
 }  // namespace
 
-void IntervalTree::replace_child(Node* parent, const Node* old_child, Node* new_child) noexcept {
-  if (parent == nullptr)
-    root_ = new_child;
-  else if (parent->left == old_child)
-    parent->left = new_child;
-  else
-    parent->right = new_child;
+IntervalTree::~IntervalTree() {
+  if (root_ != nullptr) free_subtree(root_);
+  release(pool_);
 }
 
-void IntervalTree::rotate_left(Node* x) noexcept {
-  Node* y = x->right;
-  Node* p = parent_of(x);
-  x->right = y->left;
-  if (y->left != nullptr) set_parent(y->left, x);
-  replace_child(p, x, y);
-  set_parent(y, p);
-  y->left = x;
-  set_parent(x, y);
-  y->subtree_last = x->subtree_last;
-  x->subtree_last = subtree_max(x);
-}
-
-void IntervalTree::rotate_right(Node* x) noexcept {
-  Node* y = x->left;
-  Node* p = parent_of(x);
-  x->left = y->right;
-  if (y->right != nullptr) set_parent(y->right, x);
-  replace_child(p, x, y);
-  set_parent(y, p);
-  y->right = x;
-  set_parent(x, y);
-  y->subtree_last = x->subtree_last;
-  x->subtree_last = subtree_max(x);
-}
-
-void IntervalTree::insert(Node* node) noexcept {
-  node->left = nullptr;
-  node->right = nullptr;
-  node->subtree_last = node->last;
-  Node* parent = nullptr;
-  Node** link = &root_;
-  while (*link != nullptr) {
-    parent = *link;
-    parent->subtree_last = std::max(parent->subtree_last, node->last);
-    link = node->start < parent->start ? &parent->left : &parent->right;
+IntervalTree::NodeChain IntervalTree::allocate(size_t count) noexcept {
+  NodeChain chain;
+  for (; chain.count < count; ++chain.count) {
+    auto* n = new (std::nothrow) IndexNode;
+    if (n == nullptr) break;
+    n->parent = chain.head;
+    chain.head = n;
   }
-  node->parent_color = reinterpret_cast<uintptr_t>(parent);  // red
-  *link = node;
+  return chain;
+}
+
+void IntervalTree::release(NodeChain chain) noexcept {
+  while (chain.head != nullptr) {
+    IndexNode* next = chain.head->parent;
+    delete chain.head;
+    chain.head = next;
+  }
+}
+
+void IntervalTree::donate(NodeChain chain) noexcept {
+  while (chain.head != nullptr) {
+    IndexNode* next = chain.head->parent;
+    free_node(chain.head);
+    chain.head = next;
+  }
+}
+
+IntervalTree::NodeChain IntervalTree::take_surplus(size_t keep) noexcept {
+  NodeChain surplus;
+  while (pool_.count > keep) {
+    IndexNode* n = pool_.head;
+    pool_.head = n->parent;
+    --pool_.count;
+    n->parent = surplus.head;
+    surplus.head = n;
+    ++surplus.count;
+  }
+  return surplus;
+}
+
+IntervalTree::IndexNode* IntervalTree::new_node(bool leaf) noexcept {
+  IndexNode* n = pool_.head;
+  if (n != nullptr) {
+    pool_.head = n->parent;
+    --pool_.count;
+  } else {
+    n = new (std::nothrow) IndexNode;
+    if (n == nullptr) return nullptr;
+  }
+  n->parent = nullptr;
+  n->count = 0;
+  n->leaf = leaf;
+  return n;
+}
+
+void IntervalTree::free_node(IndexNode* n) noexcept {
+  n->parent = pool_.head;
+  pool_.head = n;
+  ++pool_.count;
+}
+
+// Splits parent's full child i in two halves; the upper half becomes child i + 1.
+bool IntervalTree::split_child(IndexNode* parent, int i) noexcept {
+  IndexNode* left = child(parent, i);
+  IndexNode* right = new_node(left->leaf);
+  if (right == nullptr) return false;
+  constexpr int kHalf = kFanout / 2;
+  move_slots(right, 0, left, kHalf, kFanout - kHalf);
+  left->count = kHalf;
+  open_slot(parent, i + 1);
+  parent->slot[i + 1] = right;
+  right->parent = parent;
+  parent->min_start[i + 1] = right->min_start[0];
+  parent->max_last[i + 1] = largest_last(right);
+  parent->max_last[i] = largest_last(left);
+  return true;
+}
+
+// Puts a new root above a full root and splits it.
+bool IntervalTree::grow_root() noexcept {
+  IndexNode* old_root = root_;
+  IndexNode* top = new_node(false);
+  if (top == nullptr) return false;
+  top->count = 1;
+  top->slot[0] = old_root;
+  top->min_start[0] = old_root->min_start[0];
+  top->max_last[0] = largest_last(old_root);
+  old_root->parent = top;
+  if (!split_child(top, 0)) {
+    old_root->parent = nullptr;
+    free_node(top);
+    return false;
+  }
+  root_ = top;
+  ++height_;
+  return true;
+}
+
+bool IntervalTree::insert(Node* node) noexcept {
+  if (root_ == nullptr) {
+    root_ = new_node(true);
+    if (root_ == nullptr) return false;
+    height_ = 1;
+  }
+  if (root_->count == kFanout && !grow_root()) return false;
+  IndexNode* n = root_;
+  while (!n->leaf) {
+    int i = std::max(upper_slot(n, node->start) - 1, 0);
+    if (child(n, i)->count == kFanout) {
+      if (!split_child(n, i)) return false;
+      if (n->min_start[i + 1] <= node->start) ++i;
+    }
+    n = child(n, i);
+  }
+  const int at = upper_slot(n, node->start);
+  open_slot(n, at);
+  n->min_start[at] = node->start;
+  n->max_last[at] = node->last;
+  n->slot[at] = node;
+  node->leaf = n;
   ++size_;
-  insert_fixup(node);
-}
-
-void IntervalTree::insert_fixup(Node* node) noexcept {
-  Node* parent;
-  while ((parent = parent_of(node)) != nullptr && is_red(parent)) {
-    Node* grand = parent_of(parent);  // exists: a red node is never the root
-    const bool parent_is_left = parent == grand->left;
-    Node* uncle = parent_is_left ? grand->right : grand->left;
-    if (is_red(uncle)) {
-      set_black(parent);
-      set_black(uncle);
-      set_red(grand);
-      node = grand;
-      continue;
-    }
-    if (parent_is_left && node == parent->right) {
-      rotate_left(parent);
-      node = parent;
-      parent = parent_of(node);
-    } else if (!parent_is_left && node == parent->left) {
-      rotate_right(parent);
-      node = parent;
-      parent = parent_of(node);
-    }
-    set_black(parent);
-    set_red(grand);
-    if (parent_is_left)
-      rotate_right(grand);
-    else
-      rotate_left(grand);
-  }
-  set_black(root_);
-}
-
-void IntervalTree::transplant(const Node* old_node, Node* new_node) noexcept {
-  Node* p = parent_of(old_node);
-  replace_child(p, old_node, new_node);
-  if (new_node != nullptr) set_parent(new_node, p);
+  refresh_up(n);
+  return true;
 }
 
 void IntervalTree::erase(Node* node) noexcept {
-  Node* child;
-  Node* child_parent;
-  bool removed_black = is_black(node);
-  if (node->left == nullptr || node->right == nullptr) {
-    child = node->left != nullptr ? node->left : node->right;
-    child_parent = parent_of(node);
-    transplant(node, child);
-  } else {
-    Node* successor = node->right;
-    while (successor->left != nullptr) successor = successor->left;
-    removed_black = is_black(successor);
-    child = successor->right;
-    if (parent_of(successor) == node) {
-      child_parent = successor;
-    } else {
-      child_parent = parent_of(successor);
-      transplant(successor, successor->right);
-      successor->right = node->right;
-      set_parent(successor->right, successor);
-    }
-    transplant(node, successor);
-    successor->left = node->left;
-    set_parent(successor->left, successor);
-    copy_colour(successor, node);
-  }
-  for (Node* n = child_parent; n != nullptr; n = parent_of(n)) n->subtree_last = subtree_max(n);
-  if (removed_black) erase_fixup(child, child_parent);
-  node->parent_color = 0;
-  node->left = nullptr;
-  node->right = nullptr;
+  IndexNode* n = leaf_of(node);
+  close_slot(n, index_of_entry(n, node));
+  node->leaf = nullptr;
   --size_;
+  if (n->count == 0) {
+    unlink_empty(n);
+  } else {
+    refresh_up(n);
+    merge_if_sparse(n);
+  }
+  shrink_root();
 }
 
-void IntervalTree::erase_fixup(Node* child, Node* parent) noexcept {
-  while (child != root_ && is_black(child)) {
-    const bool child_is_left = child == parent->left;
-    Node* sibling = child_is_left ? parent->right : parent->left;
-    if (is_red(sibling)) {
-      set_black(sibling);
-      set_red(parent);
-      if (child_is_left) rotate_left(parent); else rotate_right(parent);
-      sibling = child_is_left ? parent->right : parent->left;
+// Removes an empty index node from its parent (and the parent too if that empties it).
+void IntervalTree::unlink_empty(IndexNode* n) noexcept {
+  IndexNode* parent = n->parent;
+  if (parent == nullptr) {
+    root_ = nullptr;
+    height_ = 0;
+  } else {
+    close_slot(parent, index_in_parent(n));
+    if (parent->count == 0) {
+      unlink_empty(parent);
+    } else {
+      refresh_up(parent);
+      merge_if_sparse(parent);
     }
-    Node* near = child_is_left ? sibling->left : sibling->right;
-    Node* far = child_is_left ? sibling->right : sibling->left;
-    if (is_black(near) && is_black(far)) {
-      set_red(sibling);
-      child = parent;
-      parent = parent_of(child);
-      continue;
-    }
-    if (is_black(far)) {
-      set_black(near);
-      set_red(sibling);
-      if (child_is_left) rotate_right(sibling); else rotate_left(sibling);
-      sibling = child_is_left ? parent->right : parent->left;
-      far = child_is_left ? sibling->right : sibling->left;
-    }
-    copy_colour(sibling, parent);
-    set_black(parent);
-    set_black(far);
-    if (child_is_left) rotate_left(parent); else rotate_right(parent);
-    child = root_;
-    break;
   }
-  if (child != nullptr) set_black(child);
+  free_node(n);
+}
+
+// Folds a node below a quarter full into a neighbour with room, keeping the tree compact after erases.
+void IntervalTree::merge_if_sparse(IndexNode* n) noexcept {
+  IndexNode* parent = n->parent;
+  if (parent == nullptr || n->count >= kFanout / 4) return;
+  const int i = index_in_parent(n);
+  IndexNode* into;
+  IndexNode* gone;
+  if (i > 0 && child(parent, i - 1)->count + n->count <= kFanout) {
+    into = child(parent, i - 1);
+    gone = n;
+  } else if (i + 1 < parent->count && child(parent, i + 1)->count + n->count <= kFanout) {
+    into = n;
+    gone = child(parent, i + 1);
+  } else {
+    return;
+  }
+  move_slots(into, into->count, gone, 0, gone->count);
+  close_slot(parent, index_in_parent(gone));
+  free_node(gone);
+  parent->max_last[index_in_parent(into)] = largest_last(into);
+  refresh_up(parent);
+  merge_if_sparse(parent);
+}
+
+void IntervalTree::shrink_root() noexcept {
+  while (root_ != nullptr && !root_->leaf && root_->count == 1) {
+    IndexNode* old_root = root_;
+    root_ = child(old_root, 0);
+    root_->parent = nullptr;
+    free_node(old_root);
+    --height_;
+  }
 }
 
 Node* IntervalTree::first_overlap(uint64_t start, uint64_t last) const noexcept {
-  if (root_ == nullptr || root_->subtree_last < start) return nullptr;
-  return leftmost_overlap(root_, start, last);
+  return root_ == nullptr ? nullptr : descend(root_, start, last);
 }
 
 Node* IntervalTree::next_overlap(const Node* node, uint64_t start, uint64_t last) noexcept {
+  const IndexNode* n = leaf_of(node);
+  int from = index_of_entry(n, node) + 1;
   for (;;) {
-    // Anything in node's right subtree comes next in order.
-    if (node->right != nullptr && node->right->subtree_last >= start)
-      return leftmost_overlap(node->right, start, last);
-    // Otherwise climb to the first ancestor that node lies left of.
-    const Node* child;
-    do {
-      child = node;
-      node = parent_of(node);
-      if (node == nullptr) return nullptr;
-    } while (node->right == child);
-    if (node->start > last) return nullptr;
-    if (node->last >= start) return const_cast<Node*>(node);
+    const int i = first_reaching(n, from, start);
+    if (i < n->count) {
+      if (n->min_start[i] > last) return nullptr;
+      return n->leaf ? entry(n, i) : descend(child(n, i), start, last);
+    }
+    if (n->parent == nullptr) return nullptr;
+    from = index_in_parent(n) + 1;
+    n = n->parent;
   }
 }
 
 namespace {
 
-struct VerifyResult {
+struct VerifyState {
+  size_t entries = 0;
+  uint64_t previous_start = 0;
   bool ok = true;
-  int black_height = 0;
-  size_t count = 0;
 };
 
-VerifyResult verify_subtree(const Node* n, const Node* parent, const Node*& prev) noexcept {
-  if (n == nullptr) return {true, 1, 0};
-  VerifyResult left = verify_subtree(n->left, n, prev);
-  bool ok = left.ok && parent_of(n) == parent && n->start <= n->last;
-  if (prev != nullptr && prev->start > n->start) ok = false;
-  prev = n;
-  VerifyResult right = verify_subtree(n->right, n, prev);
-  ok = ok && right.ok && left.black_height == right.black_height && n->subtree_last == subtree_max(n);
-  if (is_red(n) && (is_red(n->left) || is_red(n->right))) ok = false;
-  return {ok, left.black_height + (is_black(n) ? 1 : 0), left.count + right.count + 1};
+// Checks the subtree at n (depth counted from 1 at the root) and that its summary is what its parent says.
+void verify_node(const IndexNode* n, const IndexNode* parent, size_t depth, size_t height, VerifyState& s) {
+  s.ok = s.ok && n->parent == parent && n->count >= 1 && n->count <= kFanout;
+  if (!s.ok) return;
+  for (int i = 0; i < n->count; ++i) {
+    if (n->leaf) {
+      const Node* e = entry(n, i);
+      s.ok = s.ok && depth == height && e->leaf == n && e->start == n->min_start[i] &&
+             e->last == n->max_last[i] && e->start <= e->last && e->start >= s.previous_start;
+      s.previous_start = e->start;
+      ++s.entries;
+      continue;
+    }
+    const IndexNode* c = child(n, i);
+    verify_node(c, n, depth + 1, height, s);
+    if (!s.ok) return;
+    s.ok = n->min_start[i] == c->min_start[0] && n->max_last[i] == largest_last(c);
+  }
 }
 
 }  // namespace
 
 bool IntervalTree::verify() const noexcept {
-  const Node* prev = nullptr;
-  VerifyResult r = verify_subtree(root_, nullptr, prev);
-  return r.ok && r.count == size_ && is_black(root_);
+  if (root_ == nullptr) return size_ == 0 && height_ == 0;
+  VerifyState state;
+  verify_node(root_, nullptr, 1, height_, state);
+  return state.ok && state.entries == size_;
 }
 
 }  // namespace umn::detail

@@ -140,7 +140,7 @@ TEST(IntervalTree, EqualStartsKeepInsertionOrder) {
   EXPECT_EQ(walk(h.tree(), 503, 503), h.model().walk(503, 503));
 }
 
-// erase() leaves the node unlinked (all links null), as the core's double-remove detection relies on.
+// erase() leaves the node unlinked (no leaf link), so a stale walk or a second erase is detectable.
 TEST(IntervalTree, EraseLeavesTheNodeUnlinked) {
   Harness h;
   std::vector<Item*> items;
@@ -148,14 +148,13 @@ TEST(IntervalTree, EraseLeavesTheNodeUnlinked) {
   for (Item* item : items) {
     h.erase(item);
     ASSERT_TRUE(h.tree().verify());
-    EXPECT_EQ(item->node.parent_color, 0u);
-    EXPECT_EQ(item->node.left, nullptr);
-    EXPECT_EQ(item->node.right, nullptr);
+    EXPECT_EQ(item->node.leaf, nullptr);
+    EXPECT_FALSE(IntervalTree::linked(&item->node));
   }
   EXPECT_TRUE(h.tree().empty());
 }
 
-// Ascending and descending insertion (the worst cases for an unbalanced tree) keep the red-black shape.
+// Ascending and descending insertion (the worst cases for an unbalanced tree) keep every leaf at one depth.
 TEST(IntervalTree, SortedInsertionStaysBalanced) {
   Harness up;
   Harness down;
@@ -169,16 +168,16 @@ TEST(IntervalTree, SortedInsertionStaysBalanced) {
   EXPECT_EQ(walk(down.tree(), 3000, 3100), down.model().walk(3000, 3100));
 }
 
-// verify() is not vacuous: a wrong subtree_last or a broken order is detected.
+// verify() is not vacuous: an interval that no longer matches its index entry, or a broken order, is detected.
 TEST(IntervalTree, VerifyDetectsCorruption) {
   Harness h;
   std::vector<Item*> items;
   for (uint64_t i = 0; i < 8; ++i) items.push_back(h.insert(i * 10, i * 10 + 1));
   ASSERT_TRUE(h.tree().verify());
-  const uint64_t saved = items[3]->node.subtree_last;
-  items[3]->node.subtree_last = saved + 1000;
+  const uint64_t saved = items[3]->node.last;
+  items[3]->node.last = saved + 1000;
   EXPECT_FALSE(h.tree().verify());
-  items[3]->node.subtree_last = saved;
+  items[3]->node.last = saved;
   ASSERT_TRUE(h.tree().verify());
   items[3]->node.start = 1000;  // larger than its in-order successors
   items[3]->node.last = 1001;
@@ -235,6 +234,52 @@ TEST(IntervalTree, RandomOperationsMatchTheNaiveModel) {
     if (HasFatalFailure()) FAIL() << "at step " << step;
   }
   EXPECT_EQ(walk(h.tree(), 0, kMax), h.model().walk(0, kMax));
+}
+
+// Growing to thousands of intervals (several index levels) and erasing them all, in random order, keeps
+// every invariant: splits, merges of sparse nodes and root changes included.
+TEST(IntervalTree, GrowAndShrinkThroughSeveralLevels) {
+  std::mt19937_64 rng(umn::test::test_seed(0x756d6e2d67726f77ull));
+  Harness h;
+  std::vector<Item*> items;
+  for (int i = 0; i < 6000; ++i) {
+    const uint64_t start = rng() % 100000;
+    items.push_back(h.insert(start, start + rng() % 3));  // short intervals, many equal starts
+    if (i % 97 == 0) ASSERT_TRUE(h.tree().verify()) << "after insert " << i;
+  }
+  ASSERT_TRUE(h.tree().verify());
+  EXPECT_EQ(walk(h.tree(), 0, kMax), h.model().walk(0, kMax));
+  std::shuffle(items.begin(), items.end(), rng);
+  for (size_t i = 0; i < items.size(); ++i) {
+    h.erase(items[i]);
+    if (i % 97 == 0) {
+      ASSERT_TRUE(h.tree().verify()) << "after erase " << i;
+      EXPECT_EQ(walk(h.tree(), 20000, 30000), h.model().walk(20000, 30000));
+    }
+  }
+  EXPECT_TRUE(h.tree().empty());
+  EXPECT_TRUE(h.tree().verify());
+}
+
+// With spare nodes donated beforehand, inserts take no node from the allocator: the pool shrinks by
+// exactly the index nodes the tree grew by, and never below zero.
+TEST(IntervalTree, ReservedInsertsUseOnlySpareNodes) {
+  IntervalTree tree;
+  constexpr size_t kItems = 500;
+  tree.donate(IntervalTree::allocate(tree.spare_needed(1) * kItems));
+  const size_t donated = tree.spare();
+  ASSERT_GE(donated, tree.spare_needed(kItems));
+  std::vector<Item> items(kItems);
+  for (size_t i = 0; i < kItems; ++i) {
+    items[i].node.start = i * 10;
+    items[i].node.last = i * 10 + 3;
+    ASSERT_TRUE(tree.insert(&items[i].node));
+  }
+  EXPECT_LT(tree.spare(), donated);
+  for (auto& item : items) tree.erase(&item.node);
+  EXPECT_EQ(tree.spare(), donated);  // every index node came from, and went back to, the pool
+  IntervalTree::release(tree.take_surplus(0));
+  EXPECT_EQ(tree.spare(), 0u);
 }
 
 }  // namespace
