@@ -14,8 +14,8 @@ namespace {
 
 using umn::sim::DriverMode;
 
-constexpr double kWidth = 880, kHeight = 560;
-constexpr double kLeft = 90, kRight = 40, kTop = 78, kBottom = 96;
+constexpr double kWidth = 1120, kHeight = 560;
+constexpr double kLeft = 90, kRight = 330, kTop = 78, kBottom = 96;  // the legend sits right of the plot
 
 struct Series {
   DriverMode mode;
@@ -98,7 +98,7 @@ void series(std::FILE* out, const Scale& scale, const std::vector<Row>& rows) {
   for (const Series& s : kSeries) {
     const std::string p50 = polyline(scale, rows, s.mode, false);
     if (p50.empty()) continue;
-    fmt::print(out, R"svg(<polyline points="{}" fill="none" stroke="{}" stroke-width="1.3" stroke-dasharray="5 4" opacity="0.7"/>)svg" "\n",
+    fmt::print(out, R"svg(<polyline points="{}" fill="none" stroke="{}" stroke-width="1.3" stroke-dasharray="5 4" opacity="0.55"/>)svg" "\n",
                polyline(scale, rows, s.mode, true), s.color);
     fmt::print(out, R"svg(<polyline points="{}" fill="none" stroke="{}" stroke-width="3"/>)svg" "\n", p50, s.color);
     for (const Row& row : rows)
@@ -109,19 +109,20 @@ void series(std::FILE* out, const Scale& scale, const std::vector<Row>& rows) {
 }
 
 void legend(std::FILE* out) {
+  const double x0 = kWidth - kRight + 20;
   double y = kTop + 22;
   auto entry = [&](const char* color, const char* dash, double width, const char* text) {
     fmt::print(out, R"svg(<line x1="{0}" y1="{1}" x2="{2}" y2="{1}" stroke="{3}" stroke-width="{4}" stroke-dasharray="{5}"/>)svg"
                     R"svg(<text x="{6}" y="{7}" class="legend">{8}</text>)svg" "\n",
-               kLeft + 16, y, kLeft + 50, color, width, dash, kLeft + 58, y + 5, text);
+               x0 + 10, y, x0 + 44, color, width, dash, x0 + 52, y + 5, text);
     y += 22;
   };
-  fmt::print(out, R"svg(<rect x="{}" y="{}" width="330" height="{}" fill="white" stroke="#bbb" opacity="0.92"/>)svg" "\n",
-             kLeft + 8, kTop + 8, 22 * 6 + 6);
+  fmt::print(out, R"svg(<rect x="{}" y="{}" width="{}" height="{}" fill="white" stroke="#bbb"/>)svg" "\n", x0, kTop + 8,
+             kRight - 30, 22 * 6 + 6);
   for (const Series& s : kSeries) entry(s.color, "none", 3, s.label);
   entry("#444", "8 5", 2, "ideal: one device's TLB latency");
   entry("#999", "2 4", 1.2, "target: 1.25 x ideal");
-  entry("#666", "5 4", 1.3, "dashed thin lines: p99 of each mode");
+  entry("#666", "5 4", 1.3, "thin dashed: p99 of each mode");
 }
 
 }  // namespace
@@ -133,7 +134,7 @@ void write_svg(std::FILE* out, const RunInfo& info, const std::vector<Row>& rows
              kWidth, kHeight);
   fmt::print(out, "<style>.tick{{font-size:12px;fill:#333}} .label{{font-size:14px;fill:#222}} "
                   ".legend{{font-size:13px;fill:#222}} .title{{font-size:19px;font-weight:bold;fill:#111}} "
-                  ".sub{{font-size:12.5px;fill:#555}}</style>\n");
+                  ".sub{{font-size:12.5px;fill:#555}} .cmd{{font-size:11px;fill:#666;font-family:monospace}}</style>\n");
   fmt::print(out, R"svg(<rect width="100%" height="100%" fill="white"/>)svg" "\n");
   fmt::print(out, R"svg(<text x="{}" y="30" class="title">Invalidating one range mirrored by D devices: median latency</text>)svg" "\n", kLeft);
   fmt::print(out, R"svg(<text x="{}" y="52" class="sub">TLB {} + preemption {} per device ({}), {} ranges, {} invalidations per point</text>)svg" "\n",
@@ -142,7 +143,7 @@ void write_svg(std::FILE* out, const RunInfo& info, const std::vector<Row>& rows
   ideal_lines(out, scale, rows);
   series(out, scale, rows);
   legend(out);
-  fmt::print(out, R"svg(<text x="{}" y="{}" class="sub">{}</text>)svg" "\n", kLeft, kHeight - 14, info.command);
+  fmt::print(out, R"svg(<text x="{}" y="{}" class="cmd">{}</text>)svg" "\n", kLeft, kHeight - 14, info.command);
   fmt::print(out, "</svg>\n");
 }
 
