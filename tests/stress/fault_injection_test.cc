@@ -1,0 +1,412 @@
+// fault_injection_test.cc - faults injected at the test level (ops callbacks, a failing allocator,
+// signals, fork) while umn runs; each test asserts that nothing leaks (ASan), hangs (a watchdog aborts
+// after 60 s) or goes stale (a version-checking mirror of the pages).
+#define UMN_FAULT_INJECTION_DEFINE_ALLOCATOR
+#include "support/fault_injection.hpp"
+
+#include <gtest/gtest.h>
+#include <pthread.h>
+#include <sys/wait.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "umn/umn.h"
+
+namespace {
+
+constexpr uint64_t kPage = 4096;
+constexpr unsigned kWatchdogSeconds = 60;
+
+bool LongRun() { return std::getenv("UMN_STRESS_LONG") != nullptr; }
+
+// ---------------------------------------------------------------------------------------------------
+// A device whose first pass can be told to fail and whose finish records come from a tiny pool.
+struct Device {
+  umn_interval_notifier notifier;  // first member
+  std::mutex lock;
+  int index = 0;
+  int fail_when_nonblock = 0;               // 1: the first pass fails on non-blockable ranges
+  umn_interval_notifier_finish pool[1];     // one record: concurrent invalidations run out
+  bool pool_busy = false;
+  std::atomic<int> first_passes{0}, finishes{0}, fallbacks{0}, handed{0};
+  std::vector<int>* order = nullptr;        // call log (single-threaded tests)
+  uint64_t mapped_version = 0;              // 0: nothing mapped, else page version + 1
+  Device() { std::memset(&notifier, 0, sizeof(notifier)); }
+};
+Device* dev_of(umn_interval_notifier* sub) { return reinterpret_cast<Device*>(sub); }
+
+bool two_pass_start(umn_interval_notifier* sub, const umn_notifier_range* range, unsigned long cur_seq,
+                    umn_interval_notifier_finish** finish) {
+  Device* dev = dev_of(sub);
+  dev->first_passes++;
+  if (dev->order != nullptr) dev->order->push_back(dev->index);
+  if (!umn_notifier_range_blockable(range) && dev->fail_when_nonblock) return false;
+  std::lock_guard guard(dev->lock);
+  umn_interval_set_seq(sub, cur_seq);
+  if (dev->pool_busy) {
+    dev->fallbacks++;          // out of finish records: do everything now
+    dev->mapped_version = 0;
+    return true;
+  }
+  dev->pool_busy = true;
+  dev->handed++;
+  *finish = &dev->pool[0];
+  return true;
+}
+void two_pass_finish(umn_interval_notifier_finish* finish) {
+  Device* dev = dev_of(finish->notifier);
+  std::lock_guard guard(dev->lock);
+  dev->mapped_version = 0;
+  dev->pool_busy = false;
+  dev->finishes++;
+  if (dev->order != nullptr) dev->order->push_back(100 + dev->index);
+}
+const umn_interval_notifier_ops kTwoPass = {nullptr, two_pass_start, two_pass_finish};
+
+// ---------------------------------------------------------------------------------------------------
+// Allocation failures: every nothrow allocation umn makes fails in turn; each call reports -ENOMEM /
+// NULL, leaks nothing (ASan) and leaves the address space usable once the allocator recovers.
+TEST(FaultInjection, EveryNothrowAllocationFailureIsReportedAndRecovered) {
+  umn_test::Watchdog watchdog(kWatchdogSeconds);
+  long injected = 0;
+  for (long k = 0; k < 8; ++k) {
+    umn_test::fail_nothrow_allocations(k, 1);
+    umn_mm* mm = umn_mm_create();
+    Device dev;
+    int err = mm == nullptr ? -ENOMEM : umn_interval_notifier_insert(&dev.notifier, mm, 0, kPage, &kTwoPass);
+    umn_test::disarm_allocator();
+    injected += umn_test::nothrow_failed().load();
+    if (mm == nullptr) {
+      EXPECT_EQ(errno, ENOMEM);
+      continue;
+    }
+    EXPECT_TRUE(err == 0 || err == -ENOMEM) << err;
+    if (err != 0) {
+      EXPECT_GE(umn_test::nothrow_failed().load(), 1);
+      ASSERT_EQ(umn_interval_notifier_insert(&dev.notifier, mm, 0, kPage, &kTwoPass), 0);  // recovers
+    }
+    umn_notifier_range range;
+    umn_notifier_range_init(&range, UMN_NOTIFY_UNMAP, 0, mm, 0, kPage);
+    umn_notifier_invalidate_range_start(&range);
+    umn_notifier_invalidate_range_end(&range);
+    EXPECT_EQ(dev.first_passes.load(), 1);
+    EXPECT_EQ(dev.finishes.load(), 1);
+    umn_interval_notifier_remove(&dev.notifier);
+    umn_mm_destroy(mm);
+  }
+  EXPECT_GE(injected, 2) << "the failing allocator never fired: umn allocates differently now";
+}
+
+// get() whose alloc_notifier fails: NULL with errno ENOMEM, nothing registered, a later get works.
+std::atomic<int> g_allocs_to_fail{0};
+std::atomic<int> g_live_classic{0};
+umn_notifier* failing_alloc(umn_mm*) {
+  if (g_allocs_to_fail.fetch_sub(1) > 0) return nullptr;
+  auto* n = new umn_notifier;
+  std::memset(n, 0, sizeof(*n));
+  g_live_classic++;
+  return n;
+}
+void counted_free(umn_notifier* n) {
+  g_live_classic--;
+  delete n;
+}
+const umn_notifier_ops kGetOps = {nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
+                                  failing_alloc, counted_free};
+
+TEST(FaultInjection, AllocNotifierFailureLeavesNothingRegistered) {
+  umn_test::Watchdog watchdog(kWatchdogSeconds);
+  umn_mm* mm = umn_mm_create();
+  umn_notifier probe;
+  std::memset(&probe, 0, sizeof(probe));
+  probe.ops = &kGetOps;
+  if (umn_notifier_register(&probe, mm) == -ENOSYS) {
+    umn_mm_destroy(mm);
+    GTEST_SKIP() << "classic notifiers not built";
+  }
+  umn_notifier_unregister(&probe, mm);
+  g_allocs_to_fail = 2;
+  errno = 0;
+  EXPECT_EQ(umn_notifier_get(&kGetOps, mm), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+  EXPECT_EQ(umn_notifier_get(&kGetOps, mm), nullptr);
+  umn_notifier* sub = umn_notifier_get(&kGetOps, mm);
+  ASSERT_NE(sub, nullptr);
+  EXPECT_EQ(umn_notifier_get(&kGetOps, mm), sub);
+  umn_notifier_put(sub);
+  umn_notifier_put(sub);
+  umn_notifier_synchronize();
+  EXPECT_EQ(g_live_classic.load(), 0) << "free_notifier did not run: leak";
+  umn_mm_destroy(mm);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Non-blockable first pass failing at position k of N: -EAGAIN, finishes of positions < k ran (after
+// all first passes), nothing after k was called, and the address space is idle again (no hang).
+TEST(FaultInjection, NonblockFailureAtEveryPositionUnwindsCompletely) {
+  umn_test::Watchdog watchdog(kWatchdogSeconds);
+  constexpr int kN = 5;
+  for (int k = 0; k < kN; ++k) {
+    umn_mm* mm = umn_mm_create();
+    std::vector<int> order;
+    Device devs[kN];
+    for (int i = 0; i < kN; ++i) {
+      devs[i].index = i;
+      devs[i].order = &order;
+      devs[i].fail_when_nonblock = i == k;
+      ASSERT_EQ(umn_interval_notifier_insert(&devs[i].notifier, mm, i * kPage, kPage, &kTwoPass), 0);
+    }
+    umn_notifier_range range;
+    umn_notifier_range_init(&range, UMN_NOTIFY_CLEAR, 0, mm, 0, kN * kPage);
+    EXPECT_EQ(umn_notifier_invalidate_range_start_nonblock(&range), -EAGAIN);
+    std::vector<int> expected;
+    for (int i = 0; i <= k; ++i) expected.push_back(i);
+    for (int i = 0; i < k; ++i) expected.push_back(100 + i);
+    EXPECT_EQ(order, expected) << "k = " << k;
+    for (int i = 0; i < kN; ++i) {
+      // No epoch left open: read_begin returns at once, remove does not wait.
+      (void)umn_interval_read_begin(&devs[i].notifier);
+      EXPECT_FALSE(devs[i].pool_busy) << "record of position " << i << " never finished";
+    }
+    for (Device& d : devs) umn_interval_notifier_remove(&d.notifier);
+    umn_mm_destroy(mm);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Many threads invalidate one two-pass notifier whose pool has a single finish record: most calls run
+// out and take the synchronous fallback. Every record handed out is finished exactly once, and a
+// faulting thread never keeps a translation of a page version an ended invalidation replaced.
+TEST(FaultInjection, TwoPassDriverOutOfFinishRecordsStaysCorrect) {
+  umn_test::Watchdog watchdog(kWatchdogSeconds);
+  umn_mm* mm = umn_mm_create();
+  Device dev;
+  ASSERT_EQ(umn_interval_notifier_insert(&dev.notifier, mm, 0, kPage, &kTwoPass), 0);
+  std::atomic<uint64_t> page_version{1};
+  std::atomic<bool> stop{false};
+  std::atomic<long> stale{0};
+  const int rounds = LongRun() ? 200000 : 5000;
+  std::thread faulter([&] {
+    while (!stop) {
+      const unsigned long seq = umn_interval_read_begin(&dev.notifier);
+      const uint64_t version = page_version.load();
+      std::lock_guard guard(dev.lock);
+      if (!umn_interval_read_retry(&dev.notifier, seq)) dev.mapped_version = version + 1;
+    }
+  });
+  std::vector<std::thread> invalidators;
+  for (int t = 0; t < 3; ++t) {
+    invalidators.emplace_back([&] {
+      for (int i = 0; i < rounds; ++i) {
+        umn_notifier_range range;
+        umn_notifier_range_init(&range, UMN_NOTIFY_UNMAP, 0, mm, 0, kPage);
+        umn_notifier_invalidate_range_start(&range);
+        const uint64_t written = page_version.fetch_add(1) + 1;
+        umn_notifier_invalidate_range_end(&range);
+        std::lock_guard guard(dev.lock);
+        if (dev.mapped_version != 0 && dev.mapped_version - 1 < written) stale++;
+      }
+    });
+  }
+  for (std::thread& t : invalidators) t.join();
+  stop = true;
+  faulter.join();
+  EXPECT_EQ(stale.load(), 0);
+  EXPECT_EQ(dev.handed.load(), dev.finishes.load()) << "a finish record was lost or finished twice";
+  EXPECT_EQ(dev.first_passes.load(), 3 * rounds);
+  EXPECT_EQ(dev.handed.load() + dev.fallbacks.load(), dev.first_passes.load());
+  umn_interval_notifier_remove(&dev.notifier);
+  umn_mm_destroy(mm);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Signals delivered to the invalidating thread, to waiting readers and to a waiting remove while
+// callbacks run (and sleep): no wait is cut short (no stale), none hangs.
+std::atomic<long> g_signals{0};
+void on_signal(int) { g_signals++; }
+
+TEST(FaultInjection, SignalsDuringCallbacksAndWaitsAreHarmless) {
+  umn_test::Watchdog watchdog(kWatchdogSeconds);
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;  // no SA_RESTART: interrupted sleeps return EINTR
+  struct sigaction old {};
+  sigaction(SIGUSR1, &sa, &old);
+  umn_mm* mm = umn_mm_create();
+  struct Sleepy {
+    umn_interval_notifier notifier;
+    std::mutex lock;
+    uint64_t mapped_version = 0;
+  } dev;
+  std::memset(&dev.notifier, 0, sizeof(dev.notifier));
+  static const umn_interval_notifier_ops ops = {
+      [](umn_interval_notifier* sub, const umn_notifier_range*, unsigned long cur_seq) {
+        auto* d = reinterpret_cast<Sleepy*>(sub);
+        {
+          std::lock_guard guard(d->lock);
+          umn_interval_set_seq(sub, cur_seq);
+          d->mapped_version = 0;
+        }
+        struct timespec t = {0, 200 * 1000};
+        nanosleep(&t, nullptr);  // interrupted by the signals: the callback must cope, umn too
+        return true;
+      },
+      nullptr, nullptr};
+  ASSERT_EQ(umn_interval_notifier_insert(&dev.notifier, mm, 0, kPage, &ops), 0);
+  std::atomic<uint64_t> page_version{1};
+  std::atomic<bool> stop{false};
+  std::atomic<long> stale{0};
+  const int rounds = LongRun() ? 20000 : 1000;
+  std::vector<pthread_t> targets;
+  std::mutex targets_lock;
+  auto enlist = [&] {
+    std::lock_guard guard(targets_lock);
+    targets.push_back(pthread_self());
+  };
+  std::thread reader([&] {
+    enlist();
+    while (!stop) {
+      const unsigned long seq = umn_interval_read_begin(&dev.notifier);
+      const uint64_t version = page_version.load();
+      std::lock_guard guard(dev.lock);
+      if (!umn_interval_read_retry(&dev.notifier, seq)) dev.mapped_version = version + 1;
+    }
+  });
+  std::thread churn([&] {  // insert/remove a second notifier over the same page: removes wait for epochs
+    enlist();
+    struct Other { umn_interval_notifier notifier; } other;
+    static const umn_interval_notifier_ops other_ops = {
+        [](umn_interval_notifier* s, const umn_notifier_range*, unsigned long seq) {
+          umn_interval_set_seq(s, seq);
+          return true;
+        },
+        nullptr, nullptr};
+    while (!stop) {
+      std::memset(&other, 0, sizeof(other));
+      if (umn_interval_notifier_insert(&other.notifier, mm, 0, kPage, &other_ops) == 0)
+        umn_interval_notifier_remove(&other.notifier);
+    }
+  });
+  std::thread invalidator([&] {
+    enlist();
+    for (int i = 0; i < rounds; ++i) {
+      umn_notifier_range range;
+      umn_notifier_range_init(&range, UMN_NOTIFY_UNMAP, 0, mm, 0, kPage);
+      umn_notifier_invalidate_range_start(&range);
+      const uint64_t written = page_version.fetch_add(1) + 1;
+      umn_notifier_invalidate_range_end(&range);
+      std::lock_guard guard(dev.lock);
+      if (dev.mapped_version != 0 && dev.mapped_version - 1 < written) stale++;
+    }
+    stop = true;
+  });
+  std::thread signaller([&] {
+    while (!stop) {
+      {
+        std::lock_guard guard(targets_lock);
+        for (pthread_t t : targets) pthread_kill(t, SIGUSR1);
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+  });
+  invalidator.join();
+  signaller.join();
+  reader.join();
+  churn.join();
+  EXPECT_EQ(stale.load(), 0);
+  EXPECT_GT(g_signals.load(), 0);
+  umn_interval_notifier_remove(&dev.notifier);
+  umn_mm_destroy(mm);
+  sigaction(SIGUSR1, &old, nullptr);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// fork() from inside an invalidation callback, with the epoch open and other threads possibly holding
+// umn's locks: the child (which only has this thread) creates and uses its own address space and exits
+// without hanging; the parent finishes the invalidation and continues.
+TEST(FaultInjection, ForkDuringInvalidationNeitherHangsChildNorParent) {
+  umn_test::Watchdog watchdog(kWatchdogSeconds);
+  umn_mm* mm = umn_mm_create();
+  struct Forking {
+    umn_interval_notifier notifier;
+    pid_t child = -1;
+  } dev;
+  std::memset(&dev.notifier, 0, sizeof(dev.notifier));
+  static const umn_interval_notifier_ops ops = {
+      [](umn_interval_notifier* sub, const umn_notifier_range*, unsigned long cur_seq) {
+        umn_interval_set_seq(sub, cur_seq);
+        auto* d = reinterpret_cast<Forking*>(sub);
+        d->child = fork();
+        if (d->child == 0) {
+          alarm(20);  // a hang in the child kills it with SIGALRM: the parent sees it
+          umn_mm* fresh = umn_mm_create();
+          struct { umn_interval_notifier notifier; } n;
+          std::memset(&n, 0, sizeof(n));
+          static const umn_interval_notifier_ops child_ops = {
+              [](umn_interval_notifier* s, const umn_notifier_range*, unsigned long seq) {
+                umn_interval_set_seq(s, seq);
+                return true;
+              },
+              nullptr, nullptr};
+          int ok = fresh != nullptr && umn_interval_notifier_insert(&n.notifier, fresh, 0, kPage, &child_ops) == 0;
+          if (ok) {
+            umn_notifier_range r;
+            umn_notifier_range_init(&r, UMN_NOTIFY_UNMAP, 0, fresh, 0, kPage);
+            umn_notifier_invalidate_range_start(&r);
+            umn_notifier_invalidate_range_end(&r);
+            (void)umn_interval_read_begin(&n.notifier);
+            umn_interval_notifier_remove(&n.notifier);
+            umn_mm_destroy(fresh);
+          }
+          _exit(ok ? 0 : 3);
+        }
+        return true;
+      },
+      nullptr, nullptr};
+  ASSERT_EQ(umn_interval_notifier_insert(&dev.notifier, mm, 0, kPage, &ops), 0);
+  // Another thread keeps umn busy on a second address space meanwhile (its locks may be held at fork).
+  std::atomic<bool> stop{false};
+  umn_mm* busy = umn_mm_create();
+  std::thread noise([&] {
+    struct { umn_interval_notifier notifier; } n;
+    static const umn_interval_notifier_ops noise_ops = {
+        [](umn_interval_notifier* s, const umn_notifier_range*, unsigned long seq) {
+          umn_interval_set_seq(s, seq);
+          return true;
+        },
+        nullptr, nullptr};
+    while (!stop) {
+      std::memset(&n, 0, sizeof(n));
+      if (umn_interval_notifier_insert(&n.notifier, busy, 0, kPage, &noise_ops) != 0) continue;
+      umn_notifier_range r;
+      umn_notifier_range_init(&r, UMN_NOTIFY_UNMAP, 0, busy, 0, kPage);
+      umn_notifier_invalidate_range_start(&r);
+      umn_notifier_invalidate_range_end(&r);
+      umn_interval_notifier_remove(&n.notifier);
+    }
+  });
+  const int forks = LongRun() ? 200 : 20;
+  for (int i = 0; i < forks; ++i) {
+    umn_notifier_range range;
+    umn_notifier_range_init(&range, UMN_NOTIFY_PROTECTION_PAGE, 0, mm, 0, kPage);
+    umn_notifier_invalidate_range_start(&range);
+    ASSERT_GT(dev.child, 0);
+    umn_notifier_invalidate_range_end(&range);
+    int status = 0;
+    ASSERT_EQ(waitpid(dev.child, &status, 0), dev.child);
+    ASSERT_TRUE(WIFEXITED(status)) << "child killed by signal " << WTERMSIG(status) << " (14 = hung)";
+    EXPECT_EQ(WEXITSTATUS(status), 0);
+    (void)umn_interval_read_begin(&dev.notifier);  // the parent's epoch closed: no wait
+  }
+  stop = true;
+  noise.join();
+  umn_interval_notifier_remove(&dev.notifier);
+  umn_mm_destroy(mm);
+  umn_mm_destroy(busy);
+}
+
+}  // namespace
