@@ -23,13 +23,13 @@
 static char trace[64];
 static int trace_len;
 
-static void trace_reset(void)
+static inline void trace_reset(void)
 {
 	trace_len = 0;
 	trace[0] = '\0';
 }
 
-static void trace_add(char c)
+static inline void trace_add(char c)
 {
 	if (trace_len < (int)sizeof(trace) - 1) {
 		trace[trace_len++] = c;
@@ -47,14 +47,14 @@ struct rec {
 	enum umn_notifier_event last_event;
 };
 
-static struct rec *rec_of(struct umn_interval_notifier *sub) { return (struct rec *)sub; }
+static inline struct rec *rec_of(struct umn_interval_notifier *sub) { return (struct rec *)sub; }
 
-static int refuses(const struct rec *r, const struct umn_notifier_range *range)
+static inline int refuses(const struct rec *r, const struct umn_notifier_range *range)
 {
 	return r->fail_nonblock && !umn_notifier_range_blockable(range);
 }
 
-static bool rec_invalidate(struct umn_interval_notifier *sub, const struct umn_notifier_range *range,
+static inline bool rec_invalidate(struct umn_interval_notifier *sub, const struct umn_notifier_range *range,
 			   unsigned long cur_seq)
 {
 	struct rec *r = rec_of(sub);
@@ -67,7 +67,7 @@ static bool rec_invalidate(struct umn_interval_notifier *sub, const struct umn_n
 	return true;
 }
 
-static bool rec_start(struct umn_interval_notifier *sub, const struct umn_notifier_range *range,
+static inline bool rec_start(struct umn_interval_notifier *sub, const struct umn_notifier_range *range,
 		      unsigned long cur_seq, struct umn_interval_notifier_finish **finish)
 {
 	struct rec *r = rec_of(sub);
@@ -83,7 +83,7 @@ static bool rec_start(struct umn_interval_notifier *sub, const struct umn_notifi
 	return true;
 }
 
-static void rec_finish(struct umn_interval_notifier_finish *finish)
+static inline void rec_finish(struct umn_interval_notifier_finish *finish)
 {
 	struct rec *r = rec_of(finish->notifier);
 	trace_add((char)(r->name - 'a' + 'A'));
@@ -93,7 +93,7 @@ static const struct umn_interval_notifier_ops single_ops = {.invalidate = rec_in
 static const struct umn_interval_notifier_ops two_pass_ops = {.invalidate_start = rec_start,
 							       .invalidate_finish = rec_finish};
 
-static void rec_init(struct rec *r, char name)
+static inline void rec_init(struct rec *r, char name)
 {
 	struct rec zero = {0};
 	*r = zero;
@@ -102,7 +102,7 @@ static void rec_init(struct rec *r, char name)
 }
 
 /* Invalidates [start, end) blockably and ends it at once. */
-static void invalidate(struct umn_mm *mm, uint64_t start, uint64_t end)
+static inline void invalidate(struct umn_mm *mm, uint64_t start, uint64_t end)
 {
 	struct umn_notifier_range range;
 	umn_notifier_range_init(&range, UMN_NOTIFY_UNMAP, 0, mm, start, end);
@@ -112,7 +112,7 @@ static void invalidate(struct umn_mm *mm, uint64_t start, uint64_t end)
 
 static unsigned long diagnostics;
 
-static void count_diagnostic(void *context, const char *call, const char *message)
+static inline void count_diagnostic(void *context, const char *call, const char *message)
 {
 	(void)context;
 	(void)call;

@@ -26,7 +26,7 @@ int main(void)
 	trace_reset();
 	umn_notifier_release(mm);
 	umn_notifier_release(mm); /* once only */
-	CHECK(strcmp(trace, "abBt") == 0);
+	CHECK(strcmp(trace, "abtB") == 0);
 	CHECK(a.last_event == UMN_NOTIFY_RELEASE && b.last_event == UMN_NOTIFY_RELEASE &&
 	      top.last_event == UMN_NOTIFY_RELEASE);
 	CHECK(umn_interval_notifier_insert(&late.sub, mm, 0, PAGE, &single_ops) == -EINVAL);
@@ -34,7 +34,7 @@ int main(void)
 	umn_interval_notifier_remove(&b.sub);
 	umn_interval_notifier_remove(&top.sub);
 	umn_mm_destroy(mm); /* released already: no second RELEASE */
-	CHECK(strcmp(trace, "abBt") == 0);
+	CHECK(strcmp(trace, "abtB") == 0);
 
 	/* destroy with a notifier still inserted: diagnosed, RELEASE delivered, remove afterwards is safe */
 	diagnostics = 0;
