@@ -13,6 +13,7 @@
 // entry of the range and its PTEs are zapped (the stale-access detector checks this end to end).
 #include "users/sim/userptr.hpp"
 
+#include "base/check.hpp"
 #include "umn/read_section.hpp"
 
 namespace umn::sim {
@@ -169,7 +170,10 @@ class MultiplexedRange final : public IntervalNotifier {
  public:
   MultiplexedRange(std::span<Device* const> devices, PageSpan span, Mutex& lock, DriverStats& stats)
       : lock_(lock) {
-    for (Device* device : devices) entries_.push_back(std::make_unique<Entry>(*device, span, lock, stats));
+    for (Device* device : devices) {
+      entries_.push_back(std::make_unique<Entry>(*device, span, lock, stats));
+      UMN_DCHECK(&entries_.back()->userptr.lock() == &lock_);
+    }
   }
   ~MultiplexedRange() override { remove(); }
   Userptr& userptr(unsigned device) noexcept { return entries_[device]->userptr; }
@@ -187,9 +191,13 @@ class MultiplexedRange final : public IntervalNotifier {
     if (!range.blockable()) return false;
     MutexLock guard(lock_);
     set_seq(cur_seq);
-    for (auto& entry : entries_) entry->userptr.start_invalidation(entry->tlb, entry->work);
+    for (auto& entry : entries_) {
+      entry->userptr.lock().assert_held();  // it is lock_ (checked at construction)
+      entry->userptr.start_invalidation(entry->tlb, entry->work);
+    }
     for (auto& entry : entries_) {
       entry->work.wait();
+      entry->userptr.lock().assert_held();
       entry->userptr.unmap();
     }
     return true;
