@@ -52,7 +52,12 @@ TEST_F(Uffd, UnmapIsDeliveredAfterThePagesAreGone) {
   ASSERT_EQ(umn_uffd_monitor_register(monitor_, p, 2 * kPage), 0);
   Recorder rec;
   rec.read_memory = false;
-  rec.extra = [](Recorder* self) { g_mapped_in_callback = page_mapped(reinterpret_cast<void*>(self->start)); };
+  // "Still there" = mapped with our pattern: the address may already be reused by another mapping (a
+  // sanitizer runtime maps memory on its own), which is fresh zeroed memory, not the old contents.
+  rec.extra = [](Recorder* self) {
+    auto* page = reinterpret_cast<volatile unsigned char*>(self->start);
+    g_mapped_in_callback = page_mapped(const_cast<unsigned char*>(page)) && page[0] == kPattern;
+  };
   ASSERT_EQ(rec.watch(p, 2 * kPage), 0);
   ASSERT_EQ(unhooked(SYS_munmap, p, 2 * kPage), 0);
   ASSERT_TRUE(wait_for(rec.count, 1));
