@@ -15,6 +15,21 @@ using namespace umn::detail;
 
 namespace {
 
+// Waits, under subs.lock, until no insert is deferred: a notifier still on the deferred list when the
+// release walk runs would never get its RELEASE (I-16). Inserts are refused once `released` is set, so
+// this ends with the epoch that froze the tree (or earlier, if the pending inserts are cancelled).
+void wait_for_deferred_inserts(Subscriptions& subs, std::unique_lock<std::mutex>& guard) noexcept {
+  auto none_pending = [&subs] {
+    for (umn_interval_notifier* sub = subs.deferred; sub != nullptr; sub = sub->deferred_next)
+      if (sub->state == kStatePendingInsert) return false;
+    return true;
+  };
+  if (none_pending()) return;
+  subs.waiters++;
+  subs.epoch_ended.wait(guard, none_pending);
+  subs.waiters--;
+}
+
 // Start of a range on an address space. Return: 0 or -EAGAIN (already undone), -EINVAL (bad range).
 int range_start(umn_notifier_range* range, const char* call) noexcept {
   if (!UMN_CHECK(range != nullptr && range->mm != nullptr, call, "NULL range or address space"))
@@ -105,9 +120,10 @@ void umn_notifier_release(umn_mm* mm) {
   Subscriptions* subs = subscriptions_get_or_create(mm);
   if (subs == nullptr) return;  // nothing was ever subscribed, and nothing can be now
   {
-    std::lock_guard guard(subs->lock);
+    std::unique_lock guard(subs->lock);
     if (subs->released) return;
     subs->released = true;
+    wait_for_deferred_inserts(*subs, guard);
   }
   umn_notifier_range range;
   umn_notifier_range_init(&range, UMN_NOTIFY_RELEASE, UMN_NOTIFIER_RANGE_BLOCKABLE, mm, 0, UINT64_MAX);

@@ -173,4 +173,23 @@ TEST_F(Invalidate, ReleaseDuringAnOpenRangeKeepsTheEpochBalanced) {
   a.remove();
 }
 
+// A notifier whose insert is still deferred when release runs (an epoch is open) gets its RELEASE too:
+// release waits for the epoch to end, so the insert has reached the tree before the walk (I-16).
+TEST_F(Invalidate, ReleaseReachesANotifierWhoseInsertWasDeferred) {
+  RecordingNotifier a(1, &log_), pending(2, &log_, Mode::kTwoPass);
+  ASSERT_EQ(a.insert(mm_, 0, kPage), 0);
+  auto range = std::make_unique<ScopedRange>(mm_, 0, kPage);  // hits a: the tree is frozen
+  ASSERT_EQ(pending.insert(mm_, 4 * kPage, kPage), 0);          // deferred
+  AsyncCall release([&] { umn_notifier_release(mm_); });
+  EXPECT_TRUE(release.stays_blocked());
+  range.reset();
+  ASSERT_TRUE(release.finishes());
+  EXPECT_EQ(log_.first_passes(1), 2);
+  EXPECT_EQ(log_.first_passes(2), 1);
+  EXPECT_EQ(log_.count(CallKind::kFinish, 2), 1);
+  EXPECT_EQ(log_.calls().back().kind, CallKind::kFinish);
+  a.remove();
+  pending.remove();
+}
+
 }  // namespace
