@@ -4,7 +4,9 @@
 // common case; an earlier deadline walks the list, which holds at most a few operations per device). The
 // timer thread sleeps on a condition variable until the head's deadline, or until a submitter queues an
 // earlier deadline and wakes it; then it completes every slot whose deadline passed: retire() (the
-// device-side effect), the release store of the even sequence number, and a futex wake if anyone waits.
+// device-side effect) and the release store of the even sequence number; and only after the whole batch
+// it wakes the waiters (interrupt coalescing: a waiter woken in the middle of a batch would find its next
+// fence not yet signaled and sleep again, paying a second wake-up).
 //
 // Guarantees
 //   1. An operation never completes before its deadline; how late it completes is recorded (lateness_).
@@ -12,8 +14,8 @@
 //   3. A waiter never sleeps through its signal: it increments waiters_ then re-reads seq_; the timer
 //      thread stores seq_ then reads waiters_ (all seq_cst), so one of them sees the other; FUTEX_WAIT's
 //      compare of seq_ with the awaited point closes the remaining window.
-//   4. Once ~FenceSlot has taken mutex_, the timer thread no longer touches the slot: it unlinks and
-//      signals slots only under mutex_.
+//   4. Once ~FenceSlot has taken mutex_, the timer thread no longer touches the slot: it unlinks,
+//      signals and wakes slots only under mutex_.
 //   5. arm() is a fetch_add (acq_rel), which continues the release sequence of the completing store, so
 //      a thread that reads a later point still sees the earlier operation's retire() effects.
 #include "users/sim/hardware.hpp"
@@ -23,6 +25,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <array>
 #include <climits>
 #include <cmath>
 
@@ -151,7 +154,7 @@ void Hardware::unlink_locked(FenceSlot& slot) noexcept {
   slot.queued_ = false;
 }
 
-void Hardware::complete_locked(FenceSlot& slot) noexcept {
+bool Hardware::complete_locked(FenceSlot& slot) noexcept {
   const Clock::time_point now = Clock::now();
   lateness_.record(now - slot.deadline_);
   slot.retire();
@@ -159,7 +162,7 @@ void Hardware::complete_locked(FenceSlot& slot) noexcept {
   const uint32_t point = slot.seq_.load(std::memory_order_relaxed);
   // Pairs with the acquire loads in Fence::signaled / Fence::wait (guarantees 2 and 3).
   slot.seq_.store(point + 1, std::memory_order_seq_cst);
-  if (slot.waiters_.load(std::memory_order_seq_cst) != 0) futex_wake_all(slot.seq_);
+  return slot.waiters_.load(std::memory_order_seq_cst) != 0;
 }
 
 Nanos Hardware::draw_locked(const LatencyModel& latency) {
@@ -190,12 +193,21 @@ void Hardware::run() {
       wake_.wait_until(lock, head_->deadline_);
       continue;
     }
-    while (head_ != nullptr && head_->deadline_ <= Clock::now()) {
-      FenceSlot& slot = *head_;
-      unlink_locked(slot);
-      complete_locked(slot);
-    }
+    complete_due_locked();
   }
+}
+
+void Hardware::complete_due_locked() noexcept {
+  std::array<FenceSlot*, 64> wake;
+  size_t count = 0;
+  while (head_ != nullptr && head_->deadline_ <= Clock::now()) {
+    FenceSlot& slot = *head_;
+    unlink_locked(slot);
+    if (!complete_locked(slot)) continue;
+    if (count == wake.size()) futex_wake_all(slot.seq_);
+    else wake[count++] = &slot;
+  }
+  for (size_t i = 0; i < count; i++) futex_wake_all(wake[i]->seq_);
 }
 
 }  // namespace umn::sim

@@ -144,7 +144,9 @@ class Hardware {
   void schedule_locked(FenceSlot& slot, const LatencyModel& latency, Clock::time_point now);
   void enable(FenceSlot& slot, uint32_t point) noexcept;
   void unlink_locked(FenceSlot& slot) noexcept;
-  void complete_locked(FenceSlot& slot) noexcept;
+  // Completes one slot; returns whether someone waits on it (to be woken).
+  bool complete_locked(FenceSlot& slot) noexcept;
+  void complete_due_locked() noexcept;
   Nanos draw_locked(const LatencyModel& latency);
   void run();
 

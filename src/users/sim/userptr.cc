@@ -37,8 +37,11 @@ bool PendingWork::pending() const noexcept {
 }
 
 void PendingWork::wait() const noexcept {
-  Fence::wait_all(std::span(vm.data(), vm_count));
+  // The TLB invalidation first: it is the longer operation by default (50 us against 20 us), so the
+  // preempt fences are then already signaled and the waiter sleeps once, not twice.
+  for (unsigned i = 0; i < vm_count; i++) vm[i].enable_signaling();
   tlb.wait();
+  Fence::wait_all(std::span(vm.data(), vm_count));
 }
 
 Userptr::Userptr(Device& device, PageSpan span, Mutex& notifier_lock, DriverStats& stats)
