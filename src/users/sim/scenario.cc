@@ -4,7 +4,10 @@
 // round-robin (device d belongs to thread d % fault_threads): after every invalidation they are kicked,
 // fault back in every range of their devices that needs a repin (which also resumes the preempted
 // engines), then run a job on each device (a few reads of a random range), and sleep until the next kick
-// or 200 us. A job's submission takes the device's notifier lock (as xe's exec path does): that is
+// or 200 us. Before each invalidation the memory-management side also waits until every fault thread
+// has finished the round the last kick started, so that no mode gets the two cores to itself while
+// another shares them with the refaults (the periodic rounds still overlap invalidations at random).
+// A job's submission takes the device's notifier lock (as xe's exec path does): that is
 // where sharing one lock between devices (kMultiplexed) shows up as waiting. Before each invalidation the memory-management side waits until the chosen range is mapped
 // and the engines run on every device, so every invalidation has the same work to do (a TLB flush and a
 // preemption per device) and single-pass, two-pass and multiplexed are compared on equal terms.
@@ -77,6 +80,9 @@ class Scenario {
   std::mutex kick_mutex_;
   std::condition_variable kicked_;
   uint64_t kicks_ = 0;  // guarded by kick_mutex_
+  // Fault threads done with the round the last kick started: written under kick_mutex_ and
+  // progress_mutex_ (increments), read under progress_mutex_ by wait_ready.
+  std::atomic<unsigned> caught_up_{0};
   std::mutex progress_mutex_;
   std::condition_variable progress_;
   uint64_t not_ready_ = 0;  // mm thread only
@@ -103,14 +109,18 @@ void Scenario::fault_thread(unsigned index) {
   std::mt19937_64 random(config_.seed * 1000003 + index);
   uint64_t seen = 0;
   while (!stop_.load(std::memory_order_relaxed)) {
-    if (refault(index)) {
-      std::lock_guard guard(progress_mutex_);  // no lost wake-up against wait_ready's predicate
-    }
-    progress_.notify_all();
+    refault(index);
     run_jobs(index, random);
     std::unique_lock lock(kick_mutex_);
+    if (seen != kicks_) {
+      seen = kicks_;
+      {
+        std::lock_guard guard(progress_mutex_);  // no lost wake-up against wait_ready's predicate
+        caught_up_.fetch_add(1, std::memory_order_relaxed);
+      }
+      progress_.notify_all();
+    }
     kicked_.wait_for(lock, std::chrono::microseconds(200), [&] { return kicks_ != seen; });
-    seen = kicks_;
   }
 }
 
@@ -122,7 +132,9 @@ bool Scenario::range_ready(unsigned range) {
 
 bool Scenario::wait_ready(unsigned range) {
   std::unique_lock lock(progress_mutex_);
-  return progress_.wait_for(lock, config_.ready_timeout, [&] { return range_ready(range); });
+  return progress_.wait_for(lock, config_.ready_timeout, [&] {
+    return caught_up_.load(std::memory_order_relaxed) == config_.fault_threads && range_ready(range);
+  });
 }
 
 double Scenario::invalidate(unsigned range) {
@@ -139,6 +151,7 @@ void Scenario::kick() {
   {
     std::lock_guard guard(kick_mutex_);
     kicks_++;
+    caught_up_.store(0, std::memory_order_relaxed);
   }
   kicked_.notify_all();
 }
