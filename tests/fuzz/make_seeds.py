@@ -70,6 +70,9 @@ SEEDS = {
     # 2.10: release with ranges open; inserts fail afterwards; notifiers still need remove.
     "release_with_open_ranges": [DEFAULT] + insert(1, page(6), pages(2), TWO) + start(0, page(2), pages(1))
     + release(ds=[OK, FAIL_REC]) + insert(2, page(1), pages(1)) + end(0) + release() + read_begin(1),
+    # I-16: release waits for a deferred insert (skipped here: it would block), then reaches it.
+    "release_after_deferred_insert": [DEFAULT] + start(0, page(2), pages(1)) + insert(1, page(2), pages(1))
+    + release() + destroy() + end(0) + release(ds=[OK, REC]) + read_begin(1),
     # umn_mm_destroy with live notifiers: a diagnostic, RELEASE, and the memory lives until the removes.
     "destroy_with_live_notifiers": [DESTROY_FIRST] + insert(1, page(6), pages(2), BOTH)
     + start(0, page(2), pages(1)) + remove(0) + end(0) + destroy() + insert(2, page(1), pages(1)) + destroy()

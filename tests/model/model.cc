@@ -225,6 +225,16 @@ void Model::range_end(int r, std::vector<int>* woken) {
   range = Range{};
 }
 
+bool Model::release_would_block_locked() const {
+  // Creating the subscriptions waits for bare ranges; the walk waits until no insert is deferred (so
+  // that every notifier gets its RELEASE: I-16).
+  if (!has_subs_) return bare_ranges_ > 0;
+  if (released_) return false;
+  for (int n : deferred_)
+    if (notifiers_[n].state == NotifierState::kPendingInsert) return true;
+  return false;
+}
+
 void Model::release_locked(const Decide& decide, std::vector<Call>* calls, std::vector<int>* woken) {
   has_subs_ = true;
   if (released_) return;
@@ -236,14 +246,14 @@ void Model::release_locked(const Decide& decide, std::vector<Call>* calls, std::
 void Model::release(const Decide& decide, std::vector<Call>* calls, std::vector<int>* woken,
                     bool* would_block) {
   std::lock_guard guard(lock_);
-  *would_block = !has_subs_ && bare_ranges_ > 0;
+  *would_block = release_would_block_locked();
   if (!*would_block) release_locked(decide, calls, woken);
 }
 
 void Model::destroy(const Decide& decide, std::vector<Call>* calls, std::vector<int>* woken,
                     bool* would_block) {
   std::lock_guard guard(lock_);
-  *would_block = !destroyed_ && !has_subs_ && bare_ranges_ > 0;
+  *would_block = !destroyed_ && release_would_block_locked();
   if (*would_block) return;
   if (destroyed_) {
     diag(kDestroy, "destroyed twice");

@@ -84,7 +84,8 @@ class Model {
                   std::vector<Call>* calls);
   // umn_notifier_invalidate_range_end on range slot r. Appends the removers it wakes to *woken.
   void range_end(int r, std::vector<int>* woken);
-  // umn_notifier_release / umn_mm_destroy. would_block as for insert.
+  // umn_notifier_release / umn_mm_destroy. would_block: as for insert, or an insert is still deferred
+  // (release waits for the epoch that froze the tree, so that the notifier gets its RELEASE).
   void release(const Decide& decide, std::vector<Call>* calls, std::vector<int>* woken, bool* would_block);
   void destroy(const Decide& decide, std::vector<Call>* calls, std::vector<int>* woken, bool* would_block);
 
@@ -117,6 +118,7 @@ class Model {
                         const Decide& decide, std::vector<Call>* calls);
   void end_locked(std::vector<int>* woken);
   void release_locked(const Decide& decide, std::vector<Call>* calls, std::vector<int>* woken);
+  bool release_would_block_locked() const;
 
   mutable std::mutex lock_;
   std::vector<Notifier> notifiers_;
