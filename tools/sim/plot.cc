@@ -125,6 +125,15 @@ void legend(std::FILE* out) {
   entry("#666", "5 4", 1.3, "thin dashed: p99 of each mode");
 }
 
+// The command that made the plot, on two lines if long (split before an option).
+void caption(std::FILE* out, const std::string& command) {
+  const size_t split = command.size() > 120 ? command.rfind(" --", 120) : std::string::npos;
+  const std::string first = command.substr(0, split);
+  const std::string second = split == std::string::npos ? "" : command.substr(split + 1);
+  fmt::print(out, R"svg(<text x="{}" y="{}" class="cmd">{}</text>)svg" "\n", kLeft, kHeight - 30, first);
+  fmt::print(out, R"svg(<text x="{}" y="{}" class="cmd">{}</text>)svg" "\n", kLeft + 20, kHeight - 14, second);
+}
+
 }  // namespace
 
 void write_svg(std::FILE* out, const RunInfo& info, const std::vector<Row>& rows) {
@@ -143,7 +152,7 @@ void write_svg(std::FILE* out, const RunInfo& info, const std::vector<Row>& rows
   ideal_lines(out, scale, rows);
   series(out, scale, rows);
   legend(out);
-  fmt::print(out, R"svg(<text x="{}" y="{}" class="cmd">{}</text>)svg" "\n", kLeft, kHeight - 14, info.command);
+  caption(out, info.command);
   fmt::print(out, "</svg>\n");
 }
 
