@@ -24,9 +24,11 @@
 //   signaled. The waiter count and the sequence number are seq_cst (a Dekker pair: a waiter announces
 //   itself then re-reads the sequence; the signaler stores the sequence then reads the waiter count).
 //
-// Overheads (measured on the 2-core CI machine, `umn sim`): a 50 us operation completes ~5 us late at the
-// median with the 1 ns slack (it was ~57 us late with the default 50 us slack); scheduling costs one
-// uncontended lock and an ordered list insert.
+// Overheads (the 2-vCPU development VM, `umn sim` and a microbenchmark; docs/PERFORMANCE.md): a lone
+// 50 us operation completes 30-45 us late even with the 1 ns slack (the VM's timer; ~7 us on a quiet
+// bare machine). Scheduling costs one uncontended lock and an ordered list insert, except that queueing
+// into an empty queue wakes the timer thread: ~15 us on this VM (a cross-vCPU interrupt), paid by the
+// submitter. A Fence::wait that sleeps costs one futex wait and one wake-up, and no spinning.
 #pragma once
 
 #include <atomic>
