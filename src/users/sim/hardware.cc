@@ -1,5 +1,11 @@
 // hardware.cc - the simulated hardware's timer thread and the fence protocol.
 //
+// Doorbell: queueing an operation ahead of the one the timer thread sleeps for does not wake it at once;
+// it records a pending kick, which the next Fence::wait delivers (one notify_one) before sleeping. Waking
+// a sleeping thread costs the waker ~15 us on the 2-vCPU VM (a cross-vCPU interrupt); paid in the middle
+// of a first pass it delayed every later device's submission, paid at the first wait it overlaps the
+// devices' own latency. Consequence: an operation nobody waits for may complete late (never early).
+//
 // Algorithm: scheduled slots sit in one singly linked list ordered by deadline (appending is O(1), the
 // common case; an earlier deadline walks the list, which holds at most a few operations per device). The
 // timer thread sleeps on a condition variable until the head's deadline, or until a submitter queues an
@@ -59,6 +65,7 @@ void Fence::enable_signaling() const noexcept {
 void Fence::wait() const noexcept {
   if (signaled()) return;
   enable_signaling();
+  slot_->hardware_.kick();
   slot_->waiters_.fetch_add(1, std::memory_order_seq_cst);
   // seq_cst: the Dekker pair with complete_locked (guarantee 3).
   while (slot_->seq_.load(std::memory_order_seq_cst) == point_) futex_wait(slot_->seq_, point_);
@@ -83,13 +90,8 @@ Fence FenceSlot::arm() noexcept {
 }
 
 void FenceSlot::schedule(const LatencyModel& latency) noexcept {
-  bool new_head;
-  {
-    std::lock_guard guard(hardware_.mutex_);
-    hardware_.schedule_locked(*this, latency, Clock::now());
-    new_head = hardware_.head_ == this;
-  }
-  if (new_head) hardware_.wake_.notify_one();
+  std::lock_guard guard(hardware_.mutex_);
+  hardware_.schedule_locked(*this, latency, Clock::now());
 }
 
 Fence FenceSlot::current() const noexcept {
@@ -110,17 +112,16 @@ Hardware::~Hardware() {
 }
 
 void Hardware::enable(FenceSlot& slot, uint32_t point) noexcept {
-  bool new_head = false;
-  {
-    std::lock_guard guard(mutex_);
-    const LatencyModel* latency = slot.lazy_latency();
-    if (latency != nullptr && slot.seq_.load(std::memory_order_relaxed) == point &&
-        slot.enabled_point_ != point) {
-      schedule_locked(slot, *latency, Clock::now());
-      new_head = head_ == &slot;
-    }
-  }
-  if (new_head) wake_.notify_one();
+  std::lock_guard guard(mutex_);
+  const LatencyModel* latency = slot.lazy_latency();
+  if (latency != nullptr && slot.seq_.load(std::memory_order_relaxed) == point && slot.enabled_point_ != point)
+    schedule_locked(slot, *latency, Clock::now());
+}
+
+void Hardware::kick() noexcept {
+  // Pairs with the release store in schedule_locked: the timer thread, woken, reads the queue under mutex_.
+  if (kick_pending_.load(std::memory_order_acquire) && kick_pending_.exchange(false, std::memory_order_acq_rel))
+    wake_.notify_one();
 }
 
 void Hardware::schedule_locked(FenceSlot& slot, const LatencyModel& latency, Clock::time_point now) {
@@ -132,6 +133,7 @@ void Hardware::schedule_locked(FenceSlot& slot, const LatencyModel& latency, Clo
     slot.next_ = head_;
     head_ = &slot;
     if (tail_ == nullptr) tail_ = &slot;
+    kick_pending_.store(true, std::memory_order_release);  // the timer thread sleeps past this deadline
     return;
   }
   FenceSlot* prev = slot.deadline_ >= tail_->deadline_ ? tail_ : head_;

@@ -14,7 +14,8 @@
 //   slot lives, and a later arm() of the slot does not un-signal it.
 // Context
 //   wait() and wait_all() sleep (futex) until the timer thread signals: no CPU is spent spinning, which
-//   is what lets 64 devices share 2 cores. Everything else is non-blocking apart from Hardware::mutex_.
+//   is what lets 64 devices share 2 cores. Submissions ring the timer's doorbell lazily: an operation
+//   nobody waits for may complete after its deadline (see hardware.cc). Everything else is non-blocking apart from Hardware::mutex_.
 //   The timer thread runs with a 1 ns timer slack (prctl(PR_SET_TIMERSLACK)); Hardware::lateness_us()
 //   reports how late it really completes operations.
 // Memory ordering
@@ -145,6 +146,8 @@ class Hardware {
 
   void schedule_locked(FenceSlot& slot, const LatencyModel& latency, Clock::time_point now);
   void enable(FenceSlot& slot, uint32_t point) noexcept;
+  // Delivers a pending kick: wakes the timer thread so it sleeps for the new earliest deadline.
+  void kick() noexcept;
   void unlink_locked(FenceSlot& slot) noexcept;
   // Completes one slot; returns whether someone waits on it (to be woken).
   bool complete_locked(FenceSlot& slot) noexcept;
@@ -158,6 +161,7 @@ class Hardware {
   FenceSlot* tail_ = nullptr;  // guarded by mutex_
   bool stop_ = false;          // guarded by mutex_
   std::mt19937_64 random_;     // guarded by mutex_
+  std::atomic<bool> kick_pending_{false};  // atomic; set under mutex_, cleared by kick() (see hardware.cc)
   WaitHistogram lateness_;
   std::thread thread_;  // last: starts after everything above is initialised
 };
