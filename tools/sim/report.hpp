@@ -34,8 +34,9 @@ struct RunInfo {
   std::string command;  // the command line, for the plot's caption
 };
 
-// The ideal of a row: the hardware's own latency for one device's TLB invalidation (submission to
-// completion on the timer thread, calibrated on idle hardware just before the row).
+// The ideal of a row: one device's TLB latency as the CPU sees it (a lone TLB invalidation submitted and
+// waited for on idle hardware: the mean of two calibrations bracketing the row), comparable with the
+// table's CPU-side invalidation latencies (both include the waiter's wake-up).
 double ideal_us(const Row& row);
 
 // The targets, checked on the rows: two-pass p50 within 1.25x of the ideal at D = 8 and 32,

@@ -92,6 +92,7 @@ Fence FenceSlot::arm() noexcept {
 void FenceSlot::schedule(const LatencyModel& latency) noexcept {
   std::lock_guard guard(hardware_.mutex_);
   hardware_.schedule_locked(*this, latency, Clock::now());
+  measured_ = true;
 }
 
 Fence FenceSlot::current() const noexcept {
@@ -127,6 +128,8 @@ void Hardware::kick() noexcept {
 void Hardware::schedule_locked(FenceSlot& slot, const LatencyModel& latency, Clock::time_point now) {
   UMN_DCHECK(!slot.queued_);
   slot.enabled_point_ = slot.seq_.load(std::memory_order_relaxed);
+  slot.submitted_at_ = now;
+  slot.measured_ = false;
   slot.deadline_ = now + draw_locked(latency);
   slot.queued_ = true;
   if (head_ == nullptr || slot.deadline_ < head_->deadline_) {
@@ -159,6 +162,7 @@ void Hardware::unlink_locked(FenceSlot& slot) noexcept {
 bool Hardware::complete_locked(FenceSlot& slot) noexcept {
   const Clock::time_point now = Clock::now();
   lateness_.record(now - slot.deadline_);
+  if (slot.measured_) achieved_.record(now - slot.submitted_at_);
   slot.retire();
   slot.completed_at_ = now;
   const uint32_t point = slot.seq_.load(std::memory_order_relaxed);

@@ -198,6 +198,7 @@ ScenarioResult Scenario::collect(std::vector<double>& latencies) {
   result.lock_wait_p99_us = stats.lock_waits.quantile_us(0.99);
   result.lock_wait_max_us = stats.lock_waits.max_us();
   result.timer_lateness_p50_us = hardware_.lateness_us(0.5);
+  result.hardware_tlb_p50_us = hardware_.achieved_us(0.5);
   return result;
 }
 

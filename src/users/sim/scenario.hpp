@@ -60,6 +60,7 @@ struct ScenarioResult {
   double lock_wait_p99_us = 0;   // ... their 99th percentile wait
   double lock_wait_max_us = 0;
   double timer_lateness_p50_us = 0;  // how late the hardware timer completed operations
+  double hardware_tlb_p50_us = 0;    // submission to completion of this run's TLB invalidations
   double seconds = 0;                // wall time of the run
 };
 
