@@ -183,7 +183,10 @@ struct umn_interval_notifier {
  * umn_interval_notifier_insert - watch [start, start + length) of mm.
  * The notifier may not be in the tree yet when this returns (deferred while invalidations run); always
  * build device mappings through the umn_interval_read_begin() / umn_interval_read_retry() loop.
- * Context: may take the subscription lock; not from a callback. Return: 0; -EOVERFLOW when length is 0 or
+ * Index nodes are allocated here, outside the subscription lock (never on the invalidate walk).
+ * Context: may sleep: it waits for invalidations that started before mm had any subscription, so a thread
+ * must not insert between its own range_start and range_end on an address space without subscriptions.
+ * Not from a callback. Return: 0; -EOVERFLOW when length is 0 or
  * start + length overflows; -EINVAL for ops with neither invalidate nor invalidate_start, with
  * invalidate_start but no invalidate_finish, NULL arguments, a notifier already inserted, or a dead
  * (released) address space; -ENOMEM. After an error, do not call remove.
@@ -252,7 +255,10 @@ UMN_API void umn_notifier_invalidate_range_end(struct umn_notifier_range *range)
  * umn_notifier_release - address-space teardown: every interval notifier gets exactly one blockable
  * UMN_NOTIFY_RELEASE invalidation over the whole space (both passes), then every classic notifier's
  * ->release, and the classic list is emptied. Runs once; later calls do nothing. Interval notifiers stay
- * inserted (remove them as usual); new inserts fail with -EINVAL. Context: may sleep; not from a callback.
+ * inserted (remove them as usual); new inserts fail with -EINVAL. An insert that is still deferred by a
+ * running invalidation is waited for, so that it too gets its RELEASE.
+ * The walk covers the last byte of the space too; the range passed to callbacks is [0, UINT64_MAX).
+ * Context: may sleep; not from a callback; not between a range_start and its range_end on this thread.
  */
 UMN_API void umn_notifier_release(struct umn_mm *mm);
 
