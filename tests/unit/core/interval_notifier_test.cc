@@ -10,31 +10,13 @@
 #include <cstring>
 #include <memory>
 
-#include "support/async_call.hpp"
-#include "support/diag_capture.hpp"
-#include "support/recording_notifier.hpp"
+#include "support/core_test.hpp"
 
 namespace {
 
-using umn::test::AsyncCall;
-using umn::test::CallKind;
-using umn::test::CallLog;
-using umn::test::DiagCapture;
-using umn::test::RecordingNotifier;
-using umn::test::ScopedRange;
-using Mode = RecordingNotifier::Mode;
+using namespace umn::test;  // NOLINT(google-build-using-namespace): the shared test doubles
 
-constexpr uint64_t kPage = 4096;
-constexpr uint64_t kMax = UINT64_MAX;
-
-class IntervalNotifier : public ::testing::Test {
- protected:
-  void SetUp() override { mm_ = umn_mm_create(); ASSERT_NE(mm_, nullptr); }
-  void TearDown() override { umn_mm_destroy(mm_); }
-  umn_mm* mm_ = nullptr;
-  CallLog log_;
-  DiagCapture diags_;
-};
+class IntervalNotifier : public AddressSpaceTest {};
 
 // A notifier inserted while idle reads an odd seq at once, and read_retry stays false with no invalidation.
 TEST_F(IntervalNotifier, ReadBeginReturnsAnOddSeqAtOnceWhenIdle) {

@@ -8,31 +8,13 @@
 #include <memory>
 #include <vector>
 
-#include "support/async_call.hpp"
-#include "support/diag_capture.hpp"
-#include "support/recording_notifier.hpp"
+#include "support/core_test.hpp"
 
 namespace {
 
-using umn::test::AsyncCall;
-using umn::test::CallKind;
-using umn::test::CallLog;
-using umn::test::DiagCapture;
-using umn::test::RecordingNotifier;
-using umn::test::ScopedRange;
-using Mode = RecordingNotifier::Mode;
+using namespace umn::test;  // NOLINT(google-build-using-namespace): the shared test doubles
 
-constexpr uint64_t kPage = 4096;
-constexpr uint64_t kMax = UINT64_MAX;
-
-class Invalidate : public ::testing::Test {
- protected:
-  void SetUp() override { mm_ = umn_mm_create(); ASSERT_NE(mm_, nullptr); }
-  void TearDown() override { umn_mm_destroy(mm_); }
-  umn_mm* mm_ = nullptr;
-  CallLog log_;
-  DiagCapture diags_;
-};
+class Invalidate : public AddressSpaceTest {};
 
 // A non-blocking start with start >= end is -EINVAL and diagnosed; the address space is not left
 // invalidating (a reader of an overlapping notifier does not wait).

@@ -8,36 +8,20 @@
 #include <memory>
 #include <vector>
 
-#include "support/async_call.hpp"
-#include "support/diag_capture.hpp"
-#include "support/recording_notifier.hpp"
+#include "support/core_test.hpp"
 
 namespace {
 
-using umn::test::AsyncCall;
-using umn::test::CallKind;
-using umn::test::CallLog;
-using umn::test::DiagCapture;
-using umn::test::RecordingNotifier;
-using umn::test::ScopedRange;
-using Mode = RecordingNotifier::Mode;
+using namespace umn::test;  // NOLINT(google-build-using-namespace): the shared test doubles
 
-constexpr uint64_t kPage = 4096;
-constexpr uint64_t kMax = UINT64_MAX;
-
-class ItreeInvalidate : public ::testing::Test {
+class ItreeInvalidate : public AddressSpaceTest {
  protected:
-  void SetUp() override { mm_ = umn_mm_create(); ASSERT_NE(mm_, nullptr); }
-  void TearDown() override { umn_mm_destroy(mm_); }
   // True if a blockable invalidation of [start, end) calls notifier id.
   bool hits(uint64_t start, uint64_t end, int id) {
     log_.clear();
     umn::test::invalidate(mm_, start, end);
     return log_.first_passes(id) == 1;
   }
-  umn_mm* mm_ = nullptr;
-  CallLog log_;
-  DiagCapture diags_;
 };
 
 // A range [s, e) calls a notifier on [100, 200) exactly when s <= 199 and e - 1 >= 100 (end exclusive).

@@ -8,21 +8,11 @@
 #include <memory>
 #include <thread>
 
-#include "support/async_call.hpp"
-#include "support/diag_capture.hpp"
-#include "support/recording_notifier.hpp"
+#include "support/core_test.hpp"
 
 namespace {
 
-using umn::test::AsyncCall;
-using umn::test::CallKind;
-using umn::test::CallLog;
-using umn::test::DiagCapture;
-using umn::test::RecordingNotifier;
-using umn::test::ScopedRange;
-using Mode = RecordingNotifier::Mode;
-
-constexpr uint64_t kPage = 4096;
+using namespace umn::test;  // NOLINT(google-build-using-namespace): the shared test doubles
 
 // Destroying an address space with notifiers still inserted diagnoses it, gives each one RELEASE, and
 // keeps the memory alive until the last of them is removed.
