@@ -1,6 +1,7 @@
 // sim_command_test.cc - `umn sim` as a user runs it: bad arguments exit 2 with a message, and a small
 // valid run prints JSON with zero stale accesses. Runs the built binary (UMN_CLI_PATH).
 #include <gtest/gtest.h>
+#include <unistd.h>
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -27,10 +28,16 @@ std::string slurp(const std::string& path) {
 }
 
 Outcome run_umn(const std::string& args) {
-  const std::string base = ::testing::TempDir() + "umn_sim_cli";
+  // One file pair per process and call: ctest runs these tests in parallel processes.
+  static int calls = 0;
+  const std::string base = ::testing::TempDir() + "umn_sim_cli_" + std::to_string(getpid()) + "_" +
+                           std::to_string(calls++);
   const std::string command = std::string(UMN_CLI_PATH) + " " + args + " >" + base + ".out 2>" + base + ".err";
   const int raw = std::system(command.c_str());
-  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, slurp(base + ".out"), slurp(base + ".err")};
+  Outcome outcome{WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, slurp(base + ".out"), slurp(base + ".err")};
+  std::remove((base + ".out").c_str());
+  std::remove((base + ".err").c_str());
+  return outcome;
 }
 
 class BadArguments : public ::testing::TestWithParam<const char*> {};
