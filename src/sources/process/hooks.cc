@@ -46,9 +46,15 @@ namespace {
 
 std::atomic<int> g_install_state{0};  // 0 not yet, 1 installing, 2 done; release on 2, pairs with loads
 int g_status = 1;                     // written before g_install_state = 2
-umn_mm* g_mm = nullptr;               // written before any site is patched
+// Written before any site is patched and read by patched code on any thread. The patch itself is not a
+// synchronising store (threads reach the hook by instruction fetch), so both are atomics: release stores
+// by the installer, acquire loads by the dispatcher (plain loads on x86-64).
+std::atomic<umn_mm*> g_mm{nullptr};
 Registry g_registry;                  // ours; other copies and tracers join it if we own the sites
-Registry* g_active = &g_registry;     // the registry events flow through (another copy's when chained)
+std::atomic<Registry*> g_active{&g_registry};  // the registry events flow through (another copy's when chained)
+
+umn_mm* process_mm() noexcept { return g_mm.load(std::memory_order_acquire); }
+Registry* active_registry() noexcept { return g_active.load(std::memory_order_acquire); }
 patch::InstallResult g_install;
 std::atomic<unsigned long> g_events{0};
 std::atomic<unsigned long> g_nested{0};
@@ -153,9 +159,10 @@ void deliver_start(Pending* pending) noexcept {
   DeliveryScope scope;
   g_events.fetch_add(1, std::memory_order_relaxed);
   const umn_process_event& event = pending->event;
-  umn_notifier_range_init(&pending->range, event.event, 0, g_mm, event.start, event.end);
-  if (g_mm != nullptr) umn_notifier_invalidate_range_start(&pending->range);
-  Registry* registry = g_active;
+  umn_mm* mm = process_mm();
+  umn_notifier_range_init(&pending->range, event.event, 0, mm, event.start, event.end);
+  if (mm != nullptr) umn_notifier_invalidate_range_start(&pending->range);
+  Registry* registry = active_registry();
   const unsigned used = registry->used.load(std::memory_order_acquire);
   for (unsigned i = 0; i < kRegistrySlots; ++i) {
     // Pairs with the release CAS in observer_add: ctx is visible once fn is.
@@ -173,13 +180,13 @@ void deliver_end(Pending* pending, long result) noexcept {
   for (unsigned i = kRegistrySlots; i-- > 0;)
     if (pending->fns[i] != nullptr)
       pending->fns[i](pending->ctxs[i], &pending->event, UMN_PROCESS_PHASE_END, pending->scratch[i]);
-  if (g_mm != nullptr) umn_notifier_invalidate_range_end(&pending->range);
+  if (pending->range.mm != nullptr) umn_notifier_invalidate_range_end(&pending->range);
 }
 
 // After a hooked call that caused no event: tell the observers that asked for it (tracers following
 // mappings as they are added). One relaxed load when nobody asked.
 void deliver_quiet(long nr, const long* a, long result, uintptr_t caller) noexcept {
-  Registry* registry = g_active;
+  Registry* registry = active_registry();
   if (registry->quiet.load(std::memory_order_relaxed) == 0) return;
   DeliveryScope scope;
   const uint64_t addr = nr == SYS_mmap || nr == SYS_mremap ? static_cast<uint64_t>(result) : static_cast<uint64_t>(a[0]);
@@ -240,8 +247,9 @@ unsigned g_fork_count = 0;
 std::atomic<bool> g_fork_lock{false};
 
 bool anyone_listening() noexcept {
-  if (g_mm != nullptr && subscriptions_of(g_mm) != nullptr) return true;
-  return g_active->used.load(std::memory_order_acquire) > 0;
+  umn_mm* mm = process_mm();
+  if (mm != nullptr && subscriptions_of(mm) != nullptr) return true;
+  return active_registry()->used.load(std::memory_order_acquire) > 0;
 }
 
 void fork_prepare() {
@@ -309,13 +317,13 @@ bool env_disabled() noexcept {
 
 int do_install(umn_mm* mm) noexcept {
   if (env_disabled()) return -EPERM;
-  g_mm = mm;  // before the first patch: the dispatcher may run on another thread right after it
+  g_mm.store(mm, std::memory_order_release);  // before the first patch: the dispatcher may run at once
   g_install = patch::install(&dispatch, &g_registry);
   if (g_install.existing != nullptr) {
     if (g_install.existing->abi != kRegistryAbi) return -EPROTO;
-    g_active = g_install.existing;
-    g_mm = nullptr;  // our address space is fed by the owner through chained_observer
-    int slot = claim_slot(g_active, &chained_observer, mm);
+    g_active.store(g_install.existing, std::memory_order_release);
+    g_mm.store(nullptr, std::memory_order_release);  // our address space is fed by the owner's observer
+    int slot = claim_slot(g_install.existing, &chained_observer, mm);
     return slot < 0 ? slot : 0;
   }
   if (g_install.patched == 0) return g_install.error != 0 ? g_install.error : -ENOENT;
@@ -386,14 +394,14 @@ int umn_process_observer_add_flags(umn_process_observer_fn fn, void* ctx, unsign
   if (fn == nullptr || (flags & ~UMN_PROCESS_OBSERVE_QUIET) != 0) return -EINVAL;
   int status = umn_process_hooks_install();
   if (status != 0) return status;
-  return claim_slot(g_active, fn, ctx, flags);
+  return claim_slot(active_registry(), fn, ctx, flags);
 }
 
 int umn_process_observer_add(umn_process_observer_fn fn, void* ctx) { return umn_process_observer_add_flags(fn, ctx, 0); }
 
 void umn_process_observer_remove(int slot) {
   if (slot < 0 || static_cast<unsigned>(slot) >= kRegistrySlots) return;
-  g_active->slots[slot].fn.store(nullptr, std::memory_order_release);
+  active_registry()->slots[slot].fn.store(nullptr, std::memory_order_release);
 }
 
 }  // extern "C"
