@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "umn/umn.h"
+#include "check.h"
 
 struct driver_mm {
 	struct umn_notifier notifier; /* first */
@@ -35,14 +36,6 @@ static void free_driver_mm(struct umn_notifier *sub)
 
 static const struct umn_notifier_ops ops = {.alloc_notifier = alloc_driver_mm, .free_notifier = free_driver_mm};
 static const struct umn_notifier_ops no_free = {.alloc_notifier = alloc_driver_mm};
-
-#define CHECK(cond)                                                                  \
-	do {                                                                         \
-		if (!(cond)) {                                                       \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-			return 1;                                                    \
-		}                                                                    \
-	} while (0)
 
 int main(void)
 {

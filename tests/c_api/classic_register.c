@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "umn/umn.h"
+#include "check.h"
 
 struct probe {
 	struct umn_notifier notifier; /* first: a struct umn_notifier * is a struct probe * */
@@ -51,14 +52,6 @@ static const struct umn_notifier_ops with_end = {
 	.test_young = on_test_young};
 static const struct umn_notifier_ops start_only = {
 	.release = on_release, .invalidate_range_start = on_start, .test_young = on_test_young};
-
-#define CHECK(cond)                                                                  \
-	do {                                                                         \
-		if (!(cond)) {                                                       \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-			return 1;                                                    \
-		}                                                                    \
-	} while (0)
 
 int main(void)
 {

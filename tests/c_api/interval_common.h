@@ -8,16 +8,9 @@
 #include <stdio.h>
 
 #include "umn/umn.h"
+#include "check.h"
 
 #define PAGE 4096u
-
-#define CHECK(cond)                                                                           \
-	do {                                                                                  \
-		if (!(cond)) {                                                                \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-			return 1;                                                             \
-		}                                                                             \
-	} while (0)
 
 /* Calls, in order, as letters: lower case = first pass, upper case = second pass. */
 static char trace[64];
