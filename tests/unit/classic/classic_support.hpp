@@ -3,6 +3,7 @@
 //   Diags          installs a diagnostic hook for a scope and records (call, message); restores NULL.
 //   Rec            a C umn_notifier that records every callback in a shared, ordered log, with
 //                  configurable ops (which callbacks exist) and answers.
+//   BareNotifier   a C umn_notifier with an ops table the test fills in (callbacks written per test).
 //   Latch          a one-shot gate a callback can block on, with "entered" signalling.
 //
 // Locking: Diags and the log have their own mutexes (callbacks run on any thread). Lifetime: a Rec must
@@ -143,6 +144,15 @@ struct Rec {
   }
 };
 static_assert(offsetof(Rec, c) == 0);
+
+// A notifier whose ops table the test fills before registering it. Not copyable: sub points at ops.
+struct BareNotifier {
+  umn_notifier_ops ops{};
+  umn_notifier sub{};
+  BareNotifier() { sub.ops = &ops; }
+  BareNotifier(const BareNotifier&) = delete;
+  BareNotifier& operator=(const BareNotifier&) = delete;
+};
 
 // A gate: wait() blocks until open(); entered() tells whether someone is waiting in it.
 class Latch {

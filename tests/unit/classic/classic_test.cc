@@ -337,11 +337,9 @@ TEST_F(Classic, NotifierRegisteredDuringEndGetsNoEnd) {
   Latch end_gate;
   blocking::end_gate = &end_gate;
   blocking::start_gate = nullptr;
-  umn_notifier_ops slow_ops{};
-  slow_ops.invalidate_range_end = &blocking::on_end;
-  umn_notifier slow{};
-  slow.ops = &slow_ops;
-  ASSERT_EQ(umn_notifier_register(&slow, mm_), 0);
+  BareNotifier slow;
+  slow.ops.invalidate_range_end = &blocking::on_end;
+  ASSERT_EQ(umn_notifier_register(&slow.sub, mm_), 0);
   Thread invalidator([&] { invalidate(mm_); });
   ASSERT_TRUE(end_gate.await_entered());
   Rec fresh("new", nullptr, kRange);
@@ -352,7 +350,7 @@ TEST_F(Classic, NotifierRegisteredDuringEndGetsNoEnd) {
   EXPECT_EQ(fresh.ends, 0);
   blocking::end_gate = nullptr;
   umn_notifier_unregister(&fresh.c, mm_);
-  umn_notifier_unregister(&slow, mm_);
+  umn_notifier_unregister(&slow.sub, mm_);
 }
 
 // A callback still running when its notifier is unregistered finishes before unregister returns.
@@ -360,17 +358,15 @@ TEST_F(Classic, UnregisterWaitsForRunningCallback) {
   Latch gate;
   blocking::start_gate = &gate;
   blocking::finished = false;
-  umn_notifier_ops ops{};
-  ops.invalidate_range_start = &blocking::on_start;
-  umn_notifier sub{};
-  sub.ops = &ops;
-  ASSERT_EQ(umn_notifier_register(&sub, mm_), 0);
+  BareNotifier blocked;
+  blocked.ops.invalidate_range_start = &blocking::on_start;
+  ASSERT_EQ(umn_notifier_register(&blocked.sub, mm_), 0);
   Thread invalidator([&] { invalidate(mm_); });
   ASSERT_TRUE(gate.await_entered());
   std::atomic<bool> unregistered{false};
   bool finished_first = false;
   Thread unregistrar([&] {
-    umn_notifier_unregister(&sub, mm_);
+    umn_notifier_unregister(&blocked.sub, mm_);
     finished_first = blocking::finished;
     unregistered = true;
   });
@@ -401,18 +397,16 @@ void on_end(umn_notifier* sub, const umn_notifier_range*) { umn_notifier_unregis
 TEST_F(Classic, RegisterOrUnregisterFromCallbackIsDiagnosed) {
   Diags diags;
   reentry::mm = mm_;
-  umn_notifier_ops ops{};
-  ops.invalidate_range_start = &reentry::on_start;
-  ops.invalidate_range_end = &reentry::on_end;
-  umn_notifier sub{};
-  sub.ops = &ops;
-  ASSERT_EQ(umn_notifier_register(&sub, mm_), 0);
+  BareNotifier reentrant;
+  reentrant.ops.invalidate_range_start = &reentry::on_start;
+  reentrant.ops.invalidate_range_end = &reentry::on_end;
+  ASSERT_EQ(umn_notifier_register(&reentrant.sub, mm_), 0);
   invalidate(mm_);
   EXPECT_EQ(reentry::register_result, -EDEADLK);
   EXPECT_EQ(diags.count("from a classic notifier callback"), 2u);
-  ops.invalidate_range_start = nullptr;
-  ops.invalidate_range_end = nullptr;
-  umn_notifier_unregister(&sub, mm_);
+  reentrant.ops.invalidate_range_start = nullptr;
+  reentrant.ops.invalidate_range_end = nullptr;
+  umn_notifier_unregister(&reentrant.sub, mm_);
 }
 
 // Unregistering twice, or a notifier never registered, is diagnosed and changes nothing.

@@ -293,15 +293,13 @@ int start_and_get(umn_notifier*, const umn_notifier_range*) {
 TEST_F(Registration, GetFromCallbackIsEdeadlk) {
   Diags diags;
   reentry::mm = mm_;
-  umn_notifier_ops ops{};
-  ops.invalidate_range_start = &reentry::start_and_get;
-  umn_notifier sub{};
-  sub.ops = &ops;
-  ASSERT_EQ(umn_notifier_register(&sub, mm_), 0);
+  BareNotifier getter;
+  getter.ops.invalidate_range_start = &reentry::start_and_get;
+  ASSERT_EQ(umn_notifier_register(&getter.sub, mm_), 0);
   invalidate(mm_);
   EXPECT_EQ(reentry::get_errno, EDEADLK);
   EXPECT_EQ(diags.count("from a classic notifier callback"), 1u);
-  umn_notifier_unregister(&sub, mm_);
+  umn_notifier_unregister(&getter.sub, mm_);
 }
 
 }  // namespace

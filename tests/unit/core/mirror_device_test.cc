@@ -28,6 +28,19 @@ class MirrorDeviceTest : public ::testing::Test {
   umn_mm* mm_ = nullptr;
   CpuPages cpu_{kBase, 16};
   DiagCapture diags_;
+
+  // Faults page in on dev, with one mutation of pages [0, 4) (and its invalidation) between the
+  // fault's snapshot and its commit. Return: what fault returned.
+  bool fault_with_one_mutation_before_commit(MirrorDevice& dev, size_t page) {
+    MirrorDevice* devices[] = {&dev};
+    bool once = true;
+    dev.between_snapshot_and_commit = [&] {
+      if (std::exchange(once, false)) mutate(mm_, cpu_, 0, 4, true, devices);
+    };
+    const bool faulted = dev.fault(page);
+    dev.between_snapshot_and_commit = nullptr;
+    return faulted;
+  }
 };
 
 // A fault installs a translation that reads as current; an invalidation of its page clears it (the
@@ -51,12 +64,7 @@ TEST_F(MirrorDeviceTest, FaultInstallsAndInvalidationClears) {
 TEST_F(MirrorDeviceTest, InvalidationDuringAFaultForcesARetry) {
   MirrorDevice dev(mm_, cpu_, 0, 4, {});
   ASSERT_EQ(dev.insert(), 0);
-  MirrorDevice* devices[] = {&dev};
-  bool once = true;
-  dev.between_snapshot_and_commit = [&] {
-    if (std::exchange(once, false)) mutate(mm_, cpu_, 0, 4, true, devices);
-  };
-  ASSERT_TRUE(dev.fault(2));
+  ASSERT_TRUE(fault_with_one_mutation_before_commit(dev, 2));
   EXPECT_EQ(dev.counters.retries.load(), 1u);
   EXPECT_EQ(dev.access(2), Access::kHit);
 }
@@ -66,12 +74,7 @@ TEST_F(MirrorDeviceTest, InvalidationDuringAFaultForcesARetry) {
 TEST_F(MirrorDeviceTest, BrokenDriverWithoutSetSeqIsCaughtAsStale) {
   MirrorDevice dev(mm_, cpu_, 0, 4, {.skip_set_seq = true});
   ASSERT_EQ(dev.insert(), 0);
-  MirrorDevice* devices[] = {&dev};
-  bool once = true;
-  dev.between_snapshot_and_commit = [&] {
-    if (std::exchange(once, false)) mutate(mm_, cpu_, 0, 4, true, devices);
-  };
-  ASSERT_TRUE(dev.fault(2));
+  ASSERT_TRUE(fault_with_one_mutation_before_commit(dev, 2));
   EXPECT_EQ(dev.counters.retries.load(), 0u);
   EXPECT_EQ(dev.access(2), Access::kStale);
   EXPECT_EQ(dev.counters.stale.load(), 1u);
