@@ -22,6 +22,13 @@
 //   callback (barrier from there deadlocks).
 //   call(): any context, including inside a read-side section; the callback runs later on liburcu's
 //   call_rcu thread and must not sleep for long.
+// fork(): umn registers pthread_atfork handlers (at load) that quiesce liburcu around a fork, so the child
+//   has a working grace-period machinery and call_rcu thread (without them a child's synchronize() or
+//   barrier() waits forever for the parent's call_rcu thread, which does not exist in the child). The
+//   prepare handler may wait for a grace period in progress on another thread, so a thread must not call
+//   fork() while holding a lock that a classic callback takes. A fork from inside a read-side section or
+//   a call() callback skips the quiescing (it would wait for itself): such a child must exec or _exit
+//   without using umn's classic notifiers.
 // Memory ordering: what a reader saw inside a section happens-before whatever follows a synchronize()
 //   or a call() callback that began after the section's read_unlock (liburcu's guarantee). ThreadSanitizer
 //   cannot see through liburcu (uninstrumented, membarrier-based), so under TSan these edges are declared

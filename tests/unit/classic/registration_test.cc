@@ -6,8 +6,12 @@
 #include <cerrno>
 #include <chrono>
 #include <climits>
+#include <csignal>
 #include <thread>
 #include <vector>
+
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "classic_support.hpp"
 #include "core/rcu.hpp"
@@ -288,6 +292,36 @@ int start_and_get(umn_notifier*, const umn_notifier_range*) {
   return 0;
 }
 }  // namespace reentry
+
+// A child forked after the parent's call_rcu thread exists gets a working one: its last put frees and its
+// synchronize returns (without umn's fork handlers it waits forever for a thread the child does not
+// have). A notifier the parent still holds at the fork is the child's too.
+TEST_F(Registration, ForkedChildCanPutAndSynchronize) {
+  umn_notifier* warm = umn_notifier_get(&kOps, mm_);
+  ASSERT_NE(warm, nullptr);
+  umn_notifier_put(warm);
+  umn_notifier_synchronize();  // the parent's call_rcu thread now exists and has run a free
+  umn_notifier* held = umn_notifier_get(&kOps, mm_);
+  ASSERT_NE(held, nullptr);
+  const pid_t child = fork();
+  ASSERT_NE(child, -1);
+  if (child == 0) {
+    alarm(20);  // a hang becomes SIGALRM
+    const int frees_before = g_frees;
+    umn_notifier* again = umn_notifier_get(&kOps, mm_);
+    if (again != held) _exit(2);
+    umn_notifier_put(again);
+    umn_notifier_put(held);  // the last put in the child
+    umn_notifier_synchronize();
+    _exit(g_frees == frees_before + 1 ? 0 : 3);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << (WIFSIGNALED(status) ? "child killed by signal " + std::to_string(WTERMSIG(status))
+                              : "child exit status " + std::to_string(WEXITSTATUS(status)));
+  umn_notifier_put(held);
+}
 
 // get from a callback is misuse: NULL with errno EDEADLK, no deadlock.
 TEST_F(Registration, GetFromCallbackIsEdeadlk) {
