@@ -1,6 +1,7 @@
 // plot.cc - the SVG plot of `umn sim --plot`: invalidation latency against the number of devices, both
 // axes logarithmic (devices double; single-pass latency grows with them), one line per mode (p50 solid
-// with markers, p99 dashed), the ideal (one device's TLB latency) and the 1.25 x ideal target.
+// with markers, p99 dashed), the ideal (one device's invalidation, measured in the same run) and the
+// 1.25 x ideal target.
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -120,7 +121,7 @@ void legend(std::FILE* out) {
   fmt::print(out, R"svg(<rect x="{}" y="{}" width="{}" height="{}" fill="white" stroke="#bbb"/>)svg" "\n", x0, kTop + 8,
              kRight - 30, 22 * 6 + 6);
   for (const Series& s : kSeries) entry(s.color, "none", 3, s.label);
-  entry("#444", "8 5", 2, "ideal: one device's TLB latency");
+  entry("#444", "8 5", 2, "ideal: one device, same run");
   entry("#999", "2 4", 1.2, "target: 1.25 x ideal");
   entry("#666", "5 4", 1.3, "thin dashed: p99 of each mode");
 }

@@ -21,7 +21,21 @@ std::optional<double> Row::speedup() const {
   return single->latency.p50_us / two_pass->latency.p50_us;
 }
 
-double ideal_us(const Row& row) { return row.ideal.cpu.p50_us; }
+const ScenarioResult* Row::ideal_run() const {
+  const ScenarioResult* two_pass = find(DriverMode::kTwoPass);
+  if (two_pass != nullptr) return two_pass;
+  return results.empty() ? nullptr : &results.front();
+}
+
+double ideal_us(const Row& row) {
+  const ScenarioResult* run = row.ideal_run();
+  return run == nullptr ? 0 : run->reference.p50_us;
+}
+
+double hardware_us(const Row& row) {
+  const ScenarioResult* run = row.ideal_run();
+  return run == nullptr ? 0 : run->hardware_tlb_p50_us;
+}
 
 namespace {
 
@@ -57,16 +71,16 @@ uint64_t sum(const Row& row, uint64_t ScenarioResult::*field) {
   return total;
 }
 
-void print_header(std::FILE* out, const RunInfo& info, const std::vector<Row>& rows) {
+void print_header(std::FILE* out, const RunInfo& info) {
   fmt::print(out, "umn sim: invalidation latency (us, as umn_notifier_invalidate_range_start sees it)\n");
   fmt::print(out, "  TLB {} and preempt {} ({}), {} ranges, {} invalidations per cell, {} fault threads, seed {}\n",
              info.tlb_latency, info.preempt_latency, info.latency_dist, info.ranges, info.invalidations,
              info.fault_threads, info.seed);
-  if (!rows.empty())
-    fmt::print(out, "  ideal = one device's TLB latency as the CPU sees it: a lone {} TLB invalidation, submitted and waited "
-               "for on idle hardware, {:.1f} us\n  (the hardware completed it after {:.1f} us, its timer {:.1f} us late)\n\n",
-               info.tlb_latency, rows.front().ideal.cpu.p50_us, rows.front().ideal.hardware_p50_us,
-               rows.front().ideal.timer_lateness_p50_us);
+  fmt::print(out,
+             "  ideal = one device's invalidation as the CPU side sees it, p50 (TLB and preempt overlapped): a reference\n"
+             "          range mirrored by one extra device, invalidated once per measured invalidation, interleaved\n"
+             "          with them in the same run (the two-pass run's, where it ran)\n"
+             "  hw    = what the simulated hardware itself gave in that run: TLB invalidation submit-to-signal p50\n\n");
 }
 
 }  // namespace
@@ -78,20 +92,20 @@ Targets check_targets(const std::vector<Row>& rows) {
 }
 
 void print_table(std::FILE* out, const RunInfo& info, const std::vector<Row>& rows, const Targets& targets) {
-  print_header(out, info, rows);
-  fmt::print(out, "{:>7} {:>17} {:>17} {:>17} {:>8} {:>7} {:>6} {:>8} {:>9} {:>9}\n", "", "single-pass",
-             "two-pass", "multiplexed", "", "", "", "", "", "mux lock");
-  fmt::print(out, "{:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>6} {:>8} {:>9} {:>9}\n", "devices",
-             "p50", "p99", "p50", "p99", "p50", "p99", "speedup", "ideal", "stale", "retries", "fallbacks",
-             "wait p99");
+  print_header(out, info);
+  fmt::print(out, "{:>7} {:>17} {:>17} {:>17} {:>8} {:>7} {:>6} {:>6} {:>8} {:>9} {:>9}\n", "", "single-pass",
+             "two-pass", "multiplexed", "", "", "", "", "", "", "mux lock");
+  fmt::print(out, "{:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>6} {:>6} {:>8} {:>9} {:>9}\n",
+             "devices", "p50", "p99", "p50", "p99", "p50", "p99", "speedup", "ideal", "hw", "stale", "retries",
+             "fallbacks", "wait p99");
   for (const Row& row : rows) {
     const ScenarioResult* mux = row.find(DriverMode::kMultiplexed);
     const std::optional<double> speedup = row.speedup();
-    fmt::print(out, "{:>7} {} {} {} {} {} {} {:>8} {:7.1f} {:>6} {:>8} {:>9} {:>9}\n", row.devices,
+    fmt::print(out, "{:>7} {} {} {} {} {} {} {:>8} {:7.1f} {:6.1f} {:>6} {:>8} {:>9} {:>9}\n", row.devices,
                cell(row.find(DriverMode::kSinglePass), false), cell(row.find(DriverMode::kSinglePass), true),
                cell(row.find(DriverMode::kTwoPass), false), cell(row.find(DriverMode::kTwoPass), true),
                cell(mux, false), cell(mux, true), speedup ? fmt::format("{:.2f}x", *speedup) : "-",
-               ideal_us(row), sum(row, &ScenarioResult::stale), sum(row, &ScenarioResult::retries),
+               ideal_us(row), hardware_us(row), sum(row, &ScenarioResult::stale), sum(row, &ScenarioResult::retries),
                sum(row, &ScenarioResult::fallbacks), mux ? fmt::format("{:.0f}", mux->lock_wait_p99_us) : "-");
   }
   fmt::print(out, "\n");
@@ -100,15 +114,15 @@ void print_table(std::FILE* out, const RunInfo& info, const std::vector<Row>& ro
 }
 
 void write_csv(std::FILE* out, const std::vector<Row>& rows) {
-  fmt::print(out, "devices,mode,p50_us,p99_us,mean_us,max_us,ideal_us,speedup,stale,reads,retries,fallbacks,"
+  fmt::print(out, "devices,mode,p50_us,p99_us,mean_us,max_us,reference_p50_us,ideal_us,speedup,stale,reads,retries,fallbacks,"
                   "fallbacks_busy,deferred,faults,fault_timeouts,not_ready,lock_contended,lock_wait_p99_us,"
                   "timer_lateness_p50_us,hardware_tlb_p50_us\n");
   for (const Row& row : rows) {
     const std::optional<double> speedup = row.speedup();
     for (const ScenarioResult& r : row.results)
-      fmt::print(out, "{},{},{:.2f},{:.2f},{:.2f},{:.2f},{:.2f},{},{},{},{},{},{},{},{},{},{},{},{:.1f},{:.2f},{:.1f}\n",
+      fmt::print(out, "{},{},{:.2f},{:.2f},{:.2f},{:.2f},{:.2f},{:.2f},{},{},{},{},{},{},{},{},{},{},{},{:.1f},{:.2f},{:.1f}\n",
                  r.devices, umn::sim::to_string(r.mode), r.latency.p50_us, r.latency.p99_us, r.latency.mean_us,
-                 r.latency.max_us, ideal_us(row),
+                 r.latency.max_us, r.reference.p50_us, ideal_us(row),
                  r.mode == DriverMode::kTwoPass && speedup ? fmt::format("{:.3f}", *speedup) : "", r.stale,
                  r.reads, r.retries, r.fallbacks, r.fallbacks_busy, r.deferred, r.faults, r.fault_timeouts,
                  r.not_ready, r.lock_contended, r.lock_wait_p99_us, r.timer_lateness_p50_us, r.hardware_tlb_p50_us);
@@ -121,11 +135,11 @@ std::string json_result(const Row& row, const ScenarioResult& r) {
   const std::optional<double> speedup = row.speedup();
   return fmt::format(
       R"({{"devices":{},"mode":"{}","p50_us":{:.2f},"p99_us":{:.2f},"mean_us":{:.2f},"max_us":{:.2f},)"
-      R"("ideal_us":{:.2f},"speedup":{},"stale":{},"reads":{},"retries":{},"fallbacks":{},"fallbacks_busy":{},)"
+      R"("reference_p50_us":{:.2f},"reference_p99_us":{:.2f},"ideal_us":{:.2f},"speedup":{},"stale":{},"reads":{},"retries":{},"fallbacks":{},"fallbacks_busy":{},)"
       R"("deferred":{},"faults":{},"fault_timeouts":{},"not_ready":{},"lock_contended":{},)"
       R"("lock_wait_p99_us":{:.1f},"timer_lateness_p50_us":{:.2f},"hardware_tlb_p50_us":{:.1f}}})",
       r.devices, umn::sim::to_string(r.mode), r.latency.p50_us, r.latency.p99_us, r.latency.mean_us,
-      r.latency.max_us, ideal_us(row),
+      r.latency.max_us, r.reference.p50_us, r.reference.p99_us, ideal_us(row),
       r.mode == DriverMode::kTwoPass && speedup ? fmt::format("{:.3f}", *speedup) : "null", r.stale, r.reads,
       r.retries, r.fallbacks, r.fallbacks_busy, r.deferred, r.faults, r.fault_timeouts, r.not_ready,
       r.lock_contended, r.lock_wait_p99_us, r.timer_lateness_p50_us, r.hardware_tlb_p50_us);
@@ -138,11 +152,13 @@ void write_json(std::FILE* out, const RunInfo& info, const std::vector<Row>& row
                   R"("invalidations":{},"fault_threads":{},"seed":{}}},)",
              info.tlb_latency, info.preempt_latency, info.latency_dist, info.ranges, info.invalidations,
              info.fault_threads, info.seed);
-  fmt::print(out, "\n\"calibration\":[");
-  for (size_t i = 0; i < rows.size(); i++)
-    fmt::print(out, R"({}{{"devices":{},"ideal_us":{:.2f},"ideal_p99_us":{:.2f},"hardware_us":{:.2f},"timer_lateness_us":{:.2f}}})",
-               i ? "," : "", rows[i].devices, ideal_us(rows[i]), rows[i].ideal.cpu.p99_us, rows[i].ideal.hardware_p50_us,
-               rows[i].ideal.timer_lateness_p50_us);
+  fmt::print(out, "\n\"ideal\":[");
+  for (size_t i = 0; i < rows.size(); i++) {
+    const ScenarioResult* run = rows[i].ideal_run();
+    fmt::print(out, R"({}{{"devices":{},"from":"{}","ideal_us":{:.2f},"hardware_tlb_p50_us":{:.1f},"timer_lateness_p50_us":{:.2f}}})",
+               i ? "," : "", rows[i].devices, run ? umn::sim::to_string(run->mode) : "", ideal_us(rows[i]),
+               hardware_us(rows[i]), run ? run->timer_lateness_p50_us : 0.0);
+  }
   fmt::print(out, "],\n\"results\":[");
   const char* separator = "\n";
   for (const Row& row : rows)

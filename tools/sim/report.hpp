@@ -11,13 +11,15 @@
 
 namespace umn::cli::sim {
 
-// One device count: the calibrated ideal and one result per mode that ran.
+// One device count: one result per mode that ran.
 struct Row {
   unsigned devices = 0;
-  umn::sim::Calibration ideal;
   std::vector<umn::sim::ScenarioResult> results;
 
   [[nodiscard]] const umn::sim::ScenarioResult* find(umn::sim::DriverMode mode) const;
+  // The run the row's ideal comes from: two-pass if it ran (its target compares against it), else the
+  // first mode that ran; nullptr for an empty row.
+  [[nodiscard]] const umn::sim::ScenarioResult* ideal_run() const;
   // single-pass p50 / two-pass p50, when both ran.
   [[nodiscard]] std::optional<double> speedup() const;
 };
@@ -34,10 +36,12 @@ struct RunInfo {
   std::string command;  // the command line, for the plot's caption
 };
 
-// The ideal of a row: one device's TLB latency as the CPU sees it (a lone TLB invalidation submitted and
-// waited for on idle hardware: the mean of two calibrations bracketing the row), comparable with the
-// table's CPU-side invalidation latencies (both include the waiter's wake-up).
+// The ideal of a row: one device's invalidation latency as the CPU side sees it, measured in the same
+// run as the figure it is compared with (ideal_run()'s reference p50: one-device invalidations
+// interleaved with the measured ones; scenario.hpp). 0 when the reference did not run.
 double ideal_us(const Row& row);
+// What the hardware itself gave in that run: TLB invalidation submit-to-signal p50 (us).
+double hardware_us(const Row& row);
 
 // The targets, checked on the rows: two-pass p50 within 1.25x of the ideal at D = 8 and 32,
 // speedup >= 0.7 x D for D <= 32, no stale access.

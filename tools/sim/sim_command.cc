@@ -109,32 +109,19 @@ void progress(const char* what, unsigned devices, size_t done, size_t total) {
   std::fflush(stderr);
 }
 
-umn::sim::Calibration average(const umn::sim::Calibration& a, const umn::sim::Calibration& b) {
-  umn::sim::Calibration mean = a;
-  mean.cpu.p50_us = (a.cpu.p50_us + b.cpu.p50_us) / 2;
-  mean.cpu.p99_us = (a.cpu.p99_us + b.cpu.p99_us) / 2;
-  mean.hardware_p50_us = (a.hardware_p50_us + b.hardware_p50_us) / 2;
-  mean.timer_lateness_p50_us = (a.timer_lateness_p50_us + b.timer_lateness_p50_us) / 2;
-  return mean;
-}
-
 std::vector<Row> run_all(const Options& opt) {
   umn::sim::ScenarioConfig config = scenario_config(opt);
   std::vector<Row> rows;
-  const size_t total = opt.devices.size() * (opt.modes.size() + 1);
+  const size_t total = opt.devices.size() * opt.modes.size();
   size_t done = 0;
   for (unsigned devices : opt.devices) {
-    Row row{devices, {}, {}};
-    progress("calibrating", devices, done++, total);
-    const umn::sim::Calibration before = umn::sim::calibrate(config.device, 200, opt.seed);
+    Row row{devices, {}};
     for (const std::string& mode : opt.modes) {
       progress(mode.c_str(), devices, done++, total);
       config.devices = devices;
       config.mode = mode_of(mode);
       row.results.push_back(umn::sim::run_scenario(config));
     }
-    // Two calibrations bracket the row's runs; the ideal is their mean (the machine drifts over a row).
-    row.ideal = average(before, umn::sim::calibrate(config.device, 200, opt.seed));
     rows.push_back(std::move(row));
   }
   if (isatty(STDERR_FILENO) != 0) fmt::print(stderr, "\r\033[K");

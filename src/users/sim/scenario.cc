@@ -1,4 +1,4 @@
-// scenario.cc - the multi-device scenario and the calibration.
+// scenario.cc - the multi-device scenario and its one-device reference.
 //
 // Threads: the caller is the memory-management side (it invalidates); fault threads own devices
 // round-robin (device d belongs to thread d % fault_threads): after every invalidation they are kicked,
@@ -11,6 +11,13 @@
 // where sharing one lock between devices (kMultiplexed) shows up as waiting. Before each invalidation the memory-management side waits until the chosen range is mapped
 // and the engines run on every device, so every invalidation has the same work to do (a TLB flush and a
 // preemption per device) and single-pass, two-pass and multiplexed are compared on equal terms.
+//
+// The reference (the ideal): one more device mirrors one more range, through its own driver of the same
+// mode; fault thread 0 looks after it like its other devices. Every measured invalidation is paired with
+// one invalidation of the reference range, before or after it at random, prepared and timed the same
+// way. Its p50 is one device's invalidation latency as the CPU side sees it under this run's conditions
+// (load, timer lateness, wake-ups); an idle-machine calibration was not (it came out slower than a whole
+// one-device invalidation, because every wake-up on idle vCPUs was slow).
 #include "users/sim/scenario.hpp"
 
 #include <algorithm>
@@ -45,8 +52,10 @@ class Scenario {
   explicit Scenario(const ScenarioConfig& config)
       : config_(config),
         hardware_(config.seed),
-        memory_(0x10000000, uint64_t{config.ranges} * config.pages_per_range),
-        mm_(std::move(AddressSpace::create().value())) {
+        memory_(0x10000000, uint64_t{config.ranges + 1} * config.pages_per_range),
+        mm_(std::move(AddressSpace::create().value())),
+        reference_device_(hardware_, memory_, config.device, config.devices),
+        reference_span_{uint64_t{config.ranges} * config.pages_per_range, config.pages_per_range} {
     for (unsigned d = 0; d < config.devices; d++) {
       devices_.push_back(std::make_unique<Device>(hardware_, memory_, config.device, d));
       device_ptrs_.push_back(devices_.back().get());
@@ -54,6 +63,11 @@ class Scenario {
     for (unsigned r = 0; r < config.ranges; r++)
       ranges_.push_back({uint64_t{r} * config.pages_per_range, config.pages_per_range});
     driver_ = std::move(Driver::create(config.mode, mm_, memory_, device_ptrs_, ranges_).value());
+    if (config.reference) {
+      Device* reference = &reference_device_;
+      reference_driver_ = std::move(Driver::create(config.mode, mm_, memory_, std::span(&reference, 1),
+                                                   std::span(&reference_span_, 1)).value());
+    }
   }
 
   ScenarioResult run();
@@ -63,8 +77,11 @@ class Scenario {
   bool refault(unsigned index);
   void run_jobs(unsigned index, std::mt19937_64& random);
   bool range_ready(unsigned range);
-  bool wait_ready(unsigned range);
-  double invalidate(unsigned range);
+  bool reference_ready();
+  template <class Ready>
+  bool wait_ready(Ready ready);
+  double invalidate(PageSpan span);
+  double invalidate_reference();
   void kick();
   ScenarioResult collect(std::vector<double>& latencies);
 
@@ -76,6 +93,9 @@ class Scenario {
   std::vector<Device*> device_ptrs_;
   std::vector<PageSpan> ranges_;
   std::unique_ptr<Driver> driver_;
+  Device reference_device_;                  // mirrors only reference_span_
+  PageSpan reference_span_;                  // the last range of memory_
+  std::unique_ptr<Driver> reference_driver_;  // null when config_.reference is off
   std::atomic<bool> stop_{false};
   std::mutex kick_mutex_;
   std::condition_variable kicked_;
@@ -93,6 +113,8 @@ bool Scenario::refault(unsigned index) {
   for (unsigned d = index; d < config_.devices; d += config_.fault_threads)
     for (unsigned r = 0; r < config_.ranges; r++)
       if (!driver_->ready(d, r)) any |= !driver_->fault_in(d, r, config_.fault_timeout);
+  if (index == 0 && reference_driver_ && !reference_driver_->ready(0, 0))
+    any |= !reference_driver_->fault_in(0, 0, config_.fault_timeout);
   return any;
 }
 
@@ -103,6 +125,8 @@ void Scenario::run_jobs(unsigned index, std::mt19937_64& random) {
     const PageSpan span = ranges_[range];
     for (int i = 0; i < 4; i++) devices_[d]->read(0, span.first + random() % span.count);
   }
+  if (index != 0 || !reference_driver_ || !reference_driver_->submit_job(0, 0)) return;
+  for (int i = 0; i < 4; i++) reference_device_.read(0, reference_span_.first + random() % reference_span_.count);
 }
 
 void Scenario::fault_thread(unsigned index) {
@@ -130,21 +154,30 @@ bool Scenario::range_ready(unsigned range) {
   return true;
 }
 
-bool Scenario::wait_ready(unsigned range) {
+bool Scenario::reference_ready() { return reference_driver_->ready(0, 0) && reference_device_.running(0); }
+
+template <class Ready>
+bool Scenario::wait_ready(Ready ready) {
   std::unique_lock lock(progress_mutex_);
   return progress_.wait_for(lock, config_.ready_timeout, [&] {
-    return caught_up_.load(std::memory_order_relaxed) == config_.fault_threads && range_ready(range);
+    return caught_up_.load(std::memory_order_relaxed) == config_.fault_threads && ready();
   });
 }
 
-double Scenario::invalidate(unsigned range) {
-  const PageSpan span = ranges_[range];
+double Scenario::invalidate(PageSpan span) {
   const uint64_t start = memory_.address(span.first);
   const auto begin = Clock::now();
   Invalidation invalidation(mm_, start, start + span.count * UserMemory::kPageSize);
   const auto end = Clock::now();
   memory_.remap(span);  // after range_start returned: the devices promised not to use the old pages
-  return micros(end - begin);
+  const double latency = micros(end - begin);
+  kick();
+  return latency;
+}
+
+double Scenario::invalidate_reference() {
+  if (!wait_ready([this] { return reference_ready(); })) not_ready_++;
+  return invalidate(reference_span_);
 }
 
 void Scenario::kick() {
@@ -162,17 +195,22 @@ ScenarioResult Scenario::run() {
   for (unsigned t = 0; t < config_.fault_threads; t++) threads.emplace_back([this, t] { fault_thread(t); });
   std::mt19937_64 random(config_.seed);
   std::vector<double> latencies;
+  std::vector<double> references;
   latencies.reserve(config_.invalidations);
+  references.reserve(config_.reference ? config_.invalidations : 0);
   for (unsigned i = 0; i < config_.invalidations; i++) {
     const auto range = static_cast<unsigned>(random() % config_.ranges);
-    if (!wait_ready(range)) not_ready_++;
-    latencies.push_back(invalidate(range));
-    kick();
+    const bool reference_first = (random() & 1) != 0;
+    if (reference_driver_ && reference_first) references.push_back(invalidate_reference());
+    if (!wait_ready([&] { return range_ready(range); })) not_ready_++;
+    latencies.push_back(invalidate(ranges_[range]));
+    if (reference_driver_ && !reference_first) references.push_back(invalidate_reference());
   }
   stop_.store(true, std::memory_order_relaxed);
   kick();
   for (auto& thread : threads) thread.join();
   ScenarioResult result = collect(latencies);
+  result.reference = summarize(references);
   result.seconds = std::chrono::duration<double>(Clock::now() - begin).count();
   return result;
 }
@@ -186,6 +224,8 @@ ScenarioResult Scenario::collect(std::vector<double>& latencies) {
     result.stale += device->stale_accesses();
     result.reads += device->reads();
   }
+  result.stale += reference_device_.stale_accesses();  // counted, but its driver's statistics are not
+  result.reads += reference_device_.reads();
   DriverStats& stats = driver_->stats();
   result.retries = stats.retries.load();
   result.fallbacks_busy = stats.sync_busy.load();
@@ -205,25 +245,5 @@ ScenarioResult Scenario::collect(std::vector<double>& latencies) {
 }  // namespace
 
 ScenarioResult run_scenario(const ScenarioConfig& config) { return Scenario(config).run(); }
-
-Calibration calibrate(const DeviceConfig& config, unsigned rounds, uint64_t seed) {
-  Hardware hardware(seed);
-  UserMemory memory(0x10000000, 1);
-  Device device(hardware, memory, config, 0);
-  TlbInvalidation op(device);
-  std::vector<double> cpu;
-  std::vector<double> achieved;
-  for (unsigned i = 0; i < rounds; i++) {
-    const auto begin = Clock::now();
-    device.submit_tlb_invalidate({0, 1}, op).wait();
-    cpu.push_back(micros(Clock::now() - begin));
-    achieved.push_back(micros(op.completed_at() - begin));
-  }
-  Calibration calibration;
-  calibration.cpu = summarize(cpu);
-  calibration.hardware_p50_us = summarize(achieved).p50_us;
-  calibration.timer_lateness_p50_us = hardware.lateness_us(0.5);
-  return calibration;
-}
 
 }  // namespace umn::sim

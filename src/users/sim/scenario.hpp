@@ -2,11 +2,13 @@
 // of one simulated address space through a Driver; fault threads keep every range faulted in and run
 // jobs that read it; the memory-management thread invalidates one range at a time, remaps its pages and
 // measures how long umn_notifier_invalidate_range_start took (the invalidation latency as the CPU side
-// sees it). Also umn::sim::calibrate(), which measures one device's TLB invalidation alone: the "ideal".
+// sees it). Interleaved with those, in the same run, it invalidates a reference range mirrored by one
+// extra device only, through a driver of the same mode: one device's latency under the same conditions,
+// the "ideal" that `umn sim` compares against.
 //
-// Locking: run_scenario() and calibrate() are self-contained (their own Hardware, devices, threads).
+// Locking: run_scenario() is self-contained (its own Hardware, devices, threads).
 // Lifetime: everything is created and joined inside the call.
-// Context: both block the calling thread for the length of the run; not from a umn callback.
+// Context: blocks the calling thread for the length of the run; not from a umn callback.
 // Memory ordering: results are read after every thread was joined.
 #pragma once
 
@@ -30,6 +32,7 @@ struct ScenarioConfig {
   uint64_t seed = 1;
   Nanos fault_timeout = std::chrono::milliseconds(100);  // bound on one fault-in's retries
   Nanos ready_timeout = std::chrono::milliseconds(50);   // wait for a range to be faulted in everywhere
+  bool reference = true;  // interleave one-device reference invalidations (ScenarioResult::reference)
 };
 
 // Percentiles of a set of samples, in microseconds.
@@ -47,6 +50,9 @@ struct ScenarioResult {
   unsigned devices = 0;
   DriverMode mode = DriverMode::kTwoPass;
   LatencySummary latency;        // umn_notifier_invalidate_range_start, start to return
+  // The same, for the one-device reference range: one invalidation per measured one, in random order
+  // with it, same thread, same fault threads, same hardware timer (empty when config.reference is off).
+  LatencySummary reference;
   uint64_t stale = 0;            // stale accesses over all devices: must be 0
   uint64_t reads = 0;            // job reads checked by the detector
   uint64_t retries = 0;          // fault attempts retried after read_retry
@@ -60,19 +66,11 @@ struct ScenarioResult {
   double lock_wait_p99_us = 0;   // ... their 99th percentile wait
   double lock_wait_max_us = 0;
   double timer_lateness_p50_us = 0;  // how late the hardware timer completed operations
-  double hardware_tlb_p50_us = 0;    // submission to completion of this run's TLB invalidations
+  double hardware_tlb_p50_us = 0;    // submission to signal of this run's TLB invalidations (both kinds)
   double seconds = 0;                // wall time of the run
 };
 
 // Runs the scenario. Context: blocks; spawns config.fault_threads threads and the hardware timer thread.
 ScenarioResult run_scenario(const ScenarioConfig& config);
-
-// One device's TLB invalidation, alone on idle hardware, `rounds` times.
-struct Calibration {
-  LatencySummary cpu;             // submit to wait() returning: includes the waiter's wake-up
-  double hardware_p50_us = 0;     // submit to completion on the timer thread: what the hardware gave
-  double timer_lateness_p50_us = 0;
-};
-Calibration calibrate(const DeviceConfig& device, unsigned rounds, uint64_t seed);
 
 }  // namespace umn::sim

@@ -1,5 +1,5 @@
 // scenario_test.cc - the multi-device scenario end to end, small: every mode runs its invalidations
-// with no stale access; the calibration measures something.
+// with no stale access, and measures its one-device reference alongside.
 #include "users/sim/scenario.hpp"
 
 #include <gtest/gtest.h>
@@ -30,14 +30,32 @@ TEST_P(ScenarioModes, RunsWithoutStaleAccesses) {
 INSTANTIATE_TEST_SUITE_P(Modes, ScenarioModes,
                          ::testing::Values(DriverMode::kSinglePass, DriverMode::kTwoPass, DriverMode::kMultiplexed));
 
-// The calibration reports a latency no shorter than the configured one.
-TEST(Calibrate, MeasuresAtLeastTheConfiguredLatency) {
-  DeviceConfig config;
-  config.tlb.latency = 200us;
-  const Calibration calibration = calibrate(config, 20, 1);
-  EXPECT_EQ(calibration.cpu.count, 20u);
-  EXPECT_GE(calibration.cpu.p50_us, 200.0);
-  EXPECT_GE(calibration.hardware_p50_us, 200.0);
+// Every measured invalidation is paired with one of the reference range; one device's invalidation can
+// never beat the device's own TLB latency (a lower bound: the hardware never completes early).
+TEST(ScenarioReference, IsMeasuredOncePerInvalidationAndNotBelowTheTlbLatency) {
+  ScenarioConfig config;
+  config.devices = 2;
+  config.ranges = 2;
+  config.pages_per_range = 4;
+  config.invalidations = 40;
+  config.device.tlb.latency = 200us;
+  const ScenarioResult result = run_scenario(config);
+  EXPECT_EQ(result.reference.count, 40u);
+  EXPECT_GE(result.reference.p50_us, 200.0);
+  EXPECT_GE(result.hardware_tlb_p50_us, 200.0);
+  EXPECT_EQ(result.stale, 0u);
+}
+
+// Without the reference, nothing is measured for it.
+TEST(ScenarioReference, OffMeasuresNothing) {
+  ScenarioConfig config;
+  config.devices = 1;
+  config.ranges = 1;
+  config.invalidations = 10;
+  config.reference = false;
+  const ScenarioResult result = run_scenario(config);
+  EXPECT_EQ(result.latency.count, 10u);
+  EXPECT_EQ(result.reference.count, 0u);
 }
 
 // Percentiles of a known set.
