@@ -59,6 +59,10 @@ void Device::map(PageSpan span, std::span<const uint64_t> generations) noexcept 
 
 void Device::zap(PageSpan span) noexcept {
   MutexLock guard(lock_);
+  zap_locked(span);
+}
+
+void Device::zap_locked(PageSpan span) noexcept {
   std::fill_n(page_table_.begin() + static_cast<ptrdiff_t>(span.first), span.count, 0);
 }
 
@@ -81,8 +85,18 @@ void Device::flush_tlb(PageSpan span) noexcept {
 
 unsigned Device::vm_fences(std::span<Fence, kMaxEngines> out) noexcept {
   MutexLock guard(lock_);
+  return vm_fences_locked(out);
+}
+
+unsigned Device::vm_fences_locked(std::span<Fence, kMaxEngines> out) noexcept {
   for (size_t i = 0; i < engines_.size(); i++) out[i] = engines_[i]->current();
   return engines();
+}
+
+unsigned Device::zap_and_fences(PageSpan span, bool zap, std::span<Fence, kMaxEngines> out) noexcept {
+  MutexLock guard(lock_);
+  if (zap) zap_locked(span);
+  return vm_fences_locked(out);
 }
 
 Fence Device::preempt(unsigned engine) noexcept {

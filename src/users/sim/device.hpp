@@ -122,6 +122,10 @@ class Device {
   // engine is preempted; lazily, i.e. preemption starts only at enable_signaling(). An idle (preempted)
   // engine's fence is already signaled. Returns how many were written. Context: takes the device lock.
   unsigned vm_fences(std::span<Fence, kMaxEngines> out) noexcept;
+  // What a first pass needs from the device, under one device-lock acquisition: zaps span (if `zap`) and
+  // writes the VM's fences (as vm_fences). Return: how many fences were written. Context: the driver's
+  // notifier lock held; takes the device lock.
+  unsigned zap_and_fences(PageSpan span, bool zap, std::span<Fence, kMaxEngines> out) noexcept;
   // Kicks preemption of `engine` and returns its fence (signals after the preempt latency).
   Fence preempt(unsigned engine) noexcept;
   // Lets every preempted engine run again (what the rebind worker does after repinning).
@@ -146,6 +150,8 @@ class Device {
   class Engine;
 
   void flush_tlb(PageSpan span) noexcept;
+  void zap_locked(PageSpan span) noexcept SIM_REQUIRES(lock_);
+  unsigned vm_fences_locked(std::span<Fence, kMaxEngines> out) noexcept SIM_REQUIRES(lock_);
   void stop(Engine& engine) noexcept;
 
   Hardware& hardware_;

@@ -6,13 +6,21 @@
 // of a first pass it delayed every later device's submission, paid at the first wait it overlaps the
 // devices' own latency. Consequence: an operation nobody waits for may complete late (never early).
 //
-// Algorithm: scheduled slots sit in one singly linked list ordered by deadline (appending is O(1), the
-// common case; an earlier deadline walks the list, which holds at most a few operations per device). The
+// Algorithm: scheduled slots sit in one singly linked list ordered by deadline. Appending is O(1). An
+// earlier deadline starts from the last slot of its latency class (hints_): deadlines of one class grow
+// with submission time, so in a D-device first pass, which interleaves preemptions (20 us) and TLB
+// invalidations (50 us), each preemption lands right after the previous one in O(1) instead of a walk
+// past every earlier preemption, O(D) per device. Without a usable hint the walk starts at the head. The
 // timer thread sleeps on a condition variable until the head's deadline, or until a submitter queues an
 // earlier deadline and wakes it; then it completes every slot whose deadline passed: retire() (the
 // device-side effect) and the release store of the even sequence number; and only after the whole batch
 // it wakes the waiters (interrupt coalescing: a waiter woken in the middle of a batch would find its next
 // fence not yet signaled and sleep again, paying a second wake-up).
+// The batch is what delays the waiter's wake-up in proportion to D, so it is kept lean: one clock read
+// for the whole batch (every operation in it completes at that time, as on one interrupt), statistics
+// recorded with plain stores (the timer thread is their only writer), and the next slot prefetched
+// (a submitter on the other CPU wrote it last). A 32-device TLB batch took 15.5 us before, with a clock
+// read and six atomic read-modify-writes per operation.
 //
 // Guarantees
 //   1. An operation never completes before its deadline; how late it completes is recorded (lateness_).
@@ -24,6 +32,9 @@
 //      signals and wakes slots only under mutex_.
 //   5. arm() is a fetch_add (acq_rel), which continues the release sequence of the completing store, so
 //      a thread that reads a later point still sees the earlier operation's retire() effects.
+//   6. Slots complete in queue (deadline) order, and a batch's waiters are woken only after the whole
+//      batch signaled: so a waiter woken by the queued fence with the latest deadline finds every
+//      earlier-queued fence signaled too (Fence::wait_all sleeps once).
 #include "users/sim/hardware.hpp"
 
 #include <linux/futex.h>
@@ -66,15 +77,30 @@ void Fence::wait() const noexcept {
   if (signaled()) return;
   enable_signaling();
   slot_->hardware_.kick();
+  sleep();
+}
+
+void Fence::sleep() const noexcept {
   slot_->waiters_.fetch_add(1, std::memory_order_seq_cst);
   // seq_cst: the Dekker pair with complete_locked (guarantee 3).
-  while (slot_->seq_.load(std::memory_order_seq_cst) == point_) futex_wait(slot_->seq_, point_);
+  while (slot_->seq_.load(std::memory_order_seq_cst) == point_) {
+    slot_->hardware_.waiter_sleeps_.fetch_add(1, std::memory_order_relaxed);
+    futex_wait(slot_->seq_, point_);
+  }
   slot_->waiters_.fetch_sub(1, std::memory_order_seq_cst);
 }
 
 void Fence::wait_all(std::span<const Fence> fences) noexcept {
-  for (const Fence& fence : fences) fence.enable_signaling();
-  for (const Fence& fence : fences) fence.wait();
+  Hardware* hardware = nullptr;
+  for (const Fence& fence : fences) {
+    if (fence.signaled()) continue;
+    fence.enable_signaling();
+    hardware = &fence.slot_->hardware_;
+  }
+  if (hardware == nullptr) return;
+  hardware->kick();
+  // Guarantee 6: once the last one signaled, so did the others; the loop re-checks all the same.
+  while (const Fence* last = hardware->last_to_complete(fences)) last->sleep();
 }
 
 void FenceSlot::detach() noexcept {
@@ -119,6 +145,19 @@ void Hardware::enable(FenceSlot& slot, uint32_t point) noexcept {
     schedule_locked(slot, *latency, Clock::now());
 }
 
+const Fence* Hardware::last_to_complete(std::span<const Fence> fences) noexcept {
+  std::lock_guard guard(mutex_);
+  const Fence* last = nullptr;
+  for (const Fence& fence : fences) {
+    if (fence.signaled()) continue;
+    UMN_DCHECK(&fence.slot_->hardware_ == this);
+    const FenceSlot& slot = *fence.slot_;
+    if (last == nullptr || !slot.queued_ || (last->slot_->queued_ && slot.deadline_ > last->slot_->deadline_))
+      last = &fence;
+  }
+  return last;
+}
+
 void Hardware::kick() noexcept {
   // Pairs with the release store in schedule_locked: the timer thread, woken, reads the queue under mutex_.
   if (kick_pending_.load(std::memory_order_acquire) && kick_pending_.exchange(false, std::memory_order_acq_rel))
@@ -132,18 +171,33 @@ void Hardware::schedule_locked(FenceSlot& slot, const LatencyModel& latency, Clo
   slot.measured_ = false;
   slot.deadline_ = now + draw_locked(latency);
   slot.queued_ = true;
-  if (head_ == nullptr || slot.deadline_ < head_->deadline_) {
+  FenceSlot* prev = insertion_hint_locked(slot, latency.latency);
+  if (prev == nullptr) {
     slot.next_ = head_;
     head_ = &slot;
     if (tail_ == nullptr) tail_ = &slot;
     kick_pending_.store(true, std::memory_order_release);  // the timer thread sleeps past this deadline
     return;
   }
-  FenceSlot* prev = slot.deadline_ >= tail_->deadline_ ? tail_ : head_;
   while (prev->next_ != nullptr && prev->next_->deadline_ <= slot.deadline_) prev = prev->next_;
   slot.next_ = prev->next_;
   prev->next_ = &slot;
   if (tail_ == prev) tail_ = &slot;
+}
+
+FenceSlot* Hardware::insertion_hint_locked(const FenceSlot& slot, Nanos latency) noexcept {
+  Hint* hint = &hints_[0];
+  for (Hint& candidate : hints_)
+    if (candidate.latency == latency || candidate.last == nullptr) {
+      hint = &candidate;
+      if (candidate.latency == latency) break;
+    }
+  FenceSlot* start = hint->latency == latency ? hint->last : nullptr;
+  hint->latency = latency;
+  hint->last = const_cast<FenceSlot*>(&slot);
+  if (head_ == nullptr || slot.deadline_ < head_->deadline_) return nullptr;  // the new head
+  if (slot.deadline_ >= tail_->deadline_) return tail_;
+  return start != nullptr && start->deadline_ <= slot.deadline_ ? start : head_;
 }
 
 void Hardware::unlink_locked(FenceSlot& slot) noexcept {
@@ -157,12 +211,13 @@ void Hardware::unlink_locked(FenceSlot& slot) noexcept {
   if (tail_ == &slot) tail_ = prev;
   slot.next_ = nullptr;
   slot.queued_ = false;
+  for (Hint& hint : hints_)
+    if (hint.last == &slot) hint.last = nullptr;
 }
 
-bool Hardware::complete_locked(FenceSlot& slot) noexcept {
-  const Clock::time_point now = Clock::now();
-  lateness_.record(now - slot.deadline_);
-  if (slot.measured_) achieved_.record(now - slot.submitted_at_);
+bool Hardware::complete_locked(FenceSlot& slot, Clock::time_point now) noexcept {
+  lateness_.record_exclusive(now - slot.deadline_);
+  if (slot.measured_) achieved_.record_exclusive(now - slot.submitted_at_);
   slot.retire();
   slot.completed_at_ = now;
   const uint32_t point = slot.seq_.load(std::memory_order_relaxed);
@@ -206,10 +261,12 @@ void Hardware::run() {
 void Hardware::complete_due_locked() noexcept {
   std::array<FenceSlot*, 64> wake;
   size_t count = 0;
-  while (head_ != nullptr && head_->deadline_ <= Clock::now()) {
+  const Clock::time_point now = Clock::now();  // one clock read per batch (see the file comment)
+  while (head_ != nullptr && head_->deadline_ <= now) {
     FenceSlot& slot = *head_;
+    if (slot.next_ != nullptr) __builtin_prefetch(slot.next_, 1);  // last written by a submitter's CPU
     unlink_locked(slot);
-    if (!complete_locked(slot)) continue;
+    if (!complete_locked(slot, now)) continue;
     if (count == wake.size()) futex_wake_all(slot.seq_);
     else wake[count++] = &slot;
   }

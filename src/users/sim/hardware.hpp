@@ -32,6 +32,7 @@
 // doorbell, hardware.cc). A Fence::wait that sleeps costs one futex wait and one wake-up, no spinning.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -70,12 +71,20 @@ class Fence {
   void enable_signaling() const noexcept;
   // Enables signalling, then sleeps until the operation completed. Context: may sleep.
   void wait() const noexcept;
-  // Waits for every fence: after all of them were enabled, so the operations overlap. Context: may sleep.
+  // Wait-many: enables signalling on every fence, so the operations overlap, then sleeps once, on the
+  // pending fence that completes last (the timer thread completes in deadline order and wakes a batch's
+  // waiters only after signalling the whole batch), and returns when every fence signaled. Returns at
+  // once, without a lock or a syscall, when all are already signaled.
+  // Precondition: the fences belong to one Hardware. Context: may sleep; takes the Hardware lock to
+  // find the last one (not held while sleeping).
   static void wait_all(std::span<const Fence> fences) noexcept;
 
  private:
   friend class FenceSlot;
+  friend class Hardware;
   Fence(FenceSlot* slot, uint32_t point) noexcept : slot_(slot), point_(point) {}
+  // Sleeps until signaled, without enabling (the caller did). Counts its sleeps in the Hardware.
+  void sleep() const noexcept;
   FenceSlot* slot_ = nullptr;
   uint32_t point_ = 0;
 };
@@ -124,7 +133,7 @@ class FenceSlot {
   Clock::time_point deadline_{};
   Clock::time_point submitted_at_{};
   bool measured_ = false;  // scheduled explicitly (schedule()), so counted in Hardware::achieved_us
-  Clock::time_point completed_at_{};  // written before the release store of seq_
+  Clock::time_point completed_at_{};  // the completing batch's time; written before the release store of seq_
 };
 
 // The simulated hardware: one timer thread that completes every scheduled operation at its deadline.
@@ -137,16 +146,14 @@ class Hardware {
   // Stops the timer thread; operations still queued never complete. Context: not from retire().
   ~Hardware();
 
-  // Median and 99th percentile of how late (us) the timer thread completed operations since the last
-  // reset_lateness(). Context: any.
+  // The q-quantile of how late (us) the timer thread completed operations. Context: any.
   [[nodiscard]] double lateness_us(double q) const noexcept { return lateness_.quantile_us(q); }
   // The q-quantile (us) of submission-to-completion of explicitly scheduled operations (TLB
   // invalidations; not lazily signalled ones): what the hardware gave each operation. Context: any.
   [[nodiscard]] double achieved_us(double q) const noexcept { return achieved_.quantile_us(q); }
-  void reset_lateness() noexcept {
-    lateness_.reset();
-    achieved_.reset();
-  }
+  // How many times a Fence::wait or wait_all went to sleep (futex waits) since construction: with
+  // wait_all, once per call that found work pending. Context: any; relaxed.
+  [[nodiscard]] uint64_t waiter_sleeps() const noexcept { return waiter_sleeps_.load(std::memory_order_relaxed); }
 
  private:
   friend class FenceSlot;
@@ -154,11 +161,16 @@ class Hardware {
 
   void schedule_locked(FenceSlot& slot, const LatencyModel& latency, Clock::time_point now);
   void enable(FenceSlot& slot, uint32_t point) noexcept;
+  // The pending fence of `fences` whose operation completes last (an unscheduled one counts as last);
+  // nullptr when all are signaled. Context: takes mutex_.
+  const Fence* last_to_complete(std::span<const Fence> fences) noexcept;
   // Delivers a pending kick: wakes the timer thread so it sleeps for the new earliest deadline.
   void kick() noexcept;
   void unlink_locked(FenceSlot& slot) noexcept;
-  // Completes one slot; returns whether someone waits on it (to be woken).
-  bool complete_locked(FenceSlot& slot) noexcept;
+  // Where to start looking for slot's place: the last slot of its latency class, if still before it.
+  FenceSlot* insertion_hint_locked(const FenceSlot& slot, Nanos latency) noexcept;
+  // Completes one slot at `now` (its batch's time); returns whether someone waits on it (to be woken).
+  bool complete_locked(FenceSlot& slot, Clock::time_point now) noexcept;
   void complete_due_locked() noexcept;
   Nanos draw_locked(const LatencyModel& latency);
   void run();
@@ -167,11 +179,19 @@ class Hardware {
   std::condition_variable wake_;
   FenceSlot* head_ = nullptr;  // the queue, ordered by deadline; guarded by mutex_
   FenceSlot* tail_ = nullptr;  // guarded by mutex_
+  // Insertion hints, one per latency class (LatencyModel::latency): the last slot scheduled in that class,
+  // or nullptr once it left the queue. Guarded by mutex_. See schedule_locked in hardware.cc.
+  struct Hint {
+    Nanos latency{0};
+    FenceSlot* last = nullptr;
+  };
+  std::array<Hint, 4> hints_{};
   bool stop_ = false;          // guarded by mutex_
   std::mt19937_64 random_;     // guarded by mutex_
   std::atomic<bool> kick_pending_{false};  // atomic; set under mutex_, cleared by kick() (see hardware.cc)
-  WaitHistogram lateness_;
-  WaitHistogram achieved_;
+  WaitHistogram lateness_;  // written by the timer thread only (record_exclusive)
+  WaitHistogram achieved_;  // likewise
+  std::atomic<uint64_t> waiter_sleeps_{0};  // atomic; relaxed statistic (Fence::sleep)
   std::thread thread_;  // last: starts after everything above is initialised
 };
 

@@ -15,11 +15,15 @@ void WaitHistogram::record(std::chrono::nanoseconds wait) noexcept {
   }
 }
 
-void WaitHistogram::reset() noexcept {
-  for (auto& bucket : buckets_) bucket.store(0, std::memory_order_relaxed);
-  count_.store(0, std::memory_order_relaxed);
-  total_ns_.store(0, std::memory_order_relaxed);
-  max_ns_.store(0, std::memory_order_relaxed);
+void WaitHistogram::record_exclusive(std::chrono::nanoseconds wait) noexcept {
+  const auto ns = static_cast<uint64_t>(std::max<int64_t>(wait.count(), 0));
+  auto bump = [](std::atomic<uint64_t>& counter, uint64_t by) {
+    counter.store(counter.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+  };
+  bump(buckets_[std::min<uint64_t>(ns / 1000, kBuckets)], 1);
+  bump(count_, 1);
+  bump(total_ns_, ns);
+  if (ns > max_ns_.load(std::memory_order_relaxed)) max_ns_.store(ns, std::memory_order_relaxed);
 }
 
 double WaitHistogram::quantile_us(double q) const noexcept {

@@ -51,10 +51,12 @@ class WaitHistogram {
 
   // Records one wait. Context: any thread; lock-free.
   void record(std::chrono::nanoseconds wait) noexcept;
+  // The same without read-modify-write instructions (relaxed loads and stores): for a histogram with one
+  // writer at a time, such as the hardware timer thread's, whose batches record one wait per completed
+  // operation. Context: no concurrent record() or record_exclusive(); readers may run concurrently.
+  void record_exclusive(std::chrono::nanoseconds wait) noexcept;
   // The q-quantile (0 <= q <= 1) of the recorded waits in us (bucket upper bound); 0 when empty.
   [[nodiscard]] double quantile_us(double q) const noexcept;
-  // Forgets every recorded wait. Context: no concurrent record().
-  void reset() noexcept;
   [[nodiscard]] uint64_t count() const noexcept { return count_.load(std::memory_order_relaxed); }
   [[nodiscard]] double total_us() const noexcept { return total_ns_.load(std::memory_order_relaxed) / 1e3; }
   [[nodiscard]] double max_us() const noexcept { return max_ns_.load(std::memory_order_relaxed) / 1e3; }

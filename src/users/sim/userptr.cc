@@ -31,17 +31,9 @@ const char* to_string(DriverMode mode) noexcept {
 }
 
 bool PendingWork::pending() const noexcept {
-  for (unsigned i = 0; i < vm_count; i++)
-    if (!vm[i].signaled()) return true;
-  return !tlb.signaled();
-}
-
-void PendingWork::wait() const noexcept {
-  // The TLB invalidation first: it is the longer operation by default (50 us against 20 us), so the
-  // preempt fences are then already signaled and the waiter sleeps once, not twice.
-  for (unsigned i = 0; i < vm_count; i++) vm[i].enable_signaling();
-  tlb.wait();
-  Fence::wait_all(std::span(vm.data(), vm_count));
+  for (unsigned i = 0; i < count; i++)
+    if (!fences[i].signaled()) return true;
+  return false;
 }
 
 Userptr::Userptr(Device& device, PageSpan span, Mutex& notifier_lock, DriverStats& stats)
@@ -49,13 +41,11 @@ Userptr::Userptr(Device& device, PageSpan span, Mutex& notifier_lock, DriverStat
 
 bool Userptr::start_invalidation(TlbInvalidation& tlb, PendingWork& work) noexcept {
   repin_.store(true, std::memory_order_relaxed);
-  if (mapped_) {
-    device_.zap(span_);
-    mapped_ = false;
-  }
-  work.vm_count = device_.vm_fences(work.vm);
-  for (unsigned i = 0; i < work.vm_count; i++) work.vm[i].enable_signaling();
-  work.tlb = tlb_dirty_ ? device_.submit_tlb_invalidate(span_, tlb) : Fence();
+  // Zap first, so that a running engine cannot refill the TLB from the PTEs once it is flushed.
+  work.count = device_.zap_and_fences(span_, mapped_, std::span(work.fences).first<kMaxEngines>());
+  mapped_ = false;
+  for (unsigned i = 0; i < work.count; i++) work.fences[i].enable_signaling();
+  if (tlb_dirty_) work.fences[work.count++] = device_.submit_tlb_invalidate(span_, tlb);
   return work.pending();
 }
 

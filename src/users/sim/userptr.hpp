@@ -67,15 +67,15 @@ struct DriverStats {
   WaitHistogram lock_waits;                 // contended notifier-lock acquisitions, any path
 };
 
-// The device work one invalidation must wait for: the VM's preempt fences and the TLB invalidation.
+// The device work one invalidation must wait for: the VM's preempt fences, then the TLB invalidation's
+// (fences[count - 1] when there is one).
 struct PendingWork {
-  std::array<Fence, kMaxEngines> vm{};
-  unsigned vm_count = 0;
-  Fence tlb;
+  std::array<Fence, kMaxEngines + 1> fences{};
+  unsigned count = 0;
   // True if any of the fences has not signaled yet. Context: any.
   [[nodiscard]] bool pending() const noexcept;
-  // Waits for all of them. Context: may sleep.
-  void wait() const noexcept;
+  // Waits for all of them (Fence::wait_all: one sleep at most). Context: may sleep.
+  void wait() const noexcept { Fence::wait_all(std::span(fences.data(), count)); }
 };
 
 // One user range mirrored by one device (xe_userptr).
