@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <vector>
 
 #include "rig.hpp"
@@ -41,6 +42,23 @@ TEST(Device, TlbKeepsTranslationUntilInvalidated) {
   TlbInvalidation op(device);
   device.submit_tlb_invalidate(rig.spans[0], op).wait();
   EXPECT_EQ(device.read(0, 1), Access::kPageFault);
+}
+
+// A first pass's one device call zaps only when asked, and hands out the VM's fences either way.
+TEST(Device, ZapAndFencesZapsOnRequestAndReturnsTheVmFences) {
+  Rig rig(1, 2, latencies(1ms, 1ms));
+  Device& device = rig.device(0);
+  device.resume();
+  device.map(rig.spans[0], std::vector<uint64_t>(4, 1));
+  device.map(rig.spans[1], std::vector<uint64_t>(4, 1));
+  std::array<Fence, kMaxEngines> fences;
+  ASSERT_EQ(device.zap_and_fences(rig.spans[1], false, fences), 1u);
+  EXPECT_TRUE(device.mapped(rig.spans[1].first));
+  EXPECT_FALSE(fences[0].signaled());  // the running engine's lazy preempt fence
+  ASSERT_EQ(device.zap_and_fences(rig.spans[0], true, fences), 1u);
+  EXPECT_FALSE(device.mapped(rig.spans[0].first));
+  EXPECT_FALSE(device.mapped(rig.spans[0].first + 3));
+  EXPECT_TRUE(device.mapped(rig.spans[1].first));
 }
 
 // The detector: a read through a translation of a page the CPU has since remapped is stale.

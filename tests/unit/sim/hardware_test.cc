@@ -1,8 +1,10 @@
-// hardware_test.cc - fences and the hardware timer: signalling, lazy enabling, waiting, slot lifetime.
+// hardware_test.cc - fences and the hardware timer: signalling, lazy enabling, waiting (one and many),
+// slot lifetime, completion order across latency classes, and one clock read per timer batch.
 #include "users/sim/hardware.hpp"
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <thread>
 
 #include "rig.hpp"
@@ -80,6 +82,101 @@ TEST(Fence, WaitAllWaitsForEveryFence) {
   }
   Fence::wait_all(fences);
   for (const Fence& fence : fences) EXPECT_TRUE(fence.signaled());
+}
+
+// wait_all sleeps once, on the fence that completes last, however many fences complete before it.
+TEST(Fence, WaitAllSleepsOnceForFencesCompletingAtDifferentTimes) {
+  Rig rig(3, 1, latencies(2ms, 1ms));
+  std::vector<std::unique_ptr<TlbInvalidation>> ops;
+  std::vector<Fence> fences;
+  for (unsigned d = 0; d < 3; d++) {
+    ops.push_back(std::make_unique<TlbInvalidation>(rig.device(d)));
+    fences.push_back(rig.device(d).submit_tlb_invalidate(rig.spans[0], *ops.back()));
+    std::this_thread::sleep_for(1ms);  // deadlines 1 ms apart: three timer batches
+  }
+  const uint64_t before = rig.hardware.waiter_sleeps();
+  Fence::wait_all(fences);
+  for (const Fence& fence : fences) EXPECT_TRUE(fence.signaled());
+  EXPECT_LE(rig.hardware.waiter_sleeps() - before, 1u);  // a fence-by-fence wait sleeps up to 3 times
+  Fence::wait_all(fences);                               // all signaled: returns without sleeping
+  EXPECT_LE(rig.hardware.waiter_sleeps() - before, 1u);
+}
+
+// wait_all enables lazy fences itself: a running engine's preempt fence completes, and the engine stops.
+TEST(Fence, WaitAllEnablesLazyFences) {
+  Rig rig(1, 1, latencies(1ms, 1ms));
+  Device& device = rig.device(0);
+  device.resume();
+  std::array<Fence, kMaxEngines> fences;
+  const unsigned count = device.vm_fences(fences);
+  Fence::wait_all(std::span(fences.data(), count));
+  EXPECT_TRUE(fences[0].signaled());
+  EXPECT_FALSE(device.running(0));
+}
+
+// Operations of different latency classes, submitted interleaved, complete in deadline order and
+// never before their deadline (the per-class insertion hints keep the queue sorted).
+TEST(Hardware, InterleavedLatencyClassesCompleteInDeadlineOrder) {
+  Rig rig(1, 1, latencies(1ms, 1ms));
+  const Nanos classes[] = {3ms, 1ms, 3ms, 1ms, 2ms, 1ms, 3ms};
+  std::vector<std::unique_ptr<Device>> devices;
+  std::vector<std::unique_ptr<TlbInvalidation>> ops;
+  std::vector<Fence> fences;
+  std::vector<Clock::time_point> deadlines;
+  for (unsigned i = 0; i < std::size(classes); i++) {
+    devices.push_back(std::make_unique<Device>(rig.hardware, rig.memory, latencies(classes[i], 1ms), 10 + i));
+    ops.push_back(std::make_unique<TlbInvalidation>(*devices.back()));
+    deadlines.push_back(Clock::now() + classes[i]);  // a lower bound of the real deadline
+    fences.push_back(devices.back()->submit_tlb_invalidate(rig.spans[0], *ops.back()));
+  }
+  Fence::wait_all(fences);
+  for (unsigned i = 0; i < std::size(classes); i++) {
+    EXPECT_GE(ops[i]->completed_at(), deadlines[i]) << i;
+    for (unsigned j = 0; j < i; j++) {  // j was submitted first: with a deadline no later, it completes no later
+      if (classes[j] <= classes[i]) EXPECT_LE(ops[j]->completed_at(), ops[i]->completed_at()) << j << " " << i;
+    }
+  }
+}
+
+// A slot whose retire() blocks until the test opens it: it holds the timer thread in its batch.
+class GateSlot final : public FenceSlot {
+ public:
+  using FenceSlot::FenceSlot;
+  ~GateSlot() override { detach(); }
+  std::atomic<bool> entered{false};
+  std::atomic<bool> open{false};
+
+ private:
+  void retire() noexcept override {
+    entered.store(true);
+    while (!open.load()) std::this_thread::sleep_for(100us);
+  }
+};
+
+// Operations that fell due while the timer thread was busy complete in one batch, at one time (one
+// clock read per batch), and their waiter wakes once.
+TEST(Hardware, OperationsDueTogetherCompleteInOneBatch) {
+  constexpr unsigned kOps = 16;
+  Rig rig(kOps, 1, latencies(10ms, 1ms));
+  GateSlot gate(rig.hardware);
+  const Fence gate_fence = gate.arm();
+  gate.schedule({LatencyModel::Kind::kFixed, Nanos(1ms)});
+  std::vector<std::unique_ptr<TlbInvalidation>> ops;
+  std::vector<Fence> fences;
+  for (unsigned d = 0; d < kOps; d++) {
+    ops.push_back(std::make_unique<TlbInvalidation>(rig.device(d)));
+    fences.push_back(rig.device(d).submit_tlb_invalidate(rig.spans[0], *ops.back()));
+  }
+  std::thread gate_waiter([&] { gate_fence.wait(); });  // rings the doorbell
+  while (!gate.entered.load()) std::this_thread::sleep_for(100us);
+  std::this_thread::sleep_for(12ms);  // every TLB invalidation is now due
+  const uint64_t before = rig.hardware.waiter_sleeps();
+  gate.open.store(true);
+  Fence::wait_all(fences);
+  gate_waiter.join();
+  for (const auto& op : ops) EXPECT_EQ(op->completed_at(), ops[0]->completed_at());
+  EXPECT_GE(ops[0]->completed_at(), gate.completed_at());  // later, or the same batch if the timer was late
+  EXPECT_LE(rig.hardware.waiter_sleeps() - before, 2u);  // this thread once; the gate's waiter at most once
 }
 
 // A slot destroyed while its operation is queued is unlinked; the timer thread never touches it again.

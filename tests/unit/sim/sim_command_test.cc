@@ -4,6 +4,7 @@
 #include <unistd.h>
 #include <sys/wait.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -68,6 +69,31 @@ TEST(SimCommand, SmallJsonRunReportsZeroStale) {
   EXPECT_NE(outcome.out.find(R"("devices":2,"mode":"two-pass")"), std::string::npos);
   EXPECT_EQ(outcome.out.find(R"("stale":1)"), std::string::npos);
   EXPECT_NE(outcome.out.find(R"("zero_stale":true)"), std::string::npos);
+}
+
+// The number after `"key":` at or after `from` in text; NaN when absent.
+double json_number(const std::string& text, const std::string& key, size_t from = 0) {
+  const size_t at = text.find("\"" + key + "\":", from);
+  if (at == std::string::npos) return std::nan("");
+  return std::strtod(text.c_str() + at + key.size() + 3, nullptr);
+}
+
+// A row's ideal is the reference p50 of the same row's two-pass run, measured in that run; the JSON says
+// where it came from, carries the hardware's own TLB latency, and has a "targets" object.
+TEST(SimCommand, IdealIsTheTwoPassRunsReference) {
+  const Outcome outcome = run_umn("sim --devices 2 --invalidations 20 --ranges 2 --modes single,two-pass --json");
+  ASSERT_EQ(outcome.status, 0) << outcome.err;
+  const std::string& out = outcome.out;
+  const size_t ideal = out.find(R"("ideal":[{"devices":2,"from":"two-pass")");
+  ASSERT_NE(ideal, std::string::npos) << out;
+  const size_t two_pass = out.find(R"("devices":2,"mode":"two-pass")");
+  ASSERT_NE(two_pass, std::string::npos) << out;
+  const double reference = json_number(out, "reference_p50_us", two_pass);
+  EXPECT_GT(reference, 0);
+  EXPECT_DOUBLE_EQ(json_number(out, "ideal_us", ideal), reference);
+  EXPECT_DOUBLE_EQ(json_number(out, "ideal_us", two_pass), reference);
+  EXPECT_GT(json_number(out, "hardware_tlb_p50_us", ideal), 0);
+  EXPECT_NE(out.find(R"("targets":{"checked":true,)"), std::string::npos);
 }
 
 // The table run writes CSV and SVG files too.
