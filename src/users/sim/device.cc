@@ -72,9 +72,14 @@ bool Device::mapped(uint64_t page) noexcept {
 }
 
 Fence Device::submit_tlb_invalidate(PageSpan span, TlbInvalidation& op) noexcept {
+  Submission submission(hardware_);
+  return submit_tlb_invalidate(span, op, submission);
+}
+
+Fence Device::submit_tlb_invalidate(PageSpan span, TlbInvalidation& op, Submission& submission) noexcept {
   op.span_ = span;
   Fence fence = op.arm();
-  op.schedule(config_.tlb);
+  op.schedule(config_.tlb, submission);
   return fence;
 }
 

@@ -117,6 +117,9 @@ class Device {
   // the configured TLB latency). `op` must be idle (its previous fence signaled). Context: the driver's
   // notifier lock held; takes the Hardware lock.
   Fence submit_tlb_invalidate(PageSpan span, TlbInvalidation& op) noexcept;
+  // The same through a Submission (hardware.hpp) that also carries other work of this device.
+  // Context: the driver's notifier lock held; inside `submission` (the Hardware lock held).
+  Fence submit_tlb_invalidate(PageSpan span, TlbInvalidation& op, Submission& submission) noexcept;
 
   // The fences of the device's VM, one per engine (as a dma_resv's preempt fences): each signals once its
   // engine is preempted; lazily, i.e. preemption starts only at enable_signaling(). An idle (preempted)

@@ -116,9 +116,24 @@ Fence FenceSlot::arm() noexcept {
 }
 
 void FenceSlot::schedule(const LatencyModel& latency) noexcept {
-  std::lock_guard guard(hardware_.mutex_);
-  hardware_.schedule_locked(*this, latency, Clock::now());
+  Submission submission(hardware_);
+  schedule(latency, submission);
+}
+
+void FenceSlot::schedule(const LatencyModel& latency, Submission& submission) noexcept {
+  UMN_DCHECK(&submission.hardware_ == &hardware_);
+  hardware_.schedule_locked(*this, latency, submission.now_);
   measured_ = true;
+}
+
+Submission::Submission(Hardware& hardware) noexcept : hardware_(hardware), now_((hardware.mutex_.lock(), Clock::now())) {}
+
+Submission::~Submission() { hardware_.mutex_.unlock(); }
+
+void Submission::enable(const Fence& fence) noexcept {
+  if (fence.signaled()) return;
+  UMN_DCHECK(&fence.slot_->hardware_ == &hardware_);
+  hardware_.enable_locked(*fence.slot_, fence.point_, now_);
 }
 
 Fence FenceSlot::current() const noexcept {
@@ -140,9 +155,13 @@ Hardware::~Hardware() {
 
 void Hardware::enable(FenceSlot& slot, uint32_t point) noexcept {
   std::lock_guard guard(mutex_);
+  enable_locked(slot, point, Clock::now());
+}
+
+void Hardware::enable_locked(FenceSlot& slot, uint32_t point, Clock::time_point now) noexcept {
   const LatencyModel* latency = slot.lazy_latency();
   if (latency != nullptr && slot.seq_.load(std::memory_order_relaxed) == point && slot.enabled_point_ != point)
-    schedule_locked(slot, *latency, Clock::now());
+    schedule_locked(slot, *latency, now);
 }
 
 const Fence* Hardware::last_to_complete(std::span<const Fence> fences) noexcept {
@@ -250,8 +269,11 @@ void Hardware::run() {
       wake_.wait(lock);
       continue;
     }
-    if (head_->deadline_ > Clock::now()) {
-      wake_.wait_until(lock, head_->deadline_);
+    // A copy: wait_until reads its deadline again after re-locking, when the slot may be gone (a queued
+    // slot may be destroyed while the lock is released; ASan caught the read of the freed slot).
+    const Clock::time_point deadline = head_->deadline_;
+    if (deadline > Clock::now()) {
+      wake_.wait_until(lock, deadline);
       continue;
     }
     complete_due_locked();

@@ -44,8 +44,11 @@ bool Userptr::start_invalidation(TlbInvalidation& tlb, PendingWork& work) noexce
   // Zap first, so that a running engine cannot refill the TLB from the PTEs once it is flushed.
   work.count = device_.zap_and_fences(span_, mapped_, std::span(work.fences).first<kMaxEngines>());
   mapped_ = false;
-  for (unsigned i = 0; i < work.count; i++) work.fences[i].enable_signaling();
-  if (tlb_dirty_) work.fences[work.count++] = device_.submit_tlb_invalidate(span_, tlb);
+  {
+    Submission submission(device_.hardware());  // one lock and one clock read for the device's work
+    for (unsigned i = 0; i < work.count; i++) submission.enable(work.fences[i]);
+    if (tlb_dirty_) work.fences[work.count++] = device_.submit_tlb_invalidate(span_, tlb, submission);
+  }
   return work.pending();
 }
 

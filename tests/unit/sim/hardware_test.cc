@@ -138,6 +138,31 @@ TEST(Hardware, InterleavedLatencyClassesCompleteInDeadlineOrder) {
   }
 }
 
+// One Submission carries a device's whole first-pass work: the lazy preempt fence it enables and the
+// TLB invalidation it submits both complete, with their effects (engine stopped, TLB flushed); enabling
+// an already signaled fence through it does nothing.
+TEST(Hardware, SubmissionEnablesAndSubmitsUnderOneLock) {
+  Rig rig(1, 1, latencies(1ms, 1ms));
+  Device& device = rig.device(0);
+  device.resume();
+  device.map(rig.spans[0], std::vector<uint64_t>(4, 1));
+  ASSERT_EQ(device.read(0, 0), Access::kOk);  // fills the TLB
+  std::array<Fence, kMaxEngines + 1> fences;
+  ASSERT_EQ(device.vm_fences(std::span(fences).first<kMaxEngines>()), 1u);
+  TlbInvalidation op(device);
+  {
+    Submission submission(rig.hardware);
+    submission.enable(fences[0]);
+    submission.enable(Fence());  // signaled: a no-op
+    fences[1] = device.submit_tlb_invalidate(rig.spans[0], op, submission);
+  }
+  Fence::wait_all(std::span(fences.data(), 2));
+  EXPECT_FALSE(device.running(0));
+  device.zap(rig.spans[0]);
+  device.resume();
+  EXPECT_EQ(device.read(0, 0), Access::kPageFault);  // not from the flushed TLB
+}
+
 // A slot whose retire() blocks until the test opens it: it holds the timer thread in its batch.
 class GateSlot final : public FenceSlot {
  public:
