@@ -3,6 +3,7 @@
 // (CLI11 validation, through main.cc); a run with a stale access exits 1.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -109,19 +110,30 @@ void progress(const char* what, unsigned devices, size_t done, size_t total) {
   std::fflush(stderr);
 }
 
+// The modes of a row take turns, in kTurns runs each of a share of the invalidations, and each mode's
+// runs are merged: on a shared machine the load drifts over seconds, and a row whose single-pass run
+// had a quiet spell and whose two-pass run a busy one compared the machine, not the modes.
+constexpr unsigned kTurns = 4;
+
 std::vector<Row> run_all(const Options& opt) {
   umn::sim::ScenarioConfig config = scenario_config(opt);
   std::vector<Row> rows;
-  const size_t total = opt.devices.size() * opt.modes.size();
+  const unsigned turns = std::min(kTurns, opt.invalidations);
+  const size_t total = opt.devices.size() * opt.modes.size() * turns;
   size_t done = 0;
   for (unsigned devices : opt.devices) {
+    config.devices = devices;
+    std::vector<std::vector<umn::sim::ScenarioResult>> parts(opt.modes.size());
+    for (unsigned turn = 0; turn < turns; turn++)
+      for (size_t m = 0; m < opt.modes.size(); m++) {
+        progress(opt.modes[m].c_str(), devices, done++, total);
+        config.mode = mode_of(opt.modes[m]);
+        config.invalidations = opt.invalidations / turns + (turn < opt.invalidations % turns ? 1 : 0);
+        config.seed = opt.seed + turn;
+        parts[m].push_back(umn::sim::run_scenario(config));
+      }
     Row row{devices, {}};
-    for (const std::string& mode : opt.modes) {
-      progress(mode.c_str(), devices, done++, total);
-      config.devices = devices;
-      config.mode = mode_of(mode);
-      row.results.push_back(umn::sim::run_scenario(config));
-    }
+    for (const auto& mode_parts : parts) row.results.push_back(umn::sim::merge(mode_parts));
     rows.push_back(std::move(row));
   }
   if (isatty(STDERR_FILENO) != 0) fmt::print(stderr, "\r\033[K");

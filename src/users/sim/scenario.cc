@@ -211,6 +211,8 @@ ScenarioResult Scenario::run() {
   for (auto& thread : threads) thread.join();
   ScenarioResult result = collect(latencies);
   result.reference = summarize(references);
+  result.samples_us = std::move(latencies);  // sorted by summarize
+  result.reference_samples_us = std::move(references);
   result.seconds = std::chrono::duration<double>(Clock::now() - begin).count();
   return result;
 }
@@ -245,5 +247,29 @@ ScenarioResult Scenario::collect(std::vector<double>& latencies) {
 }  // namespace
 
 ScenarioResult run_scenario(const ScenarioConfig& config) { return Scenario(config).run(); }
+
+ScenarioResult merge(std::span<const ScenarioResult> parts) {
+  ScenarioResult merged;
+  merged.devices = parts.front().devices;
+  merged.mode = parts.front().mode;
+  for (const ScenarioResult& part : parts) {
+    merged.samples_us.insert(merged.samples_us.end(), part.samples_us.begin(), part.samples_us.end());
+    merged.reference_samples_us.insert(merged.reference_samples_us.end(), part.reference_samples_us.begin(),
+                                       part.reference_samples_us.end());
+    for (auto field : {&ScenarioResult::stale, &ScenarioResult::reads, &ScenarioResult::retries,
+                       &ScenarioResult::fallbacks, &ScenarioResult::fallbacks_busy, &ScenarioResult::deferred,
+                       &ScenarioResult::faults, &ScenarioResult::fault_timeouts, &ScenarioResult::not_ready,
+                       &ScenarioResult::lock_contended})
+      merged.*field += part.*field;
+    merged.lock_wait_p99_us = std::max(merged.lock_wait_p99_us, part.lock_wait_p99_us);
+    merged.lock_wait_max_us = std::max(merged.lock_wait_max_us, part.lock_wait_max_us);
+    merged.timer_lateness_p50_us += part.timer_lateness_p50_us / static_cast<double>(parts.size());
+    merged.hardware_tlb_p50_us += part.hardware_tlb_p50_us / static_cast<double>(parts.size());
+    merged.seconds += part.seconds;
+  }
+  merged.latency = summarize(merged.samples_us);
+  merged.reference = summarize(merged.reference_samples_us);
+  return merged;
+}
 
 }  // namespace umn::sim

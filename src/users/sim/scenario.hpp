@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "users/sim/device.hpp"
@@ -68,9 +69,18 @@ struct ScenarioResult {
   double timer_lateness_p50_us = 0;  // how late the hardware timer completed operations
   double hardware_tlb_p50_us = 0;    // submission to signal of this run's TLB invalidations (both kinds)
   double seconds = 0;                // wall time of the run
+  std::vector<double> samples_us;            // the measured latencies, sorted (for merge)
+  std::vector<double> reference_samples_us;  // the reference's, sorted
 };
 
 // Runs the scenario. Context: blocks; spawns config.fault_threads threads and the hardware timer thread.
 ScenarioResult run_scenario(const ScenarioConfig& config);
+
+// One result from several runs of the same devices and mode (e.g. taking turns with other modes, so
+// that load drift on a shared machine hits every mode alike): latencies and references summarised over
+// all samples; counters and wall time summed; lock_wait_p99_us and lock_wait_max_us the largest of the
+// parts; timer_lateness_p50_us and hardware_tlb_p50_us the mean of the parts' medians.
+// Precondition: parts is not empty.
+ScenarioResult merge(std::span<const ScenarioResult> parts);
 
 }  // namespace umn::sim

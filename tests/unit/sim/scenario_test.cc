@@ -58,6 +58,34 @@ TEST(ScenarioReference, OffMeasuresNothing) {
   EXPECT_EQ(result.reference.count, 0u);
 }
 
+// Merging runs pools their samples (not their percentiles) and sums their counters.
+TEST(Merge, PoolsSamplesAndSumsCounters) {
+  ScenarioResult a, b;
+  a.devices = b.devices = 4;
+  a.mode = b.mode = DriverMode::kTwoPass;
+  a.samples_us = {1, 2, 3};
+  b.samples_us = {10, 20, 30, 40, 50};
+  a.reference_samples_us = {5};
+  b.reference_samples_us = {6, 7};
+  a.deferred = 3;
+  b.deferred = 5;
+  a.lock_wait_p99_us = 9;
+  b.lock_wait_p99_us = 4;
+  a.hardware_tlb_p50_us = 60;
+  b.hardware_tlb_p50_us = 70;
+  const ScenarioResult parts[] = {a, b};
+  const ScenarioResult merged = merge(parts);
+  EXPECT_EQ(merged.devices, 4u);
+  EXPECT_EQ(merged.mode, DriverMode::kTwoPass);
+  EXPECT_EQ(merged.latency.count, 8u);
+  EXPECT_EQ(merged.latency.p50_us, 10);  // rank 3 of {1 2 3 10 20 30 40 50}
+  EXPECT_EQ(merged.reference.count, 3u);
+  EXPECT_EQ(merged.reference.p50_us, 6);
+  EXPECT_EQ(merged.deferred, 8u);
+  EXPECT_EQ(merged.lock_wait_p99_us, 9);
+  EXPECT_DOUBLE_EQ(merged.hardware_tlb_p50_us, 65);
+}
+
 // Percentiles of a known set.
 TEST(Summarize, PicksRanksOfSortedSamples) {
   std::vector<double> samples;
