@@ -79,8 +79,9 @@ void print_header(std::FILE* out, const RunInfo& info) {
   fmt::print(out,
              "  ideal = one device's invalidation as the CPU side sees it, p50 (TLB and preempt overlapped): a reference\n"
              "          range mirrored by one extra device, invalidated once per measured invalidation, interleaved\n"
-             "          with them in the same run (the two-pass run's, where it ran)\n"
-             "  hw    = what the simulated hardware itself gave in that run: TLB invalidation submit-to-signal p50\n\n");
+             "          with them in the same runs (the two-pass runs', where they ran)\n"
+             "  hw    = what the simulated hardware itself gave in those runs: TLB invalidation submit-to-signal p50\n"
+             "  a row's modes take turns: 4 runs each (a quarter of the invalidations per run), merged\n\n");
 }
 
 }  // namespace
