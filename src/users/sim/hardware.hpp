@@ -1,12 +1,14 @@
 // hardware.hpp - the simulated hardware's clock: umn::sim::Hardware (one timer thread completing device
 // operations at their deadlines), umn::sim::LatencyModel (how long an operation takes), and fences:
 // umn::sim::FenceSlot (the reusable completion object a device embeds) and umn::sim::Fence (a handle on
-// one operation of a slot, like a dma_fence: signaled(), enable_signaling(), wait(), wait_all()).
+// one operation of a slot, like a dma_fence: signaled(), enable_signaling(), wait(), wait_all()), and
+// umn::sim::Submission (one doorbell write carrying several operations).
 //
 // Locking
-//   Hardware::mutex_ guards the deadline queue, the random generator and every slot's queue link,
-//   deadline and enabled point. A slot's retire() hook runs with it held (so a hook may take the Device
-//   lock, ranked below it, but no notifier lock).
+//   Hardware::mutex_ guards the deadline queue, the insertion hints, the random generator and every
+//   slot's queue link, deadline and enabled point. A slot's retire() hook runs with it held (so a hook
+//   may take the Device lock, ranked below it, but no notifier lock); so does a Submission, for its
+//   lifetime. The timer thread is the only writer of the lateness and hw statistics.
 // Lifetime
 //   Hardware outlives every FenceSlot that names it. A FenceSlot may be destroyed at any time: a queued
 //   slot is unlinked, and the destructor waits until the timer thread no longer touches it (so a slot on
@@ -15,7 +17,8 @@
 // Context
 //   wait() and wait_all() sleep (futex) until the timer thread signals: no CPU is spent spinning, which
 //   is what lets 64 devices share 2 cores. Submissions ring the timer's doorbell lazily: an operation
-//   nobody waits for may complete after its deadline (see hardware.cc). Everything else is non-blocking apart from Hardware::mutex_.
+//   nobody waits for may complete after its deadline (see hardware.cc). Everything else is
+//   non-blocking apart from Hardware::mutex_.
 //   The timer thread runs with a 1 ns timer slack (prctl(PR_SET_TIMERSLACK)); Hardware::lateness_us()
 //   reports how late it really completes operations.
 // Memory ordering
@@ -25,11 +28,13 @@
 //   signaled. The waiter count and the sequence number are seq_cst (a Dekker pair: a waiter announces
 //   itself then re-reads the sequence; the signaler stores the sequence then reads the waiter count).
 //
-// Overheads (the 2-vCPU development VM, `umn sim` and a microbenchmark; docs/PERFORMANCE.md): a lone
-// 50 us operation completes 30-45 us late even with the 1 ns slack (the VM's timer; ~7 us on a quiet
-// bare machine). Scheduling costs one uncontended lock and an ordered list insert (~200 ns per device
-// in a 32-device first pass); waking the timer thread, ~15 us on this VM, is left to the next wait (the
-// doorbell, hardware.cc). A Fence::wait that sleeps costs one futex wait and one wake-up, no spinning.
+// Overheads (the 2-vCPU development VM, loaded, `umn sim` and temporary instrumentation;
+// docs/PERFORMANCE.md): a 50 us operation completes 8-25 us late even with the 1 ns slack (the VM's
+// timer; ~7 us on a quiet bare machine). A Submission costs one lock, one clock read (~60 ns) and an
+// O(1) queue insert per operation; a 32-device first pass takes 8-11 us in all (~300 ns per device,
+// driver and core). A timer batch of 32 completions takes ~2 us before its waiter is woken. Waking the
+// timer thread, ~15 us on this VM, is left to the next wait (the doorbell, hardware.cc). A wait that
+// sleeps costs one futex wait and one wake-up, no spinning; wait_all sleeps at most once.
 #pragma once
 
 #include <array>
