@@ -74,7 +74,7 @@ struct PendingWork {
   unsigned count = 0;
   // True if any of the fences has not signaled yet. Context: any.
   [[nodiscard]] bool pending() const noexcept;
-  // Waits for all of them (Fence::wait_all: one sleep at most). Context: may sleep.
+  // Waits for all of them (Fence::wait_all: one sleep, barring spurious wake-ups). Context: may sleep.
   void wait() const noexcept { Fence::wait_all(std::span(fences.data(), count)); }
 };
 
