@@ -292,16 +292,16 @@ int Model::classic_register(int c, ClassicOps ops, bool* would_block) {
   std::lock_guard guard(lock_);
   *would_block = false;
   Classic& sub = classics_[c];
+  if (sub.state == ClassicState::kRegistered) {  // its ops (not `ops`) passed the checks below
+    diag(kRegister, "already registered");
+    return kEINVAL;
+  }
   if ((ops & kNullOps) != 0) {
     diag(kRegister, "NULL ops");
     return kEINVAL;
   }
   if ((ops & kHasArch) != 0 && (ops & (kHasStart | kHasEnd)) != 0) {
     diag(kRegister, "arch_invalidate_secondary_tlbs with invalidate_range_start/end");
-    return kEINVAL;
-  }
-  if (sub.state == ClassicState::kRegistered) {
-    diag(kRegister, "already registered");
     return kEINVAL;
   }
   // Waits for bare ranges (creating the subscriptions), then for every range in flight.
@@ -514,6 +514,10 @@ std::vector<int> Model::classic_list() const {
 unsigned Model::classic_users(int id) const {
   std::lock_guard guard(lock_);
   return classics_[id].users;
+}
+bool Model::classic_registered(int id) const {
+  std::lock_guard guard(lock_);
+  return classics_[id].state == ClassicState::kRegistered;
 }
 unsigned long Model::classic_registrations() const {
   std::lock_guard guard(lock_);

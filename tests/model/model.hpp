@@ -126,7 +126,8 @@ class Model {
   void destroy(const Decide& decide, std::vector<Call>* calls, std::vector<int>* woken, bool* would_block);
 
   // ---- classic notifiers ----
-  // umn_notifier_register of slot c with ops. would_block: it would wait for ranges in flight (or, before
+  // umn_notifier_register of slot c with ops (ignored when c is registered: the caller does not change
+  // a live notifier's ops, and registering it again is diagnosed). would_block: it would wait for ranges in flight (or, before
   // the address space has subscriptions, for bare ranges); nothing changes then.
   int classic_register(int c, ClassicOps ops, bool* would_block);
   // umn_notifier_unregister(c, mm); also for an id from get (misuse). Appends ->release if it calls it.
@@ -154,6 +155,7 @@ class Model {
   // Classic observation: linked ids newest first; users of an id; registrations not yet ended.
   std::vector<int> classic_list() const;
   unsigned classic_users(int id) const;
+  bool classic_registered(int id) const;  // registered and not yet unregistered / last put
   unsigned long classic_registrations() const;
   int classic_ids() const;  // ids so far (slots + get allocations)
   // Ids whose free_notifier has run (synchronously, or through synchronize) or is queued.
