@@ -143,13 +143,31 @@ struct ClassicObj {
   umn_notifier n;  // first member: callbacks cast back
   int id = 0;
   std::atomic<bool> freed{false};  // set by free_notifier, on liburcu's callback thread
+  bool in_use = false;             // taken from the pool
+  bool awaiting_free = false;      // its input ended; free_notifier may still be queued
 };
 
-// Objects of finished inputs whose free_notifier may still be queued. Waiting for liburcu's callback
-// thread costs ~10 ms (umn_notifier_synchronize, or polling), so inputs do not wait for their frees:
-// the objects wait here, and reap() checks every one was freed, once per kReapEvery objects and at exit.
-constexpr size_t kReapEvery = 4096;
-std::vector<std::unique_ptr<ClassicObj>> g_graveyard;
+// Every ClassicObj comes from this pool (no allocation: libFuzzer's leak check reruns inputs whose
+// mallocs and frees differ). Waiting for liburcu's callback thread costs ~10 ms (umn_notifier_synchronize,
+// or polling), so inputs do not wait for their frees: their objects stay awaiting_free, and reap() checks
+// that every one was freed, when the pool runs low and at exit. An input (at most 512 bytes, 2 per get)
+// takes fewer than kPoolReserve objects.
+constexpr size_t kPool = 4096, kPoolReserve = 512;
+ClassicObj g_pool[kPool];
+size_t g_pool_cursor = 0, g_pool_awaiting = 0;
+
+ClassicObj* pool_take() {
+  for (size_t i = 0; i < kPool; ++i, g_pool_cursor = (g_pool_cursor + 1) % kPool) {
+    ClassicObj& obj = g_pool[g_pool_cursor];
+    if (obj.in_use) continue;
+    obj.in_use = true;
+    obj.freed = false;
+    std::memset(&obj.n, 0, sizeof(obj.n));
+    return &obj;
+  }
+  std::fprintf(stderr, "umn_fuzz: classic object pool exhausted\n");
+  std::abort();
+}
 ClassicObj& classic_of(umn_notifier* sub) { return *reinterpret_cast<ClassicObj*>(sub); }
 
 void cb_release(umn_notifier* sub, umn_mm* mm);
@@ -216,8 +234,12 @@ class Runner {
   ~Runner() {
     umn_set_diagnostic_hook(nullptr, nullptr);
     g_runner = nullptr;
-    for (int id = kClassicSlots; id < static_cast<int>(classics_.size()); ++id)
-      g_graveyard.push_back(std::move(classics_[id]));
+    for (int id = 0; id < static_cast<int>(classics_.size()); ++id) {
+      ClassicObj* obj = classics_[id];
+      obj->awaiting_free = id >= kClassicSlots;  // slots are never given to free_notifier
+      obj->in_use = obj->awaiting_free;
+      g_pool_awaiting += obj->awaiting_free;
+    }
   }
 
   void run(Reader& in);
@@ -239,11 +261,10 @@ class Runner {
 
  private:
   ClassicObj* new_classic() {
-    auto obj = std::make_unique<ClassicObj>();
-    std::memset(&obj->n, 0, sizeof(obj->n));
+    ClassicObj* obj = pool_take();
     obj->id = static_cast<int>(classics_.size());
-    classics_.push_back(std::move(obj));
-    return classics_.back().get();
+    classics_.push_back(obj);
+    return obj;
   }
   Decision decision_at(size_t i) const {
     return i < decisions_.size() ? decode_decision(decisions_[i]) : Decision{true, true, true};
@@ -285,7 +306,7 @@ class Runner {
   bool mm_dead_ = false;
   std::unique_ptr<Slot> slots_[kNotifiers];
   umn_notifier_range ranges_[kRanges];
-  std::vector<std::unique_ptr<ClassicObj>> classics_;  // index = classic id (model.hpp)
+  std::vector<ClassicObj*> classics_;  // index = classic id (model.hpp); from the pool
   int get_key_ = 0;            // the key of the get in progress (for alloc_notifier)
   bool alloc_fails_ = false;   // what alloc_notifier does in that get
 
@@ -775,7 +796,7 @@ void Runner::run_classic_op(int op, Reader& in) {
     }
     default:
       // umn_notifier_synchronize waits ~10 ms for liburcu's callback thread: now and then only.
-      if (a % 8 == 0)
+      if (a % 32 == 0)
         op_synchronize();
       else
         op_register(a % kClassicSlots, (a >> 2) % kClassicVariants);
@@ -905,18 +926,21 @@ void run_input(const uint8_t* data, size_t size) {
     if (std::getenv("UMN_FUZZ_TRACE") != nullptr) runner.print_trace();
   }
   g_stats.inputs++;
-  if (g_graveyard.size() >= kReapEvery) reap();
+  if (g_pool_awaiting + kPoolReserve >= kPool) reap();
 }
 
 void reap() {
   umn_notifier_synchronize();  // every free queued by a last put has run
-  for (const auto& obj : g_graveyard) {
-    if (obj->freed.load()) continue;
-    std::fprintf(stderr, "\n=== umn differs from the model ===\n--> free_notifier(c%d) never ran after its "
-                         "last put (and umn_notifier_synchronize)\n", obj->id);
-    std::abort();
+  for (ClassicObj& obj : g_pool) {
+    if (!obj.awaiting_free) continue;
+    if (!obj.freed.load()) {
+      std::fprintf(stderr, "\n=== umn differs from the model ===\n--> free_notifier(c%d) never ran after its "
+                           "last put (and umn_notifier_synchronize)\n", obj.id);
+      std::abort();
+    }
+    obj.awaiting_free = obj.in_use = false;
   }
-  g_graveyard.clear();
+  g_pool_awaiting = 0;
 }
 
 const Stats& stats() { return g_stats; }
