@@ -130,6 +130,7 @@ struct ClassicDevice {
   int in_progress = 0;    // ranges between start and end
   uint64_t seq = 0;       // bumped by every end
   bool dead = false;      // ->release ran: build nothing
+  bool gotten = false;    // from classic_alloc (umn_notifier_get); set before umn sees it
   std::atomic<bool> gone{false};  // unregister returned / free_notifier ran: no callback may come
   uint64_t mapped[kPages] = {};   // 0 = no translation, else page version + 1
   ClassicDevice() { g_live_devices++; std::memset(&notifier, 0, sizeof(notifier)); }
@@ -173,6 +174,7 @@ void classic_end(umn_notifier* sub, const umn_notifier_range*) {
 }
 umn_notifier* classic_alloc(umn_mm*) {
   auto* dev = new ClassicDevice;
+  dev->gotten = true;
   g_gotten_unfreed++;
   std::lock_guard guard(g_classic_lock);
   g_classic.push_back(dev);
@@ -191,7 +193,7 @@ const umn_notifier_ops kGetOps = {classic_release, nullptr, nullptr, nullptr, cl
 void sweep_gotten() {
   std::lock_guard guard(g_classic_lock);
   std::erase_if(g_classic, [](ClassicDevice* dev) {
-    if (dev->notifier.ops != &kGetOps || !dev->gone.load()) return false;
+    if (!dev->gotten || !dev->gone.load()) return false;  // not notifier.ops: umn sets it after alloc
     delete dev;
     return true;
   });
