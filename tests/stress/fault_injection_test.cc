@@ -435,11 +435,6 @@ int wait_or_kill(pid_t child, int seconds) {
 }
 
 TEST(FaultInjection, ForkWhileClassicCallbackRunsLeavesChildRcuUsable) {
-#if defined(__SANITIZE_THREAD__)
-  // The child needs a call_rcu thread of its own; TSan kills a child of a multi-threaded process that
-  // starts a thread ("starting new threads after multi-threaded fork is not supported").
-  GTEST_SKIP() << "TSan does not support threads in a child of a multi-threaded fork";
-#endif
   umn_test::Watchdog watchdog(kWatchdogSeconds);
   static std::atomic<bool> in_callback{false};
   static const umn_notifier_ops sleepy = {
