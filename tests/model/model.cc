@@ -523,10 +523,6 @@ unsigned long Model::classic_registrations() const {
   std::lock_guard guard(lock_);
   return registrations_;
 }
-int Model::classic_ids() const {
-  std::lock_guard guard(lock_);
-  return static_cast<int>(classics_.size());
-}
 bool Model::free_allowed(int id) const {
   std::lock_guard guard(lock_);
   return classics_[id].state == ClassicState::kFreeing || classics_[id].state == ClassicState::kFreed;

@@ -157,7 +157,6 @@ class Model {
   unsigned classic_users(int id) const;
   bool classic_registered(int id) const;  // registered and not yet unregistered / last put
   unsigned long classic_registrations() const;
-  int classic_ids() const;  // ids so far (slots + get allocations)
   // Ids whose free_notifier has run (synchronously, or through synchronize) or is queued.
   bool free_allowed(int id) const;
   bool range_open(int r) const;
