@@ -380,22 +380,21 @@ TEST_F(Misuse, ClassicCrossMisuseAndPutWithoutGetAreDiagnosed) {
   EXPECT_EQ(g_classic_frees, frees + 1);
   umn_notifier_unregister(&registered.notifier, mm);
   ExpectDiagnostics({});
-  // Put without get: a notifier whose users are 0 (memory kept alive by a driver bug-for-bug).
-  ClassicProbe* kept = nullptr;
+  // Put without get: a second put of a notifier whose users are already 0 (its free_notifier keeps the
+  // memory, so that the misuse is observable rather than a use after free).
   static ClassicProbe* s_kept;
   static const umn_notifier_ops keep_ops = {nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
                                             [](umn_mm*) { s_kept = new ClassicProbe; return &s_kept->notifier; },
-                                            [](umn_notifier*) { g_classic_frees++; }};  // kept for the test
+                                            [](umn_notifier*) { g_classic_frees++; }};
   umn_notifier* once = umn_notifier_get(&keep_ops, mm);
   ASSERT_NE(once, nullptr);
-  kept = s_kept;
   umn_notifier_put(once);
   umn_notifier_synchronize();
   umn_notifier_put(once);  // users already 0: WARN, nothing freed twice
   umn_notifier_synchronize();
   ExpectDiagnostics({"umn_notifier_put"});
   EXPECT_EQ(g_classic_frees, frees + 2);
-  delete kept;
+  delete s_kept;
   umn_mm_destroy(other);
   ExpectClassicUsable(mm, diags);
 }
