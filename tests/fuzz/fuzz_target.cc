@@ -7,9 +7,11 @@
 
 namespace {
 void print_totals() {
+  umn_fuzz::reap();
   const umn_fuzz::Stats& s = umn_fuzz::stats();
-  std::fprintf(stderr, "umn-fuzz totals: inputs %llu ops %llu callbacks %llu skipped-blocking %llu\n",
+  std::fprintf(stderr, "umn-fuzz totals: inputs %llu ops %llu classic-ops %llu callbacks %llu skipped-blocking %llu\n",
                static_cast<unsigned long long>(s.inputs), static_cast<unsigned long long>(s.ops),
+               static_cast<unsigned long long>(s.classic_ops),
                static_cast<unsigned long long>(s.callbacks), static_cast<unsigned long long>(s.skipped));
 }
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include <sched.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -14,6 +15,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "core/subscriptions.hpp"
@@ -24,14 +26,18 @@ namespace umn_fuzz {
 namespace {
 
 using umn_model::Call;
+using umn_model::ClassicOps;
 using umn_model::Decision;
 using umn_model::Model;
 using umn_model::NotifierState;
 using umn_model::OpsKind;
+using umn_model::Query;
 
 constexpr int kNotifiers = 6;
 constexpr int kRanges = 4;
 constexpr int kRecords = 2;
+constexpr int kClassicSlots = 3;  // caller-owned classic notifiers (register / unregister)
+constexpr int kClassicVariants = 6;
 constexpr auto kHangLimit = std::chrono::seconds(10);
 
 Stats g_stats;
@@ -80,6 +86,22 @@ OpsKind decode_ops(uint8_t b) {
   return kTable[b & 7];
 }
 
+// Classic ops tables as sets of callbacks (model.hpp ClassicOp). Register uses kClassicVariants[i] as is
+// (the last is ops == NULL); get key i uses kGetKeys[i], each its own table, so its own key.
+namespace co = umn_model;
+constexpr ClassicOps kFullOps = co::kHasRelease | co::kHasStart | co::kHasEnd | co::kHasClearFlushYoung |
+                                co::kHasClearYoung | co::kHasTestYoung;
+constexpr ClassicOps kStartOnlyOps = co::kHasRelease | co::kHasStart | co::kHasTestYoung;  // may fail
+constexpr ClassicOps kEndOnlyOps = co::kHasEnd | co::kHasClearYoung;
+constexpr ClassicOps kArchOps = co::kHasArch | co::kHasRelease | co::kHasClearFlushYoung;
+constexpr ClassicOps kArchAndStartOps = co::kHasArch | co::kHasStart;  // rejected by registration
+constexpr ClassicOps kAllocFree = co::kHasAlloc | co::kHasFree;
+constexpr ClassicOps kRegisterVariants[kClassicVariants] = {kFullOps, kStartOnlyOps,     kEndOnlyOps,
+                                                            kArchOps, kArchAndStartOps, co::kNullOps};
+constexpr ClassicOps kGetKeys[kClassicVariants] = {
+    kFullOps | kAllocFree, kStartOnlyOps | kAllocFree,      kEndOnlyOps | kAllocFree,
+    kArchOps | kAllocFree, kArchAndStartOps | kAllocFree, kFullOps | co::kHasAlloc};  // last: no free
+
 // ---------------------------------------------------------------------------------------------------
 // The umn side: notifier slots whose callbacks follow the input's decisions and log what they see.
 
@@ -115,6 +137,67 @@ const umn_interval_notifier_ops kOps[umn_model::kOpsKinds] = {
     {nullptr, nullptr, nullptr},         // kNone
 };
 
+// A classic notifier: the register slots and every object alloc_notifier hands out. Never really freed
+// by free_notifier (which only marks it), so that a premature free is a divergence, not a use after free.
+struct ClassicObj {
+  umn_notifier n;  // first member: callbacks cast back
+  int id = 0;
+  std::atomic<bool> freed{false};  // set by free_notifier, on liburcu's callback thread
+  bool in_use = false;             // taken from the pool
+  bool awaiting_free = false;      // its input ended; free_notifier may still be queued
+};
+
+// Every ClassicObj comes from this pool (no allocation: libFuzzer's leak check reruns inputs whose
+// mallocs and frees differ). Waiting for liburcu's callback thread costs ~10 ms (umn_notifier_synchronize,
+// or polling), so inputs do not wait for their frees: their objects stay awaiting_free, and reap() checks
+// that every one was freed, when the pool runs low and at exit. An input (at most 512 bytes, 2 per get)
+// takes fewer than kPoolReserve objects.
+constexpr size_t kPool = 4096, kPoolReserve = 512;
+ClassicObj g_pool[kPool];
+size_t g_pool_cursor = 0, g_pool_awaiting = 0;
+
+ClassicObj* pool_take() {
+  for (size_t i = 0; i < kPool; ++i, g_pool_cursor = (g_pool_cursor + 1) % kPool) {
+    ClassicObj& obj = g_pool[g_pool_cursor];
+    if (obj.in_use) continue;
+    obj.in_use = true;
+    obj.freed = false;
+    std::memset(&obj.n, 0, sizeof(obj.n));
+    return &obj;
+  }
+  std::fprintf(stderr, "umn_fuzz: classic object pool exhausted\n");
+  std::abort();
+}
+ClassicObj& classic_of(umn_notifier* sub) { return *reinterpret_cast<ClassicObj*>(sub); }
+
+void cb_release(umn_notifier* sub, umn_mm* mm);
+int cb_range_start(umn_notifier* sub, const umn_notifier_range* range);
+void cb_range_end(umn_notifier* sub, const umn_notifier_range* range);
+int cb_clear_flush_young(umn_notifier* sub, umn_mm* mm, uint64_t start, uint64_t end);
+int cb_clear_young(umn_notifier* sub, umn_mm* mm, uint64_t start, uint64_t end);
+int cb_test_young(umn_notifier* sub, umn_mm* mm, uint64_t address);
+void cb_arch(umn_notifier* sub, umn_mm* mm, uint64_t start, uint64_t end);
+umn_notifier* cb_alloc(umn_mm* mm);
+void cb_free(umn_notifier* sub);
+
+constexpr umn_notifier_ops make_classic_ops(ClassicOps ops) {
+  auto pick = [ops](unsigned bit, auto fn) { return (ops & bit) != 0 ? fn : nullptr; };
+  return umn_notifier_ops{pick(co::kHasRelease, cb_release),         pick(co::kHasClearFlushYoung, cb_clear_flush_young),
+                          pick(co::kHasClearYoung, cb_clear_young),  pick(co::kHasTestYoung, cb_test_young),
+                          pick(co::kHasStart, cb_range_start),       pick(co::kHasEnd, cb_range_end),
+                          pick(co::kHasArch, cb_arch),               pick(co::kHasAlloc, cb_alloc),
+                          pick(co::kHasFree, cb_free)};
+}
+template <size_t... I>
+constexpr std::array<umn_notifier_ops, kClassicVariants> make_tables(const ClassicOps (&ops)[kClassicVariants],
+                                                                      std::index_sequence<I...>) {
+  return {make_classic_ops(ops[I])...};
+}
+const std::array<umn_notifier_ops, kClassicVariants> kRegisterOps =
+    make_tables(kRegisterVariants, std::make_index_sequence<kClassicVariants>());
+const std::array<umn_notifier_ops, kClassicVariants> kGetOps =
+    make_tables(kGetKeys, std::make_index_sequence<kClassicVariants>());
+
 uint32_t umn_state(const Slot& slot) {
   return std::atomic_ref(const_cast<uint32_t&>(slot.sub.state)).load(std::memory_order_acquire);
 }
@@ -133,7 +216,8 @@ void diagnostic_hook(void* context, const char* call, const char* message);
 
 class Runner {
  public:
-  Runner() : model_(kNotifiers, kRanges) {
+  Runner() : model_(kNotifiers, kRanges, kClassicSlots) {
+    for (int i = 0; i < kClassicSlots; ++i) new_classic();
     for (int i = 0; i < kNotifiers; ++i) {
       slots_[i] = std::make_unique<Slot>();
       std::memset(&slots_[i]->sub, 0, sizeof(slots_[i]->sub));
@@ -150,6 +234,12 @@ class Runner {
   ~Runner() {
     umn_set_diagnostic_hook(nullptr, nullptr);
     g_runner = nullptr;
+    for (int id = 0; id < static_cast<int>(classics_.size()); ++id) {
+      ClassicObj* obj = classics_[id];
+      obj->awaiting_free = id >= kClassicSlots;  // slots are never given to free_notifier
+      obj->in_use = obj->awaiting_free;
+      g_pool_awaiting += obj->awaiting_free;
+    }
   }
 
   void run(Reader& in);
@@ -163,8 +253,19 @@ class Runner {
     actual_diags_.emplace_back(call);
   }
   [[noreturn]] void fail(const std::string& what);
+  // alloc_notifier of get: the next classic id, or NULL when the input says so.
+  umn_notifier* alloc_classic() {
+    log(Call{Call::kAlloc, get_key_});
+    return alloc_fails_ ? nullptr : &new_classic()->n;
+  }
 
  private:
+  ClassicObj* new_classic() {
+    ClassicObj* obj = pool_take();
+    obj->id = static_cast<int>(classics_.size());
+    classics_.push_back(obj);
+    return obj;
+  }
   Decision decision_at(size_t i) const {
     return i < decisions_.size() ? decode_decision(decisions_[i]) : Decision{true, true, true};
   }
@@ -184,6 +285,15 @@ class Runner {
   void op_read_begin(int n);
   void op_retry(int n, bool check);
   void op_release_or_destroy(bool destroy);
+  void op_register(int c, int variant);
+  void op_unregister(int id);
+  void op_get(int key, bool alloc_fails);
+  void op_put(int id);
+  void op_query(Query query, uint64_t start, uint64_t end);
+  void op_synchronize();
+  void run_classic_op(int op, Reader& in);
+  void check_frees(bool all_done);
+  void settle();
   void cleanup(bool destroy_first);
 
   void compare_calls(const std::vector<Call>& expected);
@@ -196,6 +306,10 @@ class Runner {
   bool mm_dead_ = false;
   std::unique_ptr<Slot> slots_[kNotifiers];
   umn_notifier_range ranges_[kRanges];
+  std::vector<ClassicObj*> classics_;  // index = classic id (model.hpp); from the pool
+  int get_key_ = 0;            // the key of the get in progress (for alloc_notifier)
+  bool alloc_fails_ = false;   // what alloc_notifier does in that get
+
   std::vector<uint8_t> decisions_;
   size_t umn_cursor_ = 0, model_cursor_ = 0;
   std::vector<Call> actual_calls_;
@@ -266,10 +380,63 @@ void cb_finish(umn_interval_notifier_finish* finish) {
   runner.log(Call{Call::kFinish, record.slot->index});
 }
 
+void log_classic(Call::Kind kind, umn_notifier* sub, uint64_t start = 0, uint64_t end = 0,
+                 const umn_notifier_range* range = nullptr) {
+  Call call{kind, classic_of(sub).id, start, end};
+  if (range != nullptr) {
+    call.event = static_cast<int>(range->event);
+    call.blockable = umn_notifier_range_blockable(range);
+  }
+  g_runner->log(call);
+}
+void cb_release(umn_notifier* sub, umn_mm*) { log_classic(Call::kRelease, sub); }
+int cb_range_start(umn_notifier* sub, const umn_notifier_range* range) {
+  const Decision d = g_runner->next_decision_umn();
+  log_classic(Call::kClassicStart, sub, range->start, range->end, range);
+  return umn_model::classic_start_return(d);
+}
+void cb_range_end(umn_notifier* sub, const umn_notifier_range* range) {
+  log_classic(Call::kClassicEnd, sub, range->start, range->end, range);
+}
+int cb_clear_flush_young(umn_notifier* sub, umn_mm*, uint64_t start, uint64_t end) {
+  const Decision d = g_runner->next_decision_umn();
+  log_classic(Call::kClearFlushYoung, sub, start, end);
+  return umn_model::young_return(d);
+}
+int cb_clear_young(umn_notifier* sub, umn_mm*, uint64_t start, uint64_t end) {
+  const Decision d = g_runner->next_decision_umn();
+  log_classic(Call::kClearYoung, sub, start, end);
+  return umn_model::young_return(d);
+}
+int cb_test_young(umn_notifier* sub, umn_mm*, uint64_t address) {
+  const Decision d = g_runner->next_decision_umn();
+  log_classic(Call::kTestYoung, sub, address);
+  return umn_model::young_return(d);
+}
+void cb_arch(umn_notifier* sub, umn_mm*, uint64_t start, uint64_t end) { log_classic(Call::kArch, sub, start, end); }
+umn_notifier* cb_alloc(umn_mm*) { return g_runner->alloc_classic(); }
+// free_notifier: on liburcu's callback thread, or inline when get's registration fails. The input that
+// got the notifier may have ended: no Runner here.
+void cb_free(umn_notifier* sub) {
+  if (!classic_of(sub).freed.exchange(true)) return;
+  std::fprintf(stderr, "\n=== umn differs from the model ===\n--> free_notifier called twice for c%d\n",
+               classic_of(sub).id);
+  std::abort();
+}
+
 std::string describe(const Call& c) {
-  static const char* kKinds[] = {"invalidate", "invalidate_start", "invalidate_finish"};
-  std::string s = std::string(kKinds[c.kind]) + "(n" + std::to_string(c.notifier);
-  if (c.kind != Call::kFinish)
+  static const char* kKinds[] = {"invalidate",       "invalidate_start", "invalidate_finish",
+                                 "range_start",      "range_end",        "release",
+                                 "clear_flush_young", "clear_young",     "test_young",
+                                 "arch_invalidate",  "alloc_notifier"};
+  const bool classic = c.kind >= Call::kClassicStart;
+  std::string s = std::string(kKinds[c.kind]) + (c.kind == Call::kAlloc ? "(key " : classic ? "(c" : "(n") +
+                  std::to_string(c.notifier);
+  if (classic && c.kind != Call::kAlloc && c.kind != Call::kRelease)
+    s += ", [" + std::to_string(c.start) + "," + std::to_string(c.end) + ")" +
+         (c.kind <= Call::kClassicEnd ? " ev " + std::to_string(c.event) + (c.blockable ? " blockable" : " nonblock")
+                                      : std::string());
+  else if (!classic && c.kind != Call::kFinish)
     s += ", [" + std::to_string(c.start) + "," + std::to_string(c.end) + ") ev " + std::to_string(c.event) +
          (c.blockable ? " blockable" : " nonblock") + " seq " + std::to_string(c.cur_seq) +
          (c.record ? " +record" : "");
@@ -295,7 +462,8 @@ void Runner::compare_calls(const std::vector<Call>& expected) {
     const Call& a = actual_calls_[i];
     same = e.kind == a.kind && e.notifier == a.notifier && e.start == a.start && e.end == a.end &&
            e.event == a.event && e.blockable == a.blockable && e.record == a.record;
-    if (same && e.kind != Call::kFinish) match_seq(a.cur_seq, e.cur_seq, "callback cur_seq");
+    if (same && (e.kind == Call::kInvalidate || e.kind == Call::kStart))
+      match_seq(a.cur_seq, e.cur_seq, "callback cur_seq");
   }
   if (!same) fail("callbacks differ\n  umn:\n" + list(actual_calls_) + "  model:\n" + list(expected));
   if (!actual_calls_.empty()) trace(list(actual_calls_));
@@ -317,7 +485,7 @@ void Runner::join_removers(const std::vector<int>& woken) {
     slot.remover.join();
     trace("  remove(n" + std::to_string(n) + ") returned");
   }
-  mm_dead_ = !model_.mm_alive();  // a woken remove may have dropped the last reference
+  settle();  // a woken remove may have dropped the last reference
 }
 
 void Runner::check_state() {
@@ -367,7 +535,35 @@ void Runner::check_state() {
     if (state == NotifierState::kNever || state == NotifierState::kRemoved) continue;
     match_seq(slots_[n]->sub.invalidate_seq, model_.notifier_seq(n), "notifier seq");
   }
+  // The classic list (newest first), each linked notifier's users, and the registrations count.
+  std::vector<int> linked;
+  for (umn_notifier* sub = umn::detail::classic_first(subs->classic); sub != nullptr;
+       sub = umn::detail::classic_next(sub))
+    linked.push_back(classic_of(sub).id);
+  if (linked != model_.classic_list()) fail("classic list (newest first) differs from the model");
+  for (int id : linked)
+    if (classics_[id]->n.users != model_.classic_users(id))
+      fail("c" + std::to_string(id) + " users: umn " + std::to_string(classics_[id]->n.users) + " model " +
+           std::to_string(model_.classic_users(id)));
+  if (subs->classic.registrations != model_.classic_registrations())
+    fail("classic registrations: umn " + std::to_string(subs->classic.registrations) + " model " +
+         std::to_string(model_.classic_registrations()));
 }
+
+// A free_notifier before the last put is a divergence (all_done: after synchronize, every free the
+// model queued must have run too).
+void Runner::check_frees(bool all_done) {
+  for (int id = kClassicSlots; id < static_cast<int>(classics_.size()); ++id) {
+    const bool allowed = model_.free_allowed(id);
+    if (classics_[id]->freed && !allowed) fail("free_notifier(c" + std::to_string(id) + ") before its last put");
+    if (all_done && allowed && !classics_[id]->freed)
+      fail("free_notifier(c" + std::to_string(id) + ") has not run after umn_notifier_synchronize");
+  }
+}
+
+// After each operation: the address space is dead once no reference is left but queued frees (umn
+// frees it on liburcu's thread after them, at any moment: the harness must not touch it any more).
+void Runner::settle() { mm_dead_ = !model_.mm_alive() || model_.mm_held_only_by_frees(); }
 
 void Runner::op_insert(int n, uint64_t start, uint64_t length, OpsKind ops) {
   bool would_block;
@@ -434,11 +630,12 @@ void Runner::op_range_start(int r, uint64_t start, uint64_t end, int event, bool
 }
 
 void Runner::op_range_end(int r) {
+  std::vector<Call> expected;
   std::vector<int> woken;
-  model_.range_end(r, &woken);
+  model_.range_end(r, &expected, &woken);
   trace("range_end(r" + std::to_string(r) + ")");
   umn_notifier_invalidate_range_end(&ranges_[r]);
-  compare_calls({});
+  compare_calls(expected);
   join_removers(woken);
 }
 
@@ -491,7 +688,120 @@ void Runner::op_release_or_destroy(bool destroy) {
     umn_notifier_release(mm_);
   compare_calls(expected);
   join_removers(woken);
-  mm_dead_ = !model_.mm_alive();
+}
+
+void Runner::op_register(int c, int variant) {
+  const bool registered = model_.classic_registered(c);
+  bool would_block;
+  const int expected = model_.classic_register(c, kRegisterVariants[variant], &would_block);
+  trace("register(c" + std::to_string(c) + ", ops " + std::to_string(variant) + ")" +
+        (would_block ? " skipped: would block" : ""));
+  if (would_block) {
+    g_stats.skipped++;
+    return;
+  }
+  umn_notifier& sub = classics_[c]->n;
+  if (!registered)  // a live notifier's ops stay as they are: a second register is diagnosed
+    sub.ops = kRegisterVariants[variant] == co::kNullOps ? nullptr : &kRegisterOps[variant];
+  const int actual = umn_notifier_register(&sub, mm_);
+  if (actual != expected)
+    fail("register returned " + std::to_string(actual) + ", model " + std::to_string(expected));
+}
+
+void Runner::op_unregister(int id) {
+  std::vector<Call> expected;
+  model_.classic_unregister(id, &expected);
+  trace("unregister(c" + std::to_string(id) + ")");
+  umn_notifier_unregister(&classics_[id]->n, mm_);
+  compare_calls(expected);
+}
+
+void Runner::op_get(int key, bool alloc_fails) {
+  std::vector<Call> expected;
+  bool would_block;
+  const int expected_id = model_.get(key, kGetKeys[key], alloc_fails, &expected, &would_block);
+  trace("get(key " + std::to_string(key) + (alloc_fails ? ", alloc fails)" : ")") +
+        (would_block ? " skipped: would block" : ""));
+  if (would_block) {
+    g_stats.skipped++;
+    return;
+  }
+  get_key_ = key;
+  alloc_fails_ = alloc_fails;
+  errno = 0;
+  umn_notifier* sub = umn_notifier_get(&kGetOps[key], mm_);
+  const int actual = sub != nullptr ? classic_of(sub).id : -errno;
+  compare_calls(expected);
+  if (actual != expected_id)
+    fail("get returned " + (sub != nullptr ? "c" + std::to_string(actual) : "errno " + std::to_string(-actual)) +
+         ", model " + std::to_string(expected_id));
+  if (sub != nullptr && (sub->mm != mm_ || sub->ops != &kGetOps[key])) fail("get: notifier's mm or ops not set");
+}
+
+void Runner::op_put(int id) {
+  model_.put(id);
+  trace("put(c" + std::to_string(id) + ")");
+  umn_notifier_put(&classics_[id]->n);
+}
+
+void Runner::op_query(Query query, uint64_t start, uint64_t end) {
+  std::vector<Call> expected;
+  const int expected_ret = model_.query(query, start, end, model_decide(), &expected);
+  static const char* kNames[] = {"clear_flush_young", "clear_young", "test_young", "arch_invalidate"};
+  trace(std::string(kNames[static_cast<int>(query)]) + "(" + std::to_string(start) + ", " + std::to_string(end) + ")");
+  int actual = 0;
+  switch (query) {
+    case Query::kClearFlushYoung: actual = umn_notifier_clear_flush_young(mm_, start, end); break;
+    case Query::kClearYoung: actual = umn_notifier_clear_young(mm_, start, end); break;
+    case Query::kTestYoung: actual = umn_notifier_test_young(mm_, start); break;
+    case Query::kArch: umn_notifier_arch_invalidate_secondary_tlbs(mm_, start, end); break;
+  }
+  compare_calls(expected);
+  if (actual != expected_ret)
+    fail("query returned " + std::to_string(actual) + ", model " + std::to_string(expected_ret));
+}
+
+void Runner::op_synchronize() {
+  std::vector<int> freed;
+  model_.synchronize(&freed);
+  std::string line = "synchronize: frees";
+  for (int id : freed) line += " c" + std::to_string(id);
+  trace(line);
+  umn_notifier_synchronize();
+  check_frees(true);
+}
+
+// The classic operations (op bytes 16..23 modulo 32). Targets of unregister and put are slots or
+// allocated objects, so that both misuses (unregister of a gotten notifier, put of a registered one)
+// are fuzzed too.
+void Runner::run_classic_op(int op, Reader& in) {
+  const uint8_t a = in.next();
+  const int allocated = static_cast<int>(classics_.size()) - kClassicSlots;
+  auto pick = [&](bool want_allocated) {
+    return want_allocated && allocated > 0 ? kClassicSlots + (a >> 1) % allocated : (a >> 1) % kClassicSlots;
+  };
+  switch (op) {
+    case 0: op_register(a % kClassicSlots, (a >> 2) % kClassicVariants); break;
+    case 1: op_unregister(pick((a & 1) != 0 && (a & 0x80) != 0)); break;  // mostly slots
+    case 2:
+    case 6: op_get(a % kClassicVariants, (a & 0xc0) == 0xc0); break;
+    case 3:
+    case 7: op_put(pick((a & 1) == 0 || (a & 0x80) != 0)); break;  // mostly allocated objects
+    case 4: {
+      const uint64_t start = decode_start(in.next());
+      const uint64_t end = start + decode_length(in.next());
+      read_decisions(in);
+      op_query(static_cast<Query>(a % 4), start, end);
+      break;
+    }
+    default:
+      // umn_notifier_synchronize waits ~10 ms for liburcu's callback thread: now and then only.
+      if (a % 32 == 0)
+        op_synchronize();
+      else
+        op_register(a % kClassicSlots, (a >> 2) % kClassicVariants);
+      break;
+  }
 }
 
 void Runner::run(Reader& in) {
@@ -502,6 +812,17 @@ void Runner::run(Reader& in) {
   if ((mode & 2) == 0) op_insert(0, 0x2000, 0x3000, OpsKind::kInvalidate);
   while (!in.done() && !mm_dead_) {
     const uint8_t op = in.next();
+    // Op bytes 16..23 (mod 32) are the classic operations; every other byte means op % 16, as before they
+    // existed (so the older corpus entries decode as they did).
+    if (op % 32 >= 16 && op % 32 < 24) {
+      run_classic_op(op % 32 - 16, in);
+      g_stats.ops++;
+      g_stats.classic_ops++;
+      settle();
+      check_frees(false);
+      check_state();
+      continue;
+    }
     switch (op % 16) {
       case 0:
       case 1: {
@@ -549,7 +870,8 @@ void Runner::run(Reader& in) {
       }
     }
     g_stats.ops++;
-    mm_dead_ = !model_.mm_alive();  // the last remove after a destroy frees the address space
+    settle();  // the last remove after a destroy frees the address space
+    check_frees(false);
     check_state();
   }
   cleanup(destroy_first);
@@ -569,7 +891,18 @@ void Runner::cleanup(bool destroy_first) {
     const NotifierState state = model_.state(n);
     if (state == NotifierState::kInTree || state == NotifierState::kPendingInsert) {
       op_remove(n);
-      mm_dead_ = !model_.mm_alive();
+      settle();
+      check_state();
+    }
+  }
+  // Classic registrations: unregister the slots, put every user of every gotten notifier.
+  for (int id = 0; id < static_cast<int>(classics_.size()) && !mm_dead_; ++id) {
+    while (!mm_dead_ && model_.classic_registered(id)) {
+      if (id < kClassicSlots)
+        op_unregister(id);
+      else
+        op_put(id);
+      settle();
       check_state();
     }
   }
@@ -578,6 +911,7 @@ void Runner::cleanup(bool destroy_first) {
     check_state();
   }
   if (!mm_dead_) fail("the address space is still referenced after every notifier was removed");
+  check_frees(false);
   for (auto& slot : slots_)
     if (slot->remover.joinable()) fail("a remove never returned");
 }
@@ -585,11 +919,28 @@ void Runner::cleanup(bool destroy_first) {
 }  // namespace
 
 void run_input(const uint8_t* data, size_t size) {
-  Reader in(data, size);
-  Runner runner;
-  runner.run(in);
-  if (std::getenv("UMN_FUZZ_TRACE") != nullptr) runner.print_trace();
+  {
+    Reader in(data, size);
+    Runner runner;
+    runner.run(in);
+    if (std::getenv("UMN_FUZZ_TRACE") != nullptr) runner.print_trace();
+  }
   g_stats.inputs++;
+  if (g_pool_awaiting + kPoolReserve >= kPool) reap();
+}
+
+void reap() {
+  umn_notifier_synchronize();  // every free queued by a last put has run
+  for (ClassicObj& obj : g_pool) {
+    if (!obj.awaiting_free) continue;
+    if (!obj.freed.load()) {
+      std::fprintf(stderr, "\n=== umn differs from the model ===\n--> free_notifier(c%d) never ran after its "
+                           "last put (and umn_notifier_synchronize)\n", obj.id);
+      std::abort();
+    }
+    obj.awaiting_free = obj.in_use = false;
+  }
+  g_pool_awaiting = 0;
 }
 
 const Stats& stats() { return g_stats; }

@@ -38,6 +38,29 @@ def destroy(ds=()): return [15, 0] + decisions(ds)
 # Byte 0: bit 0 = destroy before removing at cleanup; bit 1 = no initial notifier (n0 on pages 2-4).
 DEFAULT, DESTROY_FIRST, BARE = 0, 1, 2
 
+# Classic operations (op bytes 16..23; harness.cc run_classic_op). Slots c0..c2 are registered by the
+# input; gotten notifiers are numbered 0, 1, ... in alloc_notifier order (`allocated` = how many so far).
+# Register variants / get keys: 0 full, 1 start-only (may fail), 2 end-only, 3 arch, 4 arch+start
+# (rejected), 5 NULL ops (register) / no free_notifier (get).
+FULL, START_ONLY, END_ONLY, ARCH, ARCH_START, NULL_OPS = range(6)
+NO_FREE = NULL_OPS
+SLOTS = 3
+
+
+def arg(pred):  # the first argument byte the harness decodes as wanted
+    return next(a for a in range(256) if pred(a))
+
+
+def register(c, variant=FULL): return [16, arg(lambda a: a % SLOTS == c and (a >> 2) % 6 == variant)]
+def unregister(c): return [17, arg(lambda a: not (a & 1 and a & 0x80) and (a >> 1) % SLOTS == c)]
+def unregister_got(k, allocated): return [17, arg(lambda a: a & 1 and a & 0x80 and (a >> 1) % allocated == k)]
+def get(key, alloc_fails=False): return [18, arg(lambda a: a % 6 == key and ((a & 0xc0) == 0xc0) == alloc_fails)]
+def put(k, allocated): return [19, arg(lambda a: (a & 1) == 0 and (a >> 1) % allocated == k)]
+def put_slot(c): return [19, arg(lambda a: a & 1 and not a & 0x80 and (a >> 1) % SLOTS == c)]
+CLEAR_FLUSH_YOUNG, CLEAR_YOUNG, TEST_YOUNG, ARCH_TLBS = range(4)
+def query(q, s, length, ds=()): return [20, q, s, length] + decisions(ds)
+def synchronize(): return [21, 0]
+
 SEEDS = {
     # 2.6 worked example: retry after a hit, read_begin waits for the epoch, a nested range extends it.
     "worked_example": [DEFAULT] + insert(1, page(8), pages(2)) + read_begin(1) + start(0, page(8), pages(1))
@@ -99,6 +122,38 @@ SEEDS = {
     # Top of the address space: whole-space ranges and notifiers ending at UINT64_MAX.
     "top_of_space": [DEFAULT] + insert(1, page(0, 3), 0x80 | 1) + start_all(0, ds=[REC, OK])
     + start(1, page(1, 3), 0x80 | 2) + end(0) + end(1),
+    # Classic (3): newest first; a non-blocking start failure calls every end (the failing one has none)
+    # and unwinds the interval half; young answers ORed, test_young stops at the first young one.
+    "classic_walks": [DEFAULT] + register(0) + register(1, START_ONLY) + register(2, END_ONLY)
+    + start(0, page(2), pages(1), ds=[OK, OK, OK]) + end(0)
+    + start(1, page(2), pages(1), nonblock=True, ds=[OK, FAIL, OK]) + read_begin(0)
+    + start(2, page(8), pages(1), nonblock=True, ds=[OK, OK]) + end(2)
+    + query(CLEAR_FLUSH_YOUNG, page(1), pages(1), ds=[REC]) + query(CLEAR_YOUNG, page(1), pages(1), ds=[OK, REC])
+    + query(TEST_YOUNG, page(1), pages(1), ds=[REC, REC]) + query(CLEAR_YOUNG, page(3), 0x80)
+    + unregister(2) + register(2, ARCH) + query(ARCH_TLBS, page(1), pages(2)) + query(CLEAR_FLUSH_YOUNG, page(1), pages(1))
+    + start(3, page(1), pages(1), ds=[FAIL]) + end(3),
+    # Classic misuse: register twice / NULL ops / arch with start; unregister twice / never registered.
+    "classic_misuse": [DEFAULT] + register(0) + register(0, END_ONLY) + register(1, NULL_OPS)
+    + register(1, ARCH_START) + unregister(1) + unregister(0) + unregister(0) + put_slot(0) + put_slot(1)
+    + register(0, START_ONLY) + put_slot(0) + start(0, page(2), pages(1), ds=[FAIL]) + end(0),
+    # Registration waits for ranges in flight: skipped while one is open, then made.
+    "classic_register_waits": [DEFAULT] + start(0, page(2), pages(1)) + register(0) + get(FULL) + end(0)
+    + register(0) + get(FULL) + start(1, page(2), pages(1)) + get(FULL) + put(0, 1) + end(1) + put(0, 1),
+    # 4: get returns the one notifier of its key, counts users; alloc_notifier failing; a key whose
+    # registration fails (freed at once) and one without free_notifier; put without get; free after the last put.
+    "get_put": [DEFAULT] + get(FULL) + get(FULL) + get(START_ONLY) + get(END_ONLY, alloc_fails=True)
+    + get(ARCH_START) + get(NO_FREE) + start(0, page(2), pages(1), ds=[OK, OK]) + put(0, 4) + end(0)
+    + put(0, 4) + put(0, 4) + synchronize() + put(0, 4) + put(1, 4) + get(FULL) + unregister_got(3, 4)
+    + synchronize() + put(3, 4),
+    # Teardown: every classic ->release once (newest first); unregister after it calls none; register and
+    # get fail; the puts are still needed and the last one frees.
+    "classic_release": [DEFAULT] + register(0) + register(1, START_ONLY) + get(FULL) + get(ARCH) + get(FULL)
+    + release(ds=[OK]) + unregister(0) + register(2) + get(END_ONLY) + get(FULL) + put(0, 2) + put(1, 2)
+    + put(0, 2),
+    # umn_mm_destroy with classic registrations left: diagnosed; the address space lives until the last
+    # unregister / the free after the last put.
+    "destroy_with_classic_left": [DESTROY_FIRST] + register(0) + get(FULL) + get(START_ONLY)
+    + destroy() + put(0, 2) + unregister(0) + query(TEST_YOUNG, page(0), 0) + put(1, 2),
 }
 
 

@@ -25,9 +25,9 @@ TEST(Model, WorkedExampleSequenceNumbers) {
   EXPECT_TRUE(block);
   ASSERT_EQ(m.range_start(1, 0x8000, 0x9000, 0, true, kOk, &calls), 0);  // nested, no hit
   std::vector<int> woken;
-  m.range_end(0, &woken);
+  m.range_end(0, &calls, &woken);
   EXPECT_EQ(m.seq(), 3u);  // the nested range keeps the epoch open
-  m.range_end(1, &woken);
+  m.range_end(1, &calls, &woken);
   EXPECT_EQ(m.seq(), 4u);
   m.read_begin(0, &block);
   EXPECT_FALSE(block);
@@ -50,8 +50,8 @@ TEST(Model, InsertDuringFrozenEpochIsDeferredAndNotCalled) {
   m.read_begin(1, &block);
   EXPECT_TRUE(block);
   std::vector<int> woken;
-  m.range_end(0, &woken);
-  m.range_end(1, &woken);
+  m.range_end(0, &calls, &woken);
+  m.range_end(1, &calls, &woken);
   EXPECT_EQ(m.state(1), NotifierState::kInTree);
 }
 
@@ -65,7 +65,7 @@ TEST(Model, RemoveDuringEpochWaitsForItsEnd) {
   EXPECT_TRUE(m.remove(0));
   EXPECT_EQ(m.state(0), NotifierState::kPendingRemove);
   std::vector<int> woken;
-  m.range_end(0, &woken);
+  m.range_end(0, &calls, &woken);
   EXPECT_EQ(woken, std::vector<int>{0});
   EXPECT_EQ(m.state(0), NotifierState::kRemoved);
 }
@@ -127,6 +127,86 @@ TEST(Model, MisuseIsDiagnosed) {
   EXPECT_EQ(m.range_start(0, 5, 5, 0, false, kOk, &calls), kEINVAL);
   EXPECT_EQ(m.take_diagnostics().size(), 2u);
   EXPECT_EQ(m.state(0), NotifierState::kNever);
+}
+
+
+// ---- classic notifiers (reference/kernel-semantics.md 3, 4) ----
+
+constexpr ClassicOps kStartEnd = kHasRelease | kHasStart | kHasEnd;
+constexpr ClassicOps kGetOps = kStartEnd | kHasAlloc | kHasFree;
+
+// Newest first; a non-blocking start failure calls every end and fails the range (5.12+).
+TEST(Model, ClassicWalksNewestFirstAndNonblockFailureCallsEveryEnd) {
+  Model m(0, 2, 2);
+  bool block;
+  ASSERT_EQ(m.classic_register(0, kStartEnd, &block), 0);
+  ASSERT_EQ(m.classic_register(1, kHasStart, &block), 0);  // may fail: no end
+  std::vector<Call> calls;
+  ASSERT_EQ(m.range_start(0, 0, 0x1000, 0, true, kOk, &calls), 0);
+  ASSERT_EQ(calls.size(), 2u);
+  EXPECT_EQ(calls[0].notifier, 1);
+  EXPECT_EQ(calls[1].notifier, 0);
+  EXPECT_EQ(m.classic_register(0, kStartEnd, &block), kEINVAL);  // twice: diagnosed, nothing waits
+  EXPECT_FALSE(block);
+  EXPECT_EQ(m.take_diagnostics().size(), 1u);
+  std::vector<int> woken;
+  calls.clear();
+  m.range_end(0, &calls, &woken);
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0].kind, Call::kClassicEnd);
+  int k = 0;
+  Decide fail_first = [&](int) { return Decision{k++ != 0, false, true}; };
+  calls.clear();
+  EXPECT_EQ(m.range_start(1, 0, 0x1000, 0, false, fail_first, &calls), kEAGAIN);
+  ASSERT_EQ(calls.size(), 3u);  // start(1) fails, start(0), then end(0)
+  EXPECT_EQ(calls[2].kind, Call::kClassicEnd);
+  EXPECT_EQ(m.active(), 0u);
+  EXPECT_FALSE(m.range_open(1));
+}
+
+// Registration waits for ranges in flight (the model says so), and teardown calls ->release once.
+TEST(Model, RegisterWaitsForRangesAndReleaseRunsOnce) {
+  Model m(0, 1, 1);
+  bool block;
+  std::vector<Call> calls;
+  std::vector<int> woken;
+  ASSERT_EQ(m.classic_register(0, kStartEnd, &block), 0);
+  m.classic_unregister(0, &calls);
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0].kind, Call::kRelease);
+  m.range_start(0, 0, 0x1000, 0, true, kOk, &calls);
+  m.classic_register(0, kStartEnd, &block);
+  EXPECT_TRUE(block);
+  m.range_end(0, &calls, &woken);
+  ASSERT_EQ(m.classic_register(0, kStartEnd, &block), 0);
+  calls.clear();
+  m.release(kOk, &calls, &woken, &block);
+  ASSERT_EQ(calls.size(), 1u);
+  m.classic_unregister(0, &calls);  // after teardown: no second ->release
+  EXPECT_EQ(calls.size(), 1u);
+  EXPECT_TRUE(m.take_diagnostics().empty());
+}
+
+// get: one notifier per key, users counted; the last put queues the free; synchronize runs it.
+TEST(Model, GetPutCountsUsersAndFreesAfterTheLastPut) {
+  Model m(0, 1, 1);
+  bool block;
+  std::vector<Call> calls;
+  const int id = m.get(0, kGetOps, false, &calls, &block);
+  ASSERT_EQ(id, 1);
+  EXPECT_EQ(m.get(0, kGetOps, false, &calls, &block), id);
+  EXPECT_EQ(m.get(1, kGetOps, true, &calls, &block), kENOMEM);
+  EXPECT_EQ(calls.size(), 2u);  // two allocs
+  EXPECT_EQ(m.classic_users(id), 2u);
+  m.put(id);
+  EXPECT_FALSE(m.free_allowed(id));
+  m.put(id);
+  EXPECT_TRUE(m.free_allowed(id));
+  m.put(id);  // put without get: diagnosed
+  EXPECT_EQ(m.take_diagnostics().size(), 1u);
+  std::vector<int> freed;
+  m.synchronize(&freed);
+  EXPECT_EQ(freed, std::vector<int>{id});
 }
 
 }  // namespace

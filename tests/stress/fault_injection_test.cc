@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <mutex>
 #include <thread>
@@ -407,6 +408,92 @@ TEST(FaultInjection, ForkDuringInvalidationNeitherHangsChildNorParent) {
   umn_interval_notifier_remove(&dev.notifier);
   umn_mm_destroy(mm);
   umn_mm_destroy(busy);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// fork() while another thread sleeps inside a classic callback (an RCU read-side section) and a free is
+// queued for liburcu's call_rcu thread: the child registers, unregisters (a grace period), gets, puts
+// and synchronizes (queued frees, the parent's included: the child owns copies) on its own address
+// space without hanging or leaking; the parent's ranges, registration and frees carry on.
+umn_notifier* fork_alloc(umn_mm*) {
+  auto* n = new umn_notifier;
+  std::memset(n, 0, sizeof(*n));
+  g_live_classic++;
+  return n;
+}
+
+// Waits up to `seconds` for the child; kills it if it hangs. Return: its wait status, or -1 if it hung.
+int wait_or_kill(pid_t child, int seconds) {
+  int status = 0;
+  for (int i = 0; i < seconds * 100; ++i) {
+    if (waitpid(child, &status, WNOHANG) == child) return status;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  kill(child, SIGKILL);  // it may block every signal (liburcu does in synchronize_rcu): no alarm()
+  waitpid(child, &status, 0);
+  return -1;
+}
+
+TEST(FaultInjection, ForkWhileClassicCallbackRunsLeavesChildRcuUsable) {
+  umn_test::Watchdog watchdog(kWatchdogSeconds);
+  static std::atomic<bool> in_callback{false};
+  static const umn_notifier_ops sleepy = {
+      nullptr, nullptr, nullptr, nullptr,
+      [](umn_notifier*, const umn_notifier_range*) {
+        in_callback = true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        return 0;
+      },
+      nullptr, nullptr, nullptr, nullptr};
+  static const umn_notifier_ops child_ops = {nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
+                                             nullptr, fork_alloc,  counted_free};
+  umn_mm* mm = umn_mm_create();
+  umn_notifier parent_sub;
+  std::memset(&parent_sub, 0, sizeof(parent_sub));
+  parent_sub.ops = &sleepy;
+  ASSERT_EQ(umn_notifier_register(&parent_sub, mm), 0);
+  const int forks = LongRun() ? 100 : 10;
+  for (int i = 0; i < forks; ++i) {
+    in_callback = false;
+    std::thread invalidator([mm] {
+      umn_notifier_range range;
+      umn_notifier_range_init(&range, UMN_NOTIFY_UNMAP, 0, mm, 0, kPage);
+      umn_notifier_invalidate_range_start(&range);  // sleeps in `sleepy`, inside the read-side section
+      umn_notifier_invalidate_range_end(&range);
+    });
+    while (!in_callback) std::this_thread::yield();
+    umn_mm* other = umn_mm_create();  // a free queued for the call_rcu thread at fork time
+    umn_notifier* queued = umn_notifier_get(&child_ops, other);
+    ASSERT_NE(queued, nullptr);
+    umn_notifier_put(queued);
+    umn_mm_destroy(other);
+    const pid_t child = fork();
+    if (child == 0) {
+      umn_mm* fresh = umn_mm_create();
+      umn_notifier n;
+      std::memset(&n, 0, sizeof(n));
+      n.ops = &sleepy;  // never called: no range in the child
+      int ok = fresh != nullptr && umn_notifier_register(&n, fresh) == 0;
+      if (ok) umn_notifier_unregister(&n, fresh);  // a grace period in the child
+      umn_notifier* got = ok ? umn_notifier_get(&child_ops, fresh) : nullptr;
+      ok = ok && got != nullptr;
+      if (ok) umn_notifier_put(got);
+      umn_notifier_synchronize();  // the child's queued frees run in the child
+      ok = ok && g_live_classic.load() == 0;
+      umn_mm_destroy(fresh);
+      _exit(ok ? 0 : 3);
+    }
+    ASSERT_GT(child, 0);
+    invalidator.join();
+    const int status = wait_or_kill(child, 20);
+    ASSERT_NE(status, -1) << "fork " << i << ": the child hung in umn (RCU state not prepared for fork)";
+    ASSERT_TRUE(WIFEXITED(status)) << "child killed by signal " << WTERMSIG(status);
+    EXPECT_EQ(WEXITSTATUS(status), 0) << "child: a free_notifier did not run (leak)";
+  }
+  umn_notifier_unregister(&parent_sub, mm);
+  umn_notifier_synchronize();
+  EXPECT_EQ(g_live_classic.load(), 0);
+  umn_mm_destroy(mm);
 }
 
 }  // namespace

@@ -305,6 +305,174 @@ TEST_F(Misuse, BadGetPutAreDiagnosed) {
   EXPECT_EQ(calls[3], "umn_notifier_get");
 }
 
+// A classic notifier for the probes below: counts its starts, ends and frees.
+struct ClassicProbe {
+  umn_notifier notifier;  // first member
+  int starts = 0, ends = 0;
+  ClassicProbe() { std::memset(&notifier, 0, sizeof(notifier)); }
+};
+int g_classic_frees = 0;
+int probe_start(umn_notifier* sub, const umn_notifier_range*) {
+  reinterpret_cast<ClassicProbe*>(sub)->starts++;
+  return 0;
+}
+void probe_end(umn_notifier* sub, const umn_notifier_range*) { reinterpret_cast<ClassicProbe*>(sub)->ends++; }
+umn_notifier* probe_alloc(umn_mm*) { return &(new ClassicProbe)->notifier; }
+void probe_free(umn_notifier* sub) {
+  g_classic_frees++;
+  delete reinterpret_cast<ClassicProbe*>(sub);
+}
+const umn_notifier_ops kProbeOps = {nullptr, nullptr, nullptr, nullptr, probe_start, probe_end,
+                                    nullptr, probe_alloc, probe_free};
+
+// Classic registration still works on mm: a registered notifier and a gotten one each see one start and
+// one end of an invalidation, and go away without a diagnostic.
+void ExpectClassicUsable(umn_mm* mm, Diagnostics& diags) {
+  ClassicProbe registered;
+  registered.notifier.ops = &kProbeOps;
+  ASSERT_EQ(umn_notifier_register(&registered.notifier, mm), 0);
+  umn_notifier* got = umn_notifier_get(&kProbeOps, mm);
+  ASSERT_NE(got, nullptr);
+  umn_notifier_range range;
+  umn_notifier_range_init(&range, UMN_NOTIFY_UNMAP, 0, mm, 0, kPage);
+  umn_notifier_invalidate_range_start(&range);
+  umn_notifier_invalidate_range_end(&range);
+  EXPECT_EQ(registered.starts + registered.ends, 2);
+  EXPECT_EQ(reinterpret_cast<ClassicProbe*>(got)->starts + reinterpret_cast<ClassicProbe*>(got)->ends, 2);
+  umn_notifier_unregister(&registered.notifier, mm);
+  const int frees = g_classic_frees;
+  umn_notifier_put(got);
+  umn_notifier_synchronize();
+  EXPECT_EQ(g_classic_frees, frees + 1);
+  EXPECT_TRUE(diags.take().empty()) << "a healthy classic sequence reported a diagnostic";
+}
+
+// Mixing the two registration kinds, a put without get (users already 0), unregister with another
+// address space, ops with arch_invalidate_secondary_tlbs and invalidate_range_start: diagnosed, and
+// nothing is unlinked, freed early or freed twice.
+TEST_F(Misuse, ClassicCrossMisuseAndPutWithoutGetAreDiagnosed) {
+  if (!ClassicAvailable(mm)) GTEST_SKIP() << "classic notifiers not built";
+  ClassicProbe registered;
+  registered.notifier.ops = &kProbeOps;
+  ASSERT_EQ(umn_notifier_register(&registered.notifier, mm), 0);
+  umn_notifier* got = umn_notifier_get(&kProbeOps, mm);
+  ASSERT_NE(got, nullptr);
+  umn_notifier_put(&registered.notifier);         // not from get
+  umn_notifier_unregister(got, mm);               // from get: use put
+  umn_mm* other = umn_mm_create();
+  umn_notifier_unregister(&registered.notifier, other);  // not its address space
+  static const umn_notifier_ops bad = {nullptr, nullptr, nullptr, nullptr, probe_start, nullptr,
+                                       [](umn_notifier*, umn_mm*, uint64_t, uint64_t) {}, nullptr, nullptr};
+  ClassicProbe both;
+  both.notifier.ops = &bad;
+  EXPECT_EQ(umn_notifier_register(&both.notifier, mm), -EINVAL);
+  ExpectDiagnostics({"umn_notifier_put", "umn_notifier_unregister", "umn_notifier_unregister",
+                     "umn_notifier_register"});
+  umn_notifier_range range;  // both still registered, each called once per start and end
+  umn_notifier_range_init(&range, UMN_NOTIFY_UNMAP, 0, mm, 0, kPage);
+  umn_notifier_invalidate_range_start(&range);
+  umn_notifier_invalidate_range_end(&range);
+  EXPECT_EQ(registered.starts + registered.ends, 2);
+  EXPECT_EQ(reinterpret_cast<ClassicProbe*>(got)->ends, 1);
+  const int frees = g_classic_frees;
+  umn_notifier_put(got);
+  umn_notifier_synchronize();
+  EXPECT_EQ(g_classic_frees, frees + 1);
+  umn_notifier_unregister(&registered.notifier, mm);
+  ExpectDiagnostics({});
+  // Put without get: a second put of a notifier whose users are already 0 (its free_notifier keeps the
+  // memory, so that the misuse is observable rather than a use after free).
+  static ClassicProbe* s_kept;
+  static const umn_notifier_ops keep_ops = {nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
+                                            [](umn_mm*) { s_kept = new ClassicProbe; return &s_kept->notifier; },
+                                            [](umn_notifier*) { g_classic_frees++; }};
+  umn_notifier* once = umn_notifier_get(&keep_ops, mm);
+  ASSERT_NE(once, nullptr);
+  umn_notifier_put(once);
+  umn_notifier_synchronize();
+  umn_notifier_put(once);  // users already 0: WARN, nothing freed twice
+  umn_notifier_synchronize();
+  ExpectDiagnostics({"umn_notifier_put"});
+  EXPECT_EQ(g_classic_frees, frees + 2);
+  delete s_kept;
+  umn_mm_destroy(other);
+  ExpectClassicUsable(mm, diags);
+}
+
+// register / get / unregister / synchronize from a classic callback, and synchronize from free_notifier:
+// each may wait for the walk running it; diagnosed (-EDEADLK / NULL with EDEADLK / ignored).
+TEST_F(Misuse, ClassicCallsFromCallbacksAreDiagnosed) {
+  if (!ClassicAvailable(mm)) GTEST_SKIP() << "classic notifiers not built";
+  static umn_mm* s_mm;
+  static int s_register, s_errno;
+  static umn_notifier* s_got;
+  s_mm = mm;
+  static const umn_notifier_ops reentrant = {
+      nullptr, nullptr, nullptr, nullptr,
+      [](umn_notifier* self, const umn_notifier_range*) {
+        ClassicProbe inner;
+        inner.notifier.ops = &kProbeOps;
+        s_register = umn_notifier_register(&inner.notifier, s_mm);
+        errno = 0;
+        s_got = umn_notifier_get(&kProbeOps, s_mm);
+        s_errno = errno;
+        umn_notifier_unregister(self, s_mm);
+        umn_notifier_synchronize();
+        return 0;
+      },
+      nullptr, nullptr, nullptr, nullptr};
+  ClassicProbe sub;
+  sub.notifier.ops = &reentrant;
+  ASSERT_EQ(umn_notifier_register(&sub.notifier, mm), 0);
+  umn_notifier_range range;
+  umn_notifier_range_init(&range, UMN_NOTIFY_UNMAP, 0, mm, 0, kPage);
+  umn_notifier_invalidate_range_start(&range);
+  umn_notifier_invalidate_range_end(&range);
+  EXPECT_EQ(s_register, -EDEADLK);
+  EXPECT_EQ(s_got, nullptr);
+  EXPECT_EQ(s_errno, EDEADLK);
+  ExpectDiagnostics({"umn_notifier_register", "umn_notifier_get", "umn_notifier_unregister",
+                     "umn_notifier_synchronize"});
+  umn_notifier_unregister(&sub.notifier, mm);  // still registered: the callback's unregister was refused
+  static const umn_notifier_ops sync_in_free = {
+      nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, probe_alloc,
+      [](umn_notifier* n) {
+        umn_notifier_synchronize();  // would wait for itself
+        probe_free(n);
+      }};
+  const int frees = g_classic_frees;
+  umn_notifier* got = umn_notifier_get(&sync_in_free, mm);
+  ASSERT_NE(got, nullptr);
+  umn_notifier_put(got);
+  umn_notifier_synchronize();
+  EXPECT_EQ(g_classic_frees, frees + 1);
+  ExpectDiagnostics({"umn_notifier_synchronize"});
+  ExpectClassicUsable(mm, diags);
+}
+
+// After teardown: register is refused with a diagnostic, get with EINVAL and none (racing teardown is
+// legal); registrations made before still need their unregister / put, which work.
+TEST_F(Misuse, RegistrationAfterReleaseIsRefused) {
+  if (!ClassicAvailable(mm)) GTEST_SKIP() << "classic notifiers not built";
+  umn_mm* doomed = umn_mm_create();
+  umn_notifier* got = umn_notifier_get(&kProbeOps, doomed);
+  ASSERT_NE(got, nullptr);
+  umn_notifier_release(doomed);
+  ClassicProbe late;
+  late.notifier.ops = &kProbeOps;
+  EXPECT_EQ(umn_notifier_register(&late.notifier, doomed), -EINVAL);
+  errno = 0;
+  EXPECT_EQ(umn_notifier_get(&kProbeOps, doomed), nullptr);
+  EXPECT_EQ(errno, EINVAL);
+  ExpectDiagnostics({"umn_notifier_register"});
+  const int frees = g_classic_frees;
+  umn_notifier_put(got);
+  umn_mm_destroy(doomed);
+  umn_notifier_synchronize();  // the last reference goes with the free
+  EXPECT_EQ(g_classic_frees, frees + 1);
+  ExpectDiagnostics({});
+}
+
 // Young queries and secondary-TLB calls with a NULL address space or start >= end: a diagnostic and
 // -EINVAL (where a value is returned), never a callback.
 TEST_F(Misuse, YoungQueriesRejectBadArguments) {
