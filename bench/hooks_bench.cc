@@ -1,21 +1,32 @@
-// hooks_bench.cc - what the process hooks cost a munmap + mmap of one page.
+// hooks_bench.cc - what the process hooks cost.
 //
-//   BM_MunmapMmap_RawSyscall          baseline: the same two system calls issued directly (no libc, so
-//                                     no hook), in the same process.
-//   BM_MunmapMmap_HookedBare          libc's mmap/munmap through the patched sites, hooks installed, no
-//                                     notifier ever inserted (the address space has no subscriptions).
-//   BM_MunmapMmap_Hooked              hooks installed, one interval notifier elsewhere (not overlapping):
-//                                     the case of a program using umn. Target (issue 4): <= 1.3x.
+// In this process (the hooks are installed before the first benchmark, so every variant runs with the
+// same address-space layout; the baselines issue their own syscall instruction, which no hook sees):
+//   BM_MunmapMmap_RawSyscall          baseline: one-page mmap + munmap issued directly.
+//   BM_MunmapMmap_HookedBare          libc's mmap/munmap through the patched sites, no notifier ever
+//                                     inserted (the address space has no subscriptions).
+//   BM_MunmapMmap_Hooked              one interval notifier elsewhere (not overlapping): the case of a
+//                                     program using umn. Target (issue 4): <= 1.3x.
 //   BM_MunmapMmapFixed_RawSyscall     baseline at a fixed address (MAP_FIXED_NOREPLACE).
 //   BM_MunmapMmapFixed_Overlapping    the same through the hooks with one notifier over the page, whose
 //                                     callback takes its lock and calls set_seq (one invalidation/iter).
-//   BM_Process_Plain / _Preload       a child process that never calls umn runs 200k munmap+mmap, without
-//                                     and with LD_PRELOAD=libumn-preload.so ("pays nothing measurable").
+//   BM_Quiet_RawSyscall / _Hooked     mprotect to the protection a page already has: a hooked call that
+//                                     causes no event (what every mmap pays). The difference is the
+//                                     cost of one hooked call.
+//   BM_Event_RawSyscall / _Hooked     munmap of a page where nothing is mapped: a hooked call that is
+//                                     announced (start/end on the address space, notifier elsewhere).
+// In child processes that never call umn (BM_Process_Interleaved): each round runs, in a rotating order,
+// the same loop of kChildOps munmap+mmap pairs four times: plain, with LD_PRELOAD=libumn-preload.so,
+// plain again (the run-to-run noise), and with the hooks installed by the child itself (what an
+// eagerly patching preload would cost). Ratios are taken per round, then the median over the rounds.
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -23,6 +34,7 @@
 #include <filesystem>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "baseline.hpp"
 #include "umn/process.h"
@@ -82,11 +94,16 @@ void BM_MunmapMmap_HookedBare(benchmark::State& state) {
   libc_loop(state);
 }
 
-void BM_MunmapMmap_Hooked(benchmark::State& state) {
-  if (umn_process_hooks_install() != 0) return state.SkipWithError("hooks not installed");
+// One notifier on a page no benchmark touches: the address space has subscriptions from then on.
+void insert_elsewhere() {
   static char elsewhere[kPage];
   if (g_elsewhere.notifier.mm == nullptr)
     umn_interval_notifier_insert(&g_elsewhere.notifier, umn_mm_process(), reinterpret_cast<uint64_t>(elsewhere), kPage, &kOps);
+}
+
+void BM_MunmapMmap_Hooked(benchmark::State& state) {
+  if (umn_process_hooks_install() != 0) return state.SkipWithError("hooks not installed");
+  insert_elsewhere();
   libc_loop(state);
 }
 
@@ -118,17 +135,63 @@ void BM_MunmapMmapFixed_Overlapping(benchmark::State& state) {
   }
 }
 
-constexpr long kChildOps = 200000;
+long raw_call3(long nr, long a1, long a2, long a3) {
+  long ret;
+  asm volatile("syscall" : "=a"(ret) : "a"(nr), "D"(a1), "S"(a2), "d"(a3) : "rcx", "r11", "memory");
+  return ret;
+}
 
-// The child: never calls umn. Prints nanoseconds per munmap+mmap.
-int child_loop() {
+// A read-write page for the quiet call, and a page-sized hole (nothing mapped) for the announced one.
+char* quiet_page() {
+  static char* page = static_cast<char*>(mmap(nullptr, kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  return page;
+}
+char* hole() {
+  static char* at = [] {
+    auto* p = static_cast<char*>(mmap(nullptr, 3 * kPage, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    raw_call3(SYS_munmap, reinterpret_cast<long>(p + kPage), kPage, 0);
+    return p + kPage;
+  }();
+  return at;
+}
+
+void BM_Quiet_RawSyscall(benchmark::State& state) {
+  for (auto _ : state) raw_call3(SYS_mprotect, reinterpret_cast<long>(quiet_page()), kPage, PROT_READ | PROT_WRITE);
+}
+void BM_Quiet_Hooked(benchmark::State& state) {
+  if (umn_process_hooks_install() != 0) return state.SkipWithError("hooks not installed");
+  for (auto _ : state) mprotect(quiet_page(), kPage, PROT_READ | PROT_WRITE);
+}
+void BM_Event_RawSyscall(benchmark::State& state) {
+  for (auto _ : state) raw_call3(SYS_munmap, reinterpret_cast<long>(hole()), kPage, 0);
+}
+void BM_Event_Hooked(benchmark::State& state) {
+  if (umn_process_hooks_install() != 0) return state.SkipWithError("hooks not installed");
+  insert_elsewhere();
+  for (auto _ : state) munmap(hole(), kPage);
+}
+
+// ---- child processes ---------------------------------------------------------------------------------
+
+constexpr long kChildOps = 50000;
+constexpr int kRounds = 15;
+
+// The child: never calls umn, unless told to install the hooks first. Prints wall and CPU (user + system)
+// nanoseconds per munmap+mmap.
+int child_loop(bool install) {
+  if (install && umn_process_hooks_install() != 0) return 1;
+  rusage before{}, after{};
+  getrusage(RUSAGE_SELF, &before);
   auto start = std::chrono::steady_clock::now();
   for (long i = 0; i < kChildOps; ++i) {
     void* p = mmap(nullptr, kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     munmap(p, kPage);
   }
-  double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count();
-  std::printf("%.3f\n", ns / kChildOps);
+  double wall = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count();
+  getrusage(RUSAGE_SELF, &after);
+  auto ns = [](const timeval& t) { return t.tv_sec * 1e9 + t.tv_usec * 1e3; };
+  double cpu = ns(after.ru_utime) - ns(before.ru_utime) + ns(after.ru_stime) - ns(before.ru_stime);
+  std::printf("%.3f %.3f\n", wall / kChildOps, cpu / kChildOps);
   return 0;
 }
 
@@ -138,37 +201,115 @@ std::string preload_path() {
   return (exe / "../src/sources/libumn-preload.so").string();
 }
 
-// Runs the child once; returns its ns/op, or a negative value.
-double run_child(bool preload) {
+enum Kind { kPlain, kPreload, kPlainAgain, kHooked, kKinds };
+const char* const kKindNames[kKinds] = {"plain", "preload", "plain again", "hooks installed"};
+
+struct ChildTime {
+  double wall = -1, cpu = -1;  // ns per munmap+mmap
+};
+
+ChildTime run_child(Kind kind) {
   int fds[2];
-  if (pipe(fds) != 0) return -1;
+  if (pipe(fds) != 0) return {};
   pid_t pid = fork();
   if (pid == 0) {
     dup2(fds[1], 1);
-    if (preload) setenv("LD_PRELOAD", preload_path().c_str(), 1);
-    execl("/proc/self/exe", "hooks_bench", "--child-loop", static_cast<char*>(nullptr));
+    if (kind == kPreload) setenv("LD_PRELOAD", preload_path().c_str(), 1);
+    execl("/proc/self/exe", "hooks_bench", kind == kHooked ? "--child-loop-hooked" : "--child-loop",
+          static_cast<char*>(nullptr));
     _exit(127);
   }
   close(fds[1]);
-  char buf[64] = {};
+  char buf[128] = {};
   ssize_t n = read(fds[0], buf, sizeof(buf) - 1);
   close(fds[0]);
   int status = 0;
   waitpid(pid, &status, 0);
-  return n > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? std::atof(buf) : -1;
+  ChildTime t;
+  if (n <= 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0 || std::sscanf(buf, "%lf %lf", &t.wall, &t.cpu) != 2)
+    return {};
+  return t;
 }
 
-void process_bench(benchmark::State& state, bool preload) {
-  if (preload && !std::filesystem::exists(preload_path()))
+std::vector<ChildTime> g_rounds[kKinds];  // one entry per round; filled by BM_Process_Interleaved
+
+void BM_Process_Interleaved(benchmark::State& state) {
+  if (!std::filesystem::exists(preload_path()))
     return state.SkipWithError("libumn-preload.so not found (set UMN_PRELOAD_PATH)");
+  for (auto& r : g_rounds) r.clear();
   for (auto _ : state) {
-    double ns = run_child(preload);
-    if (ns < 0) return state.SkipWithError("child failed");
-    state.SetIterationTime(ns * 1e-9);
+    double total = 0;
+    for (int round = 0; round < kRounds; ++round) {
+      for (int i = 0; i < kKinds; ++i) {
+        Kind kind = static_cast<Kind>((round + i) % kKinds);  // rotate: no kind always runs first
+        ChildTime t = run_child(kind);
+        if (t.wall < 0) return state.SkipWithError("child failed");
+        g_rounds[kind].push_back(t);
+        total += t.wall * kChildOps;
+      }
+    }
+    state.SetIterationTime(total * 1e-9);
   }
 }
-void BM_Process_Plain(benchmark::State& state) { process_bench(state, false); }
-void BM_Process_Preload(benchmark::State& state) { process_bench(state, true); }
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? -1 : (v[(v.size() - 1) / 2] + v[v.size() / 2]) / 2;
+}
+double quantile(std::vector<double> v, double q) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? -1 : v[static_cast<size_t>(q * static_cast<double>(v.size() - 1) + 0.5)];
+}
+
+// Per-round ratio of kind against plain, in wall or CPU time.
+std::vector<double> ratios(Kind kind, bool cpu) {
+  std::vector<double> out;
+  for (size_t i = 0; i < g_rounds[kind].size() && i < g_rounds[kPlain].size(); ++i) {
+    const ChildTime& a = g_rounds[kind][i];
+    const ChildTime& b = g_rounds[kPlain][i];
+    out.push_back(cpu ? a.cpu / b.cpu : a.wall / b.wall);
+  }
+  return out;
+}
+
+// Derived figures: per-call costs in this process, and the child-process comparison.
+void report(const umn::bench::RecordingReporter& reporter) {
+  std::printf("\n%-48s %10s\n", "cost of one hooked call (subject - baseline)", "ns");
+  const struct {
+    const char* what;
+    const char* subject;
+    const char* baseline;
+  } calls[] = {{"no event (mprotect to the same protection)", "BM_Quiet_Hooked/real_time", "BM_Quiet_RawSyscall/real_time"},
+               {"announced (munmap of a hole, notifier elsewhere)", "BM_Event_Hooked/real_time", "BM_Event_RawSyscall/real_time"}};
+  for (const auto& c : calls) {
+    double subject = reporter.time_of(c.subject), baseline = reporter.time_of(c.baseline);
+    if (subject > 0 && baseline > 0) std::printf("%-48s %10.0f\n", c.what, subject - baseline);
+  }
+  if (g_rounds[kPlain].empty()) return;
+  std::printf("\nchild processes never calling umn, %d rounds of %ld munmap+mmap, rotating order\n", kRounds, kChildOps);
+  std::printf("%-16s %16s %16s %28s %28s\n", "child", "wall ns (median)", "cpu ns (median)", "wall / plain: median [IQR]",
+              "cpu / plain: median [IQR]");
+  for (int k = 0; k < kKinds; ++k) {
+    std::vector<double> wall, cpu;
+    for (const ChildTime& t : g_rounds[k]) wall.push_back(t.wall), cpu.push_back(t.cpu);
+    std::vector<double> rw = ratios(static_cast<Kind>(k), false), rc = ratios(static_cast<Kind>(k), true);
+    std::printf("%-16s %16.0f %16.0f %11.3fx [%.3f, %.3f] %11.3fx [%.3f, %.3f]\n", kKindNames[k], median(wall),
+                median(cpu), median(rw), quantile(rw, 0.25), quantile(rw, 0.75), median(rc), quantile(rc, 0.25),
+                quantile(rc, 0.75));
+  }
+  // "Nothing measurable": the preload's median ratio is within 3% of 1, and within the spread that two
+  // identical plain runs show (the plain-again ratio's interquartile range), in wall and in CPU time.
+  for (bool cpu : {false, true}) {
+    std::vector<double> noise = ratios(kPlainAgain, cpu);
+    double preload = median(ratios(kPreload, cpu));
+    double lo = std::min(quantile(noise, 0.25), 0.97), hi = std::max(quantile(noise, 0.75), 1.03);
+    std::printf("%-48s %9.3fx in [%.3f, %.3f]: %s\n", cpu ? "preload, never calling umn (cpu time)" : "preload, never calling umn (wall time)",
+                preload, lo, hi, preload >= lo && preload <= hi ? "nothing measurable" : "MEASURABLE");
+  }
+  double hooked = median(ratios(kHooked, true));
+  std::printf("%-48s %9.3fx (cpu time; target <= 1.30x: %s)\n", "child with the hooks installed", hooked,
+              hooked <= 1.3 ? "met" : "MISSED");
+}
 
 }  // namespace
 
@@ -178,18 +319,23 @@ BENCHMARK(BM_MunmapMmap_HookedBare)->UseRealTime();
 BENCHMARK(BM_MunmapMmap_Hooked)->UseRealTime();
 BENCHMARK(BM_MunmapMmapFixed_RawSyscall)->UseRealTime();
 BENCHMARK(BM_MunmapMmapFixed_Overlapping)->UseRealTime();
-BENCHMARK(BM_Process_Plain)->UseManualTime()->Iterations(5);
-BENCHMARK(BM_Process_Preload)->UseManualTime()->Iterations(5);
+BENCHMARK(BM_Quiet_RawSyscall)->UseRealTime();
+BENCHMARK(BM_Quiet_Hooked)->UseRealTime();
+BENCHMARK(BM_Event_RawSyscall)->UseRealTime();
+BENCHMARK(BM_Event_Hooked)->UseRealTime();
+BENCHMARK(BM_Process_Interleaved)->UseManualTime()->Iterations(1);
 
 int main(int argc, char** argv) {
-  if (argc > 1 && std::strcmp(argv[1], "--child-loop") == 0) return child_loop();
+  if (argc > 1 && std::strcmp(argv[1], "--child-loop") == 0) return child_loop(false);
+  if (argc > 1 && std::strcmp(argv[1], "--child-loop-hooked") == 0) return child_loop(true);
+  // Before any benchmark: baselines and hooked variants then share one address-space layout.
+  if (umn_process_hooks_install() != 0) std::fprintf(stderr, "hooks not installed: the hooked variants are skipped\n");
   return umn::bench::run(argc, argv,
                          {{"BM_MunmapMmap_Hooked/real_time", "BM_MunmapMmap_RawSyscall/real_time",
                            "hooked munmap+mmap, notifier elsewhere", 1.3, true},
                           {"BM_MunmapMmap_HookedBare/real_time", "BM_MunmapMmap_RawSyscall/real_time",
                            "hooked munmap+mmap, no notifier at all", 1.3, true},
                           {"BM_MunmapMmapFixed_Overlapping/real_time", "BM_MunmapMmapFixed_RawSyscall/real_time",
-                           "hooked munmap+mmap, one overlapping notifier", 0, true},
-                          {"BM_Process_Preload/iterations:5/manual_time", "BM_Process_Plain/iterations:5/manual_time",
-                           "program never calling umn, with the preload", 1.1, true}});
+                           "hooked munmap+mmap, one overlapping notifier", 0, true}},
+                         report);
 }
