@@ -6,9 +6,11 @@
 //   BM_MunmapMmap_RawSyscall          one-page mmap + munmap issued with our own syscall instruction:
 //                                     the kernel's work alone (information).
 //   BM_MunmapMmap_Libc                the same through libc, not hooked yet: the baseline. On the
-//                                     development VM it costs ~0.9 us more than the raw pair with no umn
-//                                     in the process at all (measured in separate processes), so the
-//                                     hooks' cost is measured against it, not against the raw pair.
+//                                     development VM a pair costs 0.6-0.9 us more CPU time through libc
+//                                     than with inline syscall instructions, with no umn in the process
+//                                     (separate processes), and as much through an out-of-line function
+//                                     of our own: the call/return around the syscall costs it, not umn.
+//                                     So the hooks are measured against this, not against the raw pair.
 //   BM_MunmapMmap_HookedBare          through libc's patched sites, no notifier ever inserted (the
 //                                     address space has no subscriptions).
 //   BM_MunmapMmap_Hooked              one interval notifier elsewhere (not overlapping): the case of a
