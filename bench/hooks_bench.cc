@@ -247,12 +247,11 @@ ChildTime run_child(Kind kind) {
   return t;
 }
 
-std::vector<ChildTime> g_rounds[kKinds];  // one entry per round; filled by BM_Process_Interleaved
+std::vector<ChildTime> g_rounds[kKinds];  // one entry per round, over all repetitions of BM_Process_Interleaved
 
 void BM_Process_Interleaved(benchmark::State& state) {
   if (!std::filesystem::exists(preload_path()))
     return state.SkipWithError("libumn-preload.so not found (set UMN_PRELOAD_PATH)");
-  for (auto& r : g_rounds) r.clear();
   for (auto _ : state) {
     double total = 0;
     for (int round = 0; round < kRounds; ++round) {
@@ -302,7 +301,8 @@ void report(const umn::bench::RecordingReporter& reporter) {
     if (subject > 0 && baseline > 0) std::printf("%-48s %10.0f\n", c.what, subject - baseline);
   }
   if (g_rounds[kPlain].empty()) return;
-  std::printf("\nchild processes never calling umn, %d rounds of %ld munmap+mmap, rotating order\n", kRounds, kChildOps);
+  std::printf("\nchild processes never calling umn, %zu rounds of %ld munmap+mmap, rotating order\n", g_rounds[kPlain].size(),
+              kChildOps);
   std::printf("%-16s %16s %16s %28s %28s\n", "child", "wall ns (median)", "cpu ns (median)", "wall / plain: median [IQR]",
               "cpu / plain: median [IQR]");
   for (int k = 0; k < kKinds; ++k) {
