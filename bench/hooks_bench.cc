@@ -3,21 +3,21 @@
 // In this process, the unhooked variants run first, then the hooks are installed (by the first hooked
 // variant) and the hooked ones run; benchmarks run in registration order, so this holds with
 // --benchmark_repetitions (but not with --benchmark_enable_random_interleaving).
-//   BM_MunmapMmap_RawSyscall          one-page mmap + munmap issued with our own syscall instruction:
-//                                     the kernel's work alone (information).
-//   BM_MunmapMmap_Libc                the same through libc, not hooked yet: the baseline. On the
-//                                     development VM a pair costs 0.6-0.9 us more CPU time through libc
-//                                     than with inline syscall instructions, with no umn in the process
-//                                     (separate processes), and as much through an out-of-line function
-//                                     of our own: the call/return around the syscall costs it, not umn.
-//                                     So the hooks are measured against this, not against the raw pair.
+// Every munmap+mmap pair maps one read-write page into a guarded hole (see guarded_hole()), with
+// MAP_FIXED_NOREPLACE, and unmaps it: identical kernel work in every variant.
+//   BM_MunmapMmap_RawSyscall          the pair issued with our own syscall instructions: the kernel's
+//                                     work alone (information).
+//   BM_MunmapMmap_Libc                the same through libc, not hooked yet: the baseline. (On the
+//                                     development VM this pair costs ~0.5 us more CPU time through libc
+//                                     than with inline syscall instructions, with no umn in the process,
+//                                     and as much through an out-of-line function of our own: the
+//                                     call/return around the syscall costs it, not umn.)
 //   BM_MunmapMmap_HookedBare          through libc's patched sites, no notifier ever inserted (the
 //                                     address space has no subscriptions).
 //   BM_MunmapMmap_Hooked              one interval notifier elsewhere (not overlapping): the case of a
 //                                     program using umn. Target (issue 4): <= 1.3x.
-//   BM_MunmapMmapFixed_Libc /         at a fixed address (MAP_FIXED_NOREPLACE), unhooked, and hooked with
-//   BM_MunmapMmapFixed_Overlapping    one notifier over the page, whose callback takes its lock and calls
-//                                     set_seq (one invalidation per iteration).
+//   BM_MunmapMmap_Overlapping         one notifier over the page, whose callback takes its lock and
+//                                     calls set_seq (one invalidation per iteration).
 //   BM_Quiet_Libc / _Hooked           mprotect to the protection a page already has: a hooked call that
 //                                     causes no event (what every non-fixed mmap pays). The difference
 //                                     is the cost of one hooked call.
@@ -46,6 +46,7 @@
 
 #include "baseline.hpp"
 #include "umn/process.h"
+#include "sources/sys/sys.hpp"
 #include "umn/umn.h"
 
 namespace {
@@ -83,17 +84,35 @@ bool invalidate(umn_interval_notifier* sub, const umn_notifier_range*, unsigned 
 const umn_interval_notifier_ops kOps = {invalidate, nullptr, nullptr};
 Device g_elsewhere, g_over;
 
+// A one-page hole between two PROT_NONE pages of our own, reserved before the hooks exist. A read-write
+// page mapped there cannot merge with its neighbours, so munmap never splits a mapping and the kernel's
+// work does not depend on what else happens to be mapped nearby (it did: a one-page mmap(NULL) merged
+// or not with its neighbour depending on the layout, which moved by more than the hooks cost).
+char* guarded_hole() {
+  auto* p = static_cast<char*>(mmap(nullptr, 3 * kPage, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  raw_munmap(p + kPage);  // raw: no hook may see it
+  return p + kPage;
+}
+char* pair_hole() {
+  static char* at = guarded_hole();
+  return at;
+}
+
+// MAP_FIXED_NOREPLACE is not MAP_FIXED: the mmap is a quiet hooked call, the munmap an announced one.
+constexpr int kPairFlags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE;
+
 void BM_MunmapMmap_RawSyscall(benchmark::State& state) {
+  char* at = pair_hole();
   for (auto _ : state) {
-    long p = raw_mmap(nullptr, MAP_PRIVATE | MAP_ANONYMOUS);
-    raw_munmap(reinterpret_cast<void*>(p));
+    raw_mmap(at, kPairFlags);
+    raw_munmap(at);
   }
 }
 
-void libc_loop(benchmark::State& state) {
+void libc_loop(benchmark::State& state, char* at) {
   for (auto _ : state) {
-    void* p = mmap(nullptr, kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    munmap(p, kPage);
+    mmap(at, kPage, PROT_READ | PROT_WRITE, kPairFlags, -1, 0);
+    munmap(at, kPage);
   }
 }
 
@@ -105,12 +124,12 @@ bool hooks_installed() {
 
 void BM_MunmapMmap_Libc(benchmark::State& state) {
   if (hooks_installed()) return state.SkipWithError("hooks already installed (run the unhooked variants first)");
-  libc_loop(state);
+  libc_loop(state, pair_hole());
 }
 
 void BM_MunmapMmap_HookedBare(benchmark::State& state) {
   if (umn_process_hooks_install() != 0) return state.SkipWithError("hooks not installed");
-  libc_loop(state);
+  libc_loop(state, pair_hole());
 }
 
 // One notifier on a page no benchmark touches: the address space has subscriptions from then on.
@@ -123,36 +142,15 @@ void insert_elsewhere() {
 void BM_MunmapMmap_Hooked(benchmark::State& state) {
   if (umn_process_hooks_install() != 0) return state.SkipWithError("hooks not installed");
   insert_elsewhere();
-  libc_loop(state);
+  libc_loop(state, pair_hole());
 }
 
-void* fixed_address() {
-  static void* address = [] {
-    void* p = mmap(nullptr, kPage, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    raw_munmap(p);  // a free page to reuse; raw so that no invalidation is counted here
-    return p;
-  }();
-  return address;
-}
-
-void BM_MunmapMmapFixed_Libc(benchmark::State& state) {
-  if (hooks_installed()) return state.SkipWithError("hooks already installed (run the unhooked variants first)");
-  void* at = fixed_address();
-  for (auto _ : state) {
-    mmap(at, kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-    munmap(at, kPage);
-  }
-}
-
-void BM_MunmapMmapFixed_Overlapping(benchmark::State& state) {
+void BM_MunmapMmap_Overlapping(benchmark::State& state) {
   if (umn_process_hooks_install() != 0) return state.SkipWithError("hooks not installed");
-  void* at = fixed_address();
+  static char* at = guarded_hole();
   if (g_over.notifier.mm == nullptr)
     umn_interval_notifier_insert(&g_over.notifier, umn_mm_process(), reinterpret_cast<uint64_t>(at), kPage, &kOps);
-  for (auto _ : state) {
-    mmap(at, kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-    munmap(at, kPage);
-  }
+  libc_loop(state, at);
 }
 
 // A read-write page for the quiet call, and a page-sized hole (nothing mapped) for the announced one.
@@ -161,11 +159,7 @@ char* quiet_page() {
   return page;
 }
 char* hole() {
-  static char* at = [] {
-    auto* p = static_cast<char*>(mmap(nullptr, 3 * kPage, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-    raw_munmap(p + kPage);
-    return p + kPage;
-  }();
+  static char* at = guarded_hole();
   return at;
 }
 
@@ -187,6 +181,59 @@ void BM_Event_Hooked(benchmark::State& state) {
   for (auto _ : state) munmap(hole(), kPage);
 }
 
+// ---- in this process, interleaved ----------------------------------------------------------------------
+// The sequential variants above compare runs made seconds apart, before and after installation; on a
+// shared machine the load moves in between. Here the baseline is umn's own out-of-line raw system call
+// (sources/sys: the call shape of a libc wrapper, never hooked), so it can alternate with the hooked
+// libc call block by block, after installation, and each round gives one ratio.
+
+constexpr int kInRounds = 101;
+constexpr int kInBlock = 1000;
+
+enum InKind { kPairBare, kPairElsewhere, kQuiet, kEvent, kInKinds };
+const char* const kInKindNames[kInKinds] = {"munmap+mmap, no notifier at all", "munmap+mmap, notifier elsewhere",
+                                            "one quiet call (mprotect, no event)",
+                                            "one announced call (munmap of a hole)"};
+struct InSample {
+  double base, hooked;  // ns per operation in one round
+};
+std::vector<InSample> g_in[kInKinds];  // over all repetitions of BM_InProcess_Interleaved
+
+template <class Base, class Hooked>
+void interleave(InKind kind, Base base, Hooked hooked) {
+  for (int round = 0; round < kInRounds; ++round) {
+    double ns[2];
+    for (int j = 0; j < 2; ++j) {
+      const int which = (round + j) % 2;  // alternate which goes first
+      auto start = std::chrono::steady_clock::now();
+      for (int i = 0; i < kInBlock; ++i) which == 0 ? base() : hooked();
+      ns[which] = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count() / kInBlock;
+    }
+    g_in[kind].push_back({ns[0], ns[1]});
+  }
+}
+
+void BM_InProcess_Interleaved(benchmark::State& state) {
+  if (umn_process_hooks_install() != 0) return state.SkipWithError("hooks not installed");
+  char* at = pair_hole();
+  auto sys_pair = [at] {
+    umn::sys::mmap(at, kPage, PROT_READ | PROT_WRITE, kPairFlags, -1, 0);
+    umn::sys::munmap(at, kPage);
+  };
+  auto libc_pair = [at] {
+    mmap(at, kPage, PROT_READ | PROT_WRITE, kPairFlags, -1, 0);
+    munmap(at, kPage);
+  };
+  for (auto _ : state) {
+    if (g_elsewhere.notifier.mm == nullptr) interleave(kPairBare, sys_pair, libc_pair);  // before any insert
+    insert_elsewhere();
+    interleave(kPairElsewhere, sys_pair, libc_pair);
+    interleave(kQuiet, [] { umn::sys::mprotect(quiet_page(), kPage, PROT_READ | PROT_WRITE); },
+               [] { mprotect(quiet_page(), kPage, PROT_READ | PROT_WRITE); });
+    interleave(kEvent, [] { umn::sys::munmap(hole(), kPage); }, [] { munmap(hole(), kPage); });
+  }
+}
+
 // ---- child processes ---------------------------------------------------------------------------------
 
 constexpr long kChildOps = 50000;
@@ -199,9 +246,10 @@ int child_loop(bool install) {
   rusage before{}, after{};
   getrusage(RUSAGE_SELF, &before);
   auto start = std::chrono::steady_clock::now();
+  char* at = pair_hole();
   for (long i = 0; i < kChildOps; ++i) {
-    void* p = mmap(nullptr, kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    munmap(p, kPage);
+    mmap(at, kPage, PROT_READ | PROT_WRITE, kPairFlags, -1, 0);
+    munmap(at, kPage);
   }
   double wall = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count();
   getrusage(RUSAGE_SELF, &after);
@@ -300,6 +348,24 @@ void report(const umn::bench::RecordingReporter& reporter) {
     double subject = reporter.time_of(c.subject), baseline = reporter.time_of(c.baseline);
     if (subject > 0 && baseline > 0) std::printf("%-48s %10.0f\n", c.what, subject - baseline);
   }
+  if (!g_in[kPairElsewhere].empty()) {
+    std::printf("\nin this process, interleaved: %d-operation blocks, baseline = umn's raw syscall function\n", kInBlock);
+    std::printf("%-40s %7s %12s %12s %12s %26s\n", "", "rounds", "base ns", "hooked ns", "hooked-base",
+                "hooked / base: median [IQR]");
+    for (int k = 0; k < kInKinds; ++k) {
+      std::vector<double> base, hooked, diff, ratio;
+      for (const InSample& x : g_in[k]) {
+        base.push_back(x.base);
+        hooked.push_back(x.hooked);
+        diff.push_back(x.hooked - x.base);
+        ratio.push_back(x.hooked / x.base);
+      }
+      if (ratio.empty()) continue;
+      std::printf("%-40s %7zu %12.0f %12.0f %12.0f %11.3fx [%.3f, %.3f]%s\n", kInKindNames[k], ratio.size(), median(base),
+                  median(hooked), median(diff), median(ratio), quantile(ratio, 0.25), quantile(ratio, 0.75),
+                  k == kPairElsewhere ? (median(ratio) <= 1.3 ? "  target <= 1.30x: met" : "  target <= 1.30x: MISSED") : "");
+    }
+  }
   if (g_rounds[kPlain].empty()) return;
   std::printf("\nchild processes never calling umn, %zu rounds of %ld munmap+mmap, rotating order\n", g_rounds[kPlain].size(),
               kChildOps);
@@ -333,12 +399,12 @@ void report(const umn::bench::RecordingReporter& reporter) {
 // bare variant before any notifier is inserted.
 BENCHMARK(BM_MunmapMmap_RawSyscall)->UseRealTime();
 BENCHMARK(BM_MunmapMmap_Libc)->UseRealTime();
-BENCHMARK(BM_MunmapMmapFixed_Libc)->UseRealTime();
 BENCHMARK(BM_Quiet_Libc)->UseRealTime();
 BENCHMARK(BM_Event_Libc)->UseRealTime();
 BENCHMARK(BM_MunmapMmap_HookedBare)->UseRealTime();
+BENCHMARK(BM_InProcess_Interleaved)->Iterations(1);
 BENCHMARK(BM_MunmapMmap_Hooked)->UseRealTime();
-BENCHMARK(BM_MunmapMmapFixed_Overlapping)->UseRealTime();
+BENCHMARK(BM_MunmapMmap_Overlapping)->UseRealTime();
 BENCHMARK(BM_Quiet_Hooked)->UseRealTime();
 BENCHMARK(BM_Event_Hooked)->UseRealTime();
 BENCHMARK(BM_Process_Interleaved)->UseManualTime()->Iterations(1);
@@ -351,7 +417,7 @@ int main(int argc, char** argv) {
                            "hooked munmap+mmap, notifier elsewhere", 1.3, true},
                           {"BM_MunmapMmap_HookedBare/real_time", "BM_MunmapMmap_Libc/real_time",
                            "hooked munmap+mmap, no notifier at all", 1.3, true},
-                          {"BM_MunmapMmapFixed_Overlapping/real_time", "BM_MunmapMmapFixed_Libc/real_time",
+                          {"BM_MunmapMmap_Overlapping/real_time", "BM_MunmapMmap_Libc/real_time",
                            "hooked munmap+mmap, one overlapping notifier", 0, true},
                           {"BM_MunmapMmap_Libc/real_time", "BM_MunmapMmap_RawSyscall/real_time",
                            "unhooked libc munmap+mmap vs raw syscalls", 0, true},
