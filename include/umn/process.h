@@ -8,7 +8,9 @@
  * loader (dlclose) or as a raw syscall(SYS_...) -- runs umn_notifier_invalidate_range_start() on that
  * address space *before* the memory goes, and _end() after. fork() runs a PROTECTION_PAGE range over
  * every private writable mapping of the parent around the fork; exit() runs umn_notifier_release().
- * Running a program with LD_PRELOAD=libumn-preload.so installs the hooks before main(). docs/process.md
+ * LD_PRELOAD=libumn-preload.so brings libumn into a program that does not link it; like everywhere, the
+ * hooks are then installed by the first umn_mm_process(), umn_process_hooks_install() or observer
+ * registration (`umn trace` registers one before main()), never by loading alone. docs/process.md
  * explains the mechanism, what each source guarantees and what it cannot see.
  *
  * Locking

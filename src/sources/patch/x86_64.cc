@@ -63,6 +63,9 @@ bool ends_with(const char* path, const char* name) noexcept {
 
 bool is_libc(const char* path) noexcept { return ends_with(path, "libc.so") || ends_with(path, "libc-2."); }
 bool is_loader(const char* path) noexcept { return ends_with(path, "ld-linux"); }
+// libc.so and ld.so: every site is in a leaf system call wrapper without vector code (x86_64.hpp,
+// "Vector state"). A static executable's text may hold the pattern anywhere, so its stubs save the state.
+bool sites_vector_free(const Module& module) noexcept { return is_libc(module.path) || is_loader(module.path); }
 
 unsigned find_modules(Module* modules) noexcept {
   char exe[512];
@@ -173,15 +176,19 @@ class Emitter {
 };
 
 // The call into the dispatcher, entered with %rax = nr and the kernel argument registers; jumps back to
-// `resume` with %rax = the raw result. Saves what a syscall preserves (all but rax, rcx, r11), the SSE
-// state, and skips the red zone of the interrupted function.
-void emit_call_body(Emitter& e, DispatchFn dispatch, uintptr_t resume) {
+// `resume` with %rax = the raw result. Saves what a syscall preserves among the general registers (all
+// but rax, rcx, r11) and skips the red zone of the interrupted function. With save_vector it also saves
+// the x87/SSE state (fxsave64, ~250 cycles of the ~400 a hooked call cost with it): needed only where a
+// vector register may be live across the site (see "Vector state" in x86_64.hpp).
+void emit_call_body(Emitter& e, DispatchFn dispatch, uintptr_t resume, bool save_vector) {
   e.bytes({0x49, 0x89, 0xe3});                          // mov %rsp,%r11        (site rsp, 8th arg)
   e.bytes({0x48, 0x8d, 0x64, 0x24, 0x80});              // lea -128(%rsp),%rsp  (red zone)
   e.bytes({0x55, 0x48, 0x89, 0xe5});                    // push %rbp; mov %rsp,%rbp
   e.bytes({0x48, 0x83, 0xe4, 0xf0});                    // and $-16,%rsp
-  e.bytes({0x48, 0x81, 0xec, 0x00, 0x02, 0x00, 0x00});  // sub $512,%rsp
-  e.bytes({0x48, 0x0f, 0xae, 0x04, 0x24});              // fxsave64 (%rsp)
+  if (save_vector) {
+    e.bytes({0x48, 0x81, 0xec, 0x00, 0x02, 0x00, 0x00});  // sub $512,%rsp
+    e.bytes({0x48, 0x0f, 0xae, 0x04, 0x24});              // fxsave64 (%rsp)
+  }
   e.bytes({0x57, 0x56, 0x52, 0x41, 0x50, 0x41, 0x51, 0x41, 0x52});  // push rdi rsi rdx r8 r9 r10
   e.bytes({0x41, 0x53, 0x50});                          // push %r11 (8th); push %rax (7th: nr)
   e.bytes({0x4c, 0x89, 0xd1});                          // mov %r10,%rcx        (4th argument)
@@ -190,14 +197,14 @@ void emit_call_body(Emitter& e, DispatchFn dispatch, uintptr_t resume) {
   e.bytes({0xff, 0xd0});                                // call *%rax
   e.bytes({0x48, 0x83, 0xc4, 0x10});                    // add $16,%rsp
   e.bytes({0x41, 0x5a, 0x41, 0x59, 0x41, 0x58, 0x5a, 0x5e, 0x5f});  // pop r10 r9 r8 rdx rsi rdi
-  e.bytes({0x48, 0x0f, 0xae, 0x0c, 0x24});              // fxrstor64 (%rsp)
+  if (save_vector) e.bytes({0x48, 0x0f, 0xae, 0x0c, 0x24});  // fxrstor64 (%rsp)
   e.bytes({0x48, 0x89, 0xec, 0x5d});                    // mov %rbp,%rsp; pop %rbp
   e.bytes({0x48, 0x8d, 0xa4, 0x24, 0x80, 0x00, 0x00, 0x00});  // lea 128(%rsp),%rsp
   e.jmp(resume);
 }
 
 // One stub for one site. Return: its entry.
-unsigned char* emit_stub(Emitter& e, const Site& site, DispatchFn dispatch) {
+unsigned char* emit_stub(Emitter& e, const Site& site, DispatchFn dispatch, bool save_vector) {
   unsigned char* entry = e.here();
   const uintptr_t resume = site.addr + 7;  // behind the syscall instruction
   e.raw(reinterpret_cast<const void*>(site.addr), 5);  // the displaced instruction, position-independent
@@ -216,7 +223,7 @@ unsigned char* emit_stub(Emitter& e, const Site& site, DispatchFn dispatch) {
     unsigned char* body = e.here();
     for (unsigned i = 0; i < n; ++i) fixups[i][1] = static_cast<unsigned char>(body - (fixups[i] + 2));
   }
-  emit_call_body(e, dispatch, resume);
+  emit_call_body(e, dispatch, resume, save_vector);
   return entry;
 }
 
@@ -325,7 +332,7 @@ InstallResult install(DispatchFn dispatch, Registry* own) noexcept {
         result.unsafe++;  // out of stub space: cannot happen with glibc's dozen sites
         continue;
       }
-      site.stub_offset = static_cast<unsigned>(emit_stub(emitter, site, dispatch) - page);
+      site.stub_offset = static_cast<unsigned>(emit_stub(emitter, site, dispatch, !sites_vector_free(modules[m])) - page);
     }
     if (page == nullptr) continue;
     if (sys::failed(sys::mprotect(page, 4096, PROT_READ | PROT_EXEC))) {

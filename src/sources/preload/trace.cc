@@ -390,6 +390,7 @@ void write_summary() {
 void start_from_environment() noexcept {
   const char* file = std::getenv("UMN_TRACE_FILE");
   if (file == nullptr || file[0] == '\0') return;
+  if (umn_process_hooks_install() != 0) return;  // disabled (UMN_PROCESS_HOOKS=0) or unsupported
   long fd = sys::open_append(file);
   if (sys::failed(fd)) return;
   g_fd = static_cast<int>(fd);

@@ -150,9 +150,16 @@ unsigned events_of(long nr, const long* a, Pending* pending, uintptr_t caller) n
 
 // ---- delivery ---------------------------------------------------------------------------------------
 
+// Around every call into notifiers and observers: marks the thread as delivering (step 1), and keeps
+// errno as the interrupted libc code left it (libc sets errno itself from the raw result; a callback
+// may change it).
 struct DeliveryScope {
-  DeliveryScope() noexcept { ++t_delivering; }
-  ~DeliveryScope() { --t_delivering; }
+  DeliveryScope() noexcept : saved_errno(errno) { ++t_delivering; }
+  ~DeliveryScope() {
+    --t_delivering;
+    errno = saved_errno;
+  }
+  int saved_errno;
 };
 
 void deliver_start(Pending* pending) noexcept {
@@ -233,10 +240,7 @@ long hooked_call(long nr, const long* a, uintptr_t caller) noexcept {
                                 uintptr_t site_rsp) {
   const long args[6] = {a1, a2, a3, a4, a5, a6};
   uintptr_t caller = *reinterpret_cast<const uintptr_t*>(site_rsp);
-  int saved_errno = errno;  // libc's code behind the site sets errno itself from our raw result
-  long result = hooked_call(nr, args, caller);
-  errno = saved_errno;
-  return result;
+  return hooked_call(nr, args, caller);
 }
 
 // ---- fork: PROTECTION_PAGE over private writable memory --------------------------------------------
