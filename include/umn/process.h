@@ -3,7 +3,8 @@
  *
  * umn_mm_process() (umn.h) returns this process's address space. The first call installs the process
  * hooks (umn_process_hooks_install): from then on every munmap, mremap, madvise(DONTNEED|FREE|REMOVE|
- * DONTNEED_LOCKED), mprotect removing read or write access, brk shrinking, shmdt and mmap(MAP_FIXED) --
+ * DONTNEED_LOCKED) and process_madvise() with that advice on this process, mprotect removing read or
+ * write access, brk shrinking, shmdt, shmat(SHM_REMAP) and mmap(MAP_FIXED) --
  * called by the program, by libc itself (free, realloc, malloc_trim, thread stacks), by the dynamic
  * loader (dlclose) or as a raw syscall(SYS_...) -- runs umn_notifier_invalidate_range_start() on that
  * address space *before* the memory goes, and _end() after. fork() runs a PROTECTION_PAGE range over
@@ -81,6 +82,8 @@ enum umn_process_call {
 	UMN_CALL_FORK,
 	UMN_CALL_UFFD,                 /* reported by a userfaultfd monitor (after the fact for UNMAP) */
 	UMN_CALL_QUIET,                /* a hooked call that took nothing away (UMN_PROCESS_PHASE_QUIET) */
+	UMN_CALL_SHMAT,                /* shmat(SHM_REMAP) over existing mappings */
+	UMN_CALL_PROCESS_MADVISE,      /* process_madvise() on this process: one event per iovec */
 	UMN_CALL_COUNT
 };
 

@@ -26,7 +26,8 @@ namespace {
 constexpr char kStubMagic[8] = {'U', 'M', 'N', 'S', 'T', 'U', 'B', '1'};
 constexpr unsigned kMaxModules = 4;
 constexpr unsigned kMaxSites = 64;
-constexpr long kWatched[] = {SYS_mmap, SYS_mprotect, SYS_munmap, SYS_brk, SYS_mremap, SYS_madvise, SYS_shmdt};
+constexpr long kWatched[] = {SYS_mmap,  SYS_mprotect, SYS_munmap, SYS_brk,
+                             SYS_mremap, SYS_madvise, SYS_shmdt,  SYS_shmat, SYS_process_madvise};
 
 // The body of glibc's syscall(): argument shuffle, then the load of the sixth argument we patch.
 constexpr unsigned char kSyscallFnBody[] = {0x48, 0x89, 0xf8, 0x48, 0x89, 0xf7, 0x48, 0x89, 0xd6,
@@ -100,7 +101,7 @@ unsigned find_modules(Module* modules) noexcept {
   return count;
 }
 
-bool watched(unsigned char nr) noexcept {
+bool watched(long nr) noexcept {
   for (long w : kWatched)
     if (w == nr) return true;
   return false;
@@ -133,7 +134,8 @@ unsigned scan(const Module& module, unsigned index, Site* sites, unsigned capaci
   for (size_t i = 0; i + 7 <= size && count < capacity; ++i) {
     if (text[i + 5] != 0x0f || text[i + 6] != 0x05) continue;
     SiteKind kind;
-    if (text[i] == 0xb8 && watched(text[i + 1]) && text[i + 2] == 0 && text[i + 3] == 0 && text[i + 4] == 0) {
+    // mov $imm32,%eax with imm32 < 65536 (process_madvise is 440)
+    if (text[i] == 0xb8 && text[i + 3] == 0 && text[i + 4] == 0 && watched(text[i + 1] | text[i + 2] << 8)) {
       kind = SiteKind::kFresh;
     } else if (i >= kSyscallFnSiteOffset &&
                std::memcmp(text + i - kSyscallFnSiteOffset, kSyscallFnBody, sizeof(kSyscallFnBody)) == 0) {
@@ -214,7 +216,13 @@ unsigned char* emit_stub(Emitter& e, const Site& site, DispatchFn dispatch, bool
     unsigned char* fixups[sizeof(kWatched) / sizeof(kWatched[0])];
     unsigned n = 0;
     for (long nr : kWatched) {
-      e.bytes({0x48, 0x83, 0xf8, static_cast<unsigned char>(nr)});  // cmp $nr,%rax
+      if (nr < 128) {
+        e.bytes({0x48, 0x83, 0xf8, static_cast<unsigned char>(nr)});  // cmp $nr,%rax (imm8)
+      } else {
+        const auto imm = static_cast<uint32_t>(nr);
+        e.bytes({0x48, 0x3d});  // cmp $nr,%rax (imm32)
+        e.raw(&imm, 4);
+      }
       fixups[n++] = e.here();
       e.bytes({0x74, 0x00});                                         // je body (patched below)
     }

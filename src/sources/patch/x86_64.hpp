@@ -3,8 +3,8 @@
 //
 // What is patched. Not function entries, but *syscall sites*: every "mov $nr,%eax; syscall" in the text
 // of libc.so.6 and ld-linux-x86-64.so.2 (or of a statically linked executable) whose nr is munmap, mmap,
-// mremap, madvise, mprotect, brk or shmdt, plus the one "mov 8(%rsp),%r9; syscall" of glibc's generic
-// syscall(). The 5-byte instruction before the syscall becomes "jmp stub". The stub re-executes that
+// mremap, madvise, mprotect, brk, shmdt, shmat or process_madvise, plus the one "mov 8(%rsp),%r9;
+// syscall" of glibc's generic syscall(). The 5-byte instruction before the syscall becomes "jmp stub". The stub re-executes that
 // instruction, calls the dispatcher with the syscall's arguments, puts the raw result in %rax and jumps
 // back behind the syscall instruction, so libc's own code sets errno, __curbrk and so on. libc-internal
 // callers (free -> munmap, realloc -> mremap, malloc_trim -> madvise, pthread stacks) and ld.so's private

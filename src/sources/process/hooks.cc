@@ -6,8 +6,8 @@
 //      interrupted one), issue the call unnotified and count it: no recursion, no self-deadlock.
 //   2. Compute the events (table in umn/process.h): at most two page-aligned ranges. mremap growing with
 //      MREMAP_MAYMOVE first tries to grow in place (no event); only if that fails is the old range
-//      announced as UNMAP and the moving call made. Calls that cannot take memory away issue the raw
-//      call at once.
+//      announced as UNMAP and the moving call made. process_madvise on this process is issued one iovec
+//      at a time, each with its own event. Calls that cannot take memory away issue the raw call at once.
 //   3. Start: umn_notifier_invalidate_range_start() on umn_mm_process(), then every registry observer.
 //   4. The real system call through sources/sys.
 //   5. End: observers in reverse, then umn_notifier_invalidate_range_end().
@@ -15,10 +15,14 @@
 // subscription lock (taken only when notifiers exist), so the path is async-signal-safe (umn/process.h).
 #include "sources/process/hooks.hpp"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/shm.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
@@ -37,6 +41,10 @@
 #endif
 #ifndef MREMAP_DONTUNMAP
 #define MREMAP_DONTUNMAP 4
+#endif
+#ifndef PIDFD_SELF_THREAD
+#define PIDFD_SELF_THREAD (-10000)        // linux/pidfd.h, 6.14+: the calling thread
+#define PIDFD_SELF_THREAD_GROUP (-20000)  // the calling process
 #endif
 
 namespace umn::detail {
@@ -102,6 +110,18 @@ uint64_t shm_extent(uint64_t addr) noexcept {
   return end > addr ? end - addr : 0;
 }
 
+// shmat(id, addr, SHM_REMAP) replaces what is mapped at [addr, addr + segment size), like mmap(MAP_FIXED).
+// Without SHM_REMAP an occupied range makes shmat fail, and without addr the kernel picks a free one.
+unsigned shmat_events(const long* a, Pending* pending, uintptr_t caller) noexcept {
+  if ((a[2] & SHM_REMAP) == 0 || a[1] == 0) return 0;
+  uint64_t addr = static_cast<uint64_t>(a[1]);
+  if ((a[2] & SHM_RND) != 0) addr = sys::page_down(addr);  // SHMLBA is the page size on x86-64
+  struct shmid_ds segment;
+  if (sys::failed(sys::call(SYS_shmctl, a[0], IPC_STAT, reinterpret_cast<long>(&segment))))
+    return 0;  // shmat fails as well (no such segment, or no read permission)
+  return make_event(pending, UMN_CALL_SHMAT, UMN_NOTIFY_UNMAP, addr, segment.shm_segsz, caller);
+}
+
 unsigned mremap_events(const long* a, Pending* pending, uintptr_t caller) noexcept {
   const uint64_t old = static_cast<uint64_t>(a[0]);
   const uint64_t old_len = sys::page_up(static_cast<uint64_t>(a[1]));
@@ -116,6 +136,10 @@ unsigned mremap_events(const long* a, Pending* pending, uintptr_t caller) noexce
   return 0;
 }
 
+bool discards(long advice) noexcept {
+  return advice == MADV_DONTNEED || advice == MADV_FREE || advice == MADV_REMOVE || advice == MADV_DONTNEED_LOCKED;
+}
+
 // Step 2. Return: how many events (0 or 1) the call causes.
 unsigned events_of(long nr, const long* a, Pending* pending, uintptr_t caller) noexcept {
   const auto u = [a](int i) { return static_cast<uint64_t>(a[i]); };
@@ -126,8 +150,7 @@ unsigned events_of(long nr, const long* a, Pending* pending, uintptr_t caller) n
       if ((a[3] & MAP_FIXED) == 0) return 0;
       return make_event(pending, UMN_CALL_MMAP_FIXED, UMN_NOTIFY_UNMAP, u(0), u(1), caller);
     case SYS_madvise:
-      if (a[2] != MADV_DONTNEED && a[2] != MADV_FREE && a[2] != MADV_REMOVE && a[2] != MADV_DONTNEED_LOCKED)
-        return 0;
+      if (!discards(a[2])) return 0;
       return make_event(pending, UMN_CALL_MADVISE, UMN_NOTIFY_CLEAR, u(0), u(1), caller);
     case SYS_mprotect:
       if ((a[2] & (PROT_READ | PROT_WRITE)) == (PROT_READ | PROT_WRITE)) return 0;  // removes neither
@@ -143,6 +166,8 @@ unsigned events_of(long nr, const long* a, Pending* pending, uintptr_t caller) n
       return make_event(pending, UMN_CALL_SHMDT, UMN_NOTIFY_UNMAP, u(0), shm_extent(u(0)), caller);
     case SYS_mremap:
       return mremap_events(a, pending, caller);
+    case SYS_shmat:
+      return shmat_events(a, pending, caller);
     default:
       return 0;
   }
@@ -196,7 +221,8 @@ void deliver_quiet(long nr, const long* a, long result, uintptr_t caller) noexce
   Registry* registry = active_registry();
   if (registry->quiet.load(std::memory_order_relaxed) == 0) return;
   DeliveryScope scope;
-  const uint64_t addr = nr == SYS_mmap || nr == SYS_mremap ? static_cast<uint64_t>(result) : static_cast<uint64_t>(a[0]);
+  const bool returns_addr = nr == SYS_mmap || nr == SYS_mremap || nr == SYS_shmat;
+  const uint64_t addr = static_cast<uint64_t>(returns_addr ? result : a[0]);
   umn_process_event event = {UMN_CALL_QUIET, UMN_NOTIFY_UNMAP, addr, addr, caller, result};
   alignas(16) unsigned char scratch[UMN_PROCESS_SCRATCH_SIZE];
   const unsigned used = registry->used.load(std::memory_order_acquire);
@@ -214,11 +240,109 @@ long quiet_call(long nr, const long* a, uintptr_t caller) noexcept {
   return result;
 }
 
+// ---- process_madvise: one event per iovec ----------------------------------------------------------
+
+// Appends the decimal digits of v at p. Return: the end.
+char* put_decimal(char* p, unsigned long v) noexcept {
+  char digits[24];
+  int n = 0;
+  do digits[n++] = static_cast<char>('0' + v % 10);
+  while ((v /= 10) != 0);
+  while (n > 0) *p++ = digits[--n];
+  *p = '\0';
+  return p;
+}
+
+// Whether process_madvise's pidfd names this process: a PIDFD_SELF sentinel, or a pidfd whose
+// /proc/self/fdinfo "Pid:" is our pid or one of our threads. When that cannot be read: yes (announcing
+// is harmless, missing is not).
+bool pidfd_is_self(long pidfd) noexcept {
+  if (pidfd == PIDFD_SELF_THREAD || pidfd == PIDFD_SELF_THREAD_GROUP) return true;
+  if (pidfd < 0) return false;  // EBADF
+  char path[64] = "/proc/self/fdinfo/";
+  put_decimal(path + 18, static_cast<unsigned long>(pidfd));
+  long fd = sys::open_read(path);
+  if (sys::failed(fd)) return true;
+  char buf[512];
+  long n = sys::read(static_cast<int>(fd), buf, sizeof(buf) - 1);
+  sys::close(static_cast<int>(fd));
+  if (n <= 0) return true;
+  buf[n] = '\0';
+  const char* at = std::strstr(buf, "\nPid:");
+  if (at == nullptr) return true;  // not a pidfd: the kernel refuses it
+  at += 6;
+  while (*at == ' ' || *at == '\t') ++at;
+  if (*at == '-') return false;  // the process is gone
+  long pid = 0;
+  for (; *at >= '0' && *at <= '9'; ++at) pid = pid * 10 + (*at - '0');
+  if (pid == sys::getpid()) return true;
+  char task[64] = "/proc/self/task/";
+  put_decimal(task + 16, static_cast<unsigned long>(pid));
+  return sys::call(SYS_faccessat, AT_FDCWD, reinterpret_cast<long>(task), F_OK) == 0;
+}
+
+// Copies one iovec of the caller's array: through process_vm_readv so that a bad pointer is -EFAULT,
+// as the kernel reports it, not a crash in the hook. Return: 0 or -EFAULT.
+long read_iovec(const iovec* user, iovec* out) noexcept {
+  iovec local = {out, sizeof(*out)};
+  iovec remote = {const_cast<iovec*>(user), sizeof(*out)};
+  long n = sys::call(SYS_process_vm_readv, sys::getpid(), reinterpret_cast<long>(&local), 1,
+                     reinterpret_cast<long>(&remote), 1, 0);
+  if (n == static_cast<long>(sizeof(*out))) return 0;
+  if (n == -EFAULT) return -EFAULT;
+  *out = *user;  // process_vm_readv refused (seccomp, ENOSYS): the pointer is the caller's promise
+  return 0;
+}
+
+// process_madvise(pidfd, iov, vlen, advice, flags) with discarding advice on this process: the kernel
+// advises the iovecs in order and stops at the first failure, returning the bytes advised so far, or
+// the error when there are none. Issued here one iovec per call so that each is announced before it.
+long process_madvise_call(const long* a, uintptr_t caller) noexcept {
+  constexpr long kIovMax = 1024;  // UIO_MAXIOV
+  const long vlen = a[2];
+  if (!discards(a[3]) || a[4] != 0 || vlen <= 0 || vlen > kIovMax || !pidfd_is_self(a[0]))
+    return quiet_call(SYS_process_madvise, a, caller);
+  const auto* user = reinterpret_cast<const iovec*>(a[1]);
+  long done = 0;
+  for (long i = 0; i < vlen; ++i) {
+    iovec one;
+    if (long err = read_iovec(user + i, &one); err != 0) return done > 0 ? done : err;
+    Pending pending;
+    const unsigned events = make_event(&pending, UMN_CALL_PROCESS_MADVISE, UMN_NOTIFY_CLEAR,
+                                       reinterpret_cast<uint64_t>(one.iov_base), one.iov_len, caller);
+    if (events != 0) deliver_start(&pending);
+    long result = sys::call(SYS_process_madvise, a[0], reinterpret_cast<long>(&one), 1, a[3], 0);
+    if (events != 0) deliver_end(&pending, result);
+    if (sys::failed(result)) return done > 0 ? done : result;
+    done += result;
+  }
+  return done;
+}
+
+#if defined(__SANITIZE_THREAD__)
+// ThreadSanitizer tears a thread's runtime state down in a thread-specific-data destructor; glibc's
+// start_thread then discards the dead thread's unused stack with madvise(MADV_DONTNEED) of
+// [stack bottom, sp - PTHREAD_STACK_MIN). Delivering that event runs TSan-intercepted code (atomics,
+// pthread_mutex_lock) on the dead state: SIGSEGV in SyncClock/MutexPreLock, or a hang. Recognise that
+// call (a discard of this thread's own stack ending just below the stack pointer) and pass it through
+// before touching anything TSan intercepts. Uninstrumented builds deliver it like any other madvise.
+bool exiting_thread_stack_discard(long nr, const long* a) noexcept {
+  if (nr != SYS_madvise || a[2] != MADV_DONTNEED) return false;
+  const auto sp = reinterpret_cast<uint64_t>(__builtin_frame_address(0));
+  const uint64_t start = static_cast<uint64_t>(a[0]), end = start + static_cast<uint64_t>(a[1]);
+  return start < end && end <= sp && sp - end <= (64u << 10);
+}
+#endif
+
 long hooked_call(long nr, const long* a, uintptr_t caller) noexcept {
+#if defined(__SANITIZE_THREAD__)
+  if (exiting_thread_stack_discard(nr, a)) return sys::call(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+#endif
   if (t_delivering > 0) {  // step 1
     g_nested.fetch_add(1, std::memory_order_relaxed);
     return sys::call(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
   }
+  if (nr == SYS_process_madvise) return process_madvise_call(a, caller);
   if (nr == SYS_mremap && (a[3] & MREMAP_MAYMOVE) != 0 && (a[3] & (MREMAP_FIXED | MREMAP_DONTUNMAP)) == 0 &&
       sys::page_up(static_cast<uint64_t>(a[2])) > sys::page_up(static_cast<uint64_t>(a[1])) && a[1] != 0) {
     long in_place = sys::call(SYS_mremap, a[0], a[1], a[2], 0);  // grow in place: nothing moves
@@ -383,8 +507,9 @@ void umn_process_hooks_get_info(umn_process_hooks_info* info) {
 }
 
 const char* umn_process_call_name(umn_process_call call) {
-  static const char* const names[] = {"munmap", "mremap", "madvise", "mprotect", "brk",
-                                      "shmdt",  "mmap_fixed", "fork", "uffd", "quiet"};
+  static const char* const names[] = {"munmap", "mremap", "madvise", "mprotect", "brk",   "shmdt",
+                                      "mmap_fixed", "fork", "uffd", "quiet", "shmat", "process_madvise"};
+  static_assert(sizeof(names) / sizeof(names[0]) == UMN_CALL_COUNT);
   return static_cast<unsigned>(call) < UMN_CALL_COUNT ? names[call] : "?";
 }
 

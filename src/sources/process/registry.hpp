@@ -19,7 +19,7 @@
 
 namespace umn::detail {
 
-inline constexpr uint32_t kRegistryAbi = 0x756d6e02;
+inline constexpr uint32_t kRegistryAbi = 0x756d6e03;  // 03: umn_process_call grew SHMAT, PROCESS_MADVISE
 inline constexpr unsigned kRegistrySlots = 8;
 
 struct Registry {

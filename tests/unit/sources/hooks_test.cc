@@ -6,9 +6,13 @@
 #include <gtest/gtest.h>
 #include <malloc.h>
 #include <sys/ipc.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/pidfd.h>
 #include <sys/shm.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <elf.h>
@@ -404,6 +408,187 @@ TEST_F(Hooks, ShmdtNotifiesTheWholeSegment) {
   EXPECT_EQ(rec.records[0].start, u(p));
   EXPECT_EQ(rec.records[0].end, u(p + 3 * kPage));
   EXPECT_EQ(rec.records[0].first, kPattern);
+}
+
+// The raw syscall() path of the calls whose libc wrappers the tests above use: same event, same range.
+TEST_F(Hooks, RawSyscallMadviseMprotectShmdtNotify) {
+  unsigned char* p = map_pages(2);
+  Recorder rec;
+  ASSERT_EQ(rec.watch(p, 2 * kPage), 0);
+  ASSERT_EQ(syscall(SYS_madvise, p, kPage, MADV_DONTNEED), 0);
+  ASSERT_EQ(syscall(SYS_mprotect, p + kPage, kPage, PROT_READ), 0);
+  ASSERT_EQ(rec.calls(), 2);
+  EXPECT_EQ(rec.records[0].event, UMN_NOTIFY_CLEAR);
+  EXPECT_EQ(rec.records[0].start, u(p));
+  EXPECT_EQ(rec.records[0].end, u(p + kPage));
+  EXPECT_EQ(rec.records[0].first, kPattern);
+  EXPECT_EQ(rec.records[1].event, UMN_NOTIFY_PROTECTION_VMA);
+  EXPECT_EQ(rec.records[1].start, u(p + kPage));
+  EXPECT_EQ(rec.records[1].end, u(p + 2 * kPage));
+  rec.unwatch();
+  munmap(p, 2 * kPage);
+
+  int id = shmget(IPC_PRIVATE, 2 * kPage, IPC_CREAT | 0600);
+  if (id < 0) GTEST_SKIP() << "System V shared memory unavailable: " << std::strerror(errno);
+  auto* shm = static_cast<unsigned char*>(shmat(id, nullptr, 0));
+  shmctl(id, IPC_RMID, nullptr);
+  ASSERT_NE(shm, reinterpret_cast<void*>(-1));
+  std::memset(shm, kPattern, 2 * kPage);
+  Recorder shm_rec;
+  ASSERT_EQ(shm_rec.watch(shm, 2 * kPage), 0);
+  ASSERT_EQ(syscall(SYS_shmdt, shm), 0);
+  ASSERT_EQ(shm_rec.calls(), 1);
+  EXPECT_EQ(shm_rec.records[0].event, UMN_NOTIFY_UNMAP);
+  EXPECT_EQ(shm_rec.records[0].start, u(shm));
+  EXPECT_EQ(shm_rec.records[0].end, u(shm + 2 * kPage));
+  EXPECT_EQ(shm_rec.records[0].first, kPattern);
+}
+
+// shmat(SHM_REMAP) over existing memory replaces it: UNMAP of the segment's extent at that address,
+// before the old pages go; libc and raw. Without SHM_REMAP (or without an address) nothing is replaced.
+TEST_F(Hooks, ShmatRemapNotifiesTheReplacedRange) {
+  int id = shmget(IPC_PRIVATE, 2 * kPage, IPC_CREAT | 0600);
+  if (id < 0) GTEST_SKIP() << "System V shared memory unavailable: " << std::strerror(errno);
+  for (bool raw : {false, true}) {
+    unsigned char* p = map_pages(3);
+    Recorder rec;
+    ASSERT_EQ(rec.watch(p, 3 * kPage), 0);
+    void* at = raw ? reinterpret_cast<void*>(syscall(SYS_shmat, id, p, SHM_REMAP)) : shmat(id, p, SHM_REMAP);
+    ASSERT_EQ(at, p) << "raw=" << raw;
+    ASSERT_EQ(rec.calls(), 1) << "raw=" << raw;
+    EXPECT_EQ(rec.records[0].event, UMN_NOTIFY_UNMAP);
+    EXPECT_EQ(rec.records[0].start, u(p));
+    EXPECT_EQ(rec.records[0].end, u(p + 2 * kPage));
+    EXPECT_EQ(rec.records[0].first, kPattern);
+    EXPECT_EQ(shmdt(p), 0);  // the segment's own UNMAP
+    EXPECT_EQ(rec.calls(), 2);
+    // Without SHM_REMAP an occupied address is refused, and a free one replaces nothing.
+    errno = 0;
+    EXPECT_EQ(shmat(id, p + 2 * kPage, 0), reinterpret_cast<void*>(-1));
+    EXPECT_EQ(errno, EINVAL);
+    void* fresh = shmat(id, nullptr, 0);  // no address: the kernel picks a free range
+    ASSERT_NE(fresh, reinterpret_cast<void*>(-1));
+    EXPECT_EQ(rec.calls(), 2);
+    rec.unwatch();
+    shmdt(fresh);
+    munmap(p + 2 * kPage, kPage);
+  }
+  shmctl(id, IPC_RMID, nullptr);
+}
+
+// mremap(MREMAP_DONTUNMAP) moves the pages and leaves the old range mapped but empty: UNMAP of the old
+// range, before the move; libc and raw.
+TEST_F(Hooks, MremapDontunmapNotifiesTheOldRange) {
+  for (bool raw : {false, true}) {
+    unsigned char* p = map_pages(2);
+    Recorder rec;
+    ASSERT_EQ(rec.watch(p, 2 * kPage), 0);
+    void* moved = raw ? reinterpret_cast<void*>(syscall(SYS_mremap, p, 2 * kPage, 2 * kPage,
+                                                        MREMAP_MAYMOVE | MREMAP_DONTUNMAP, nullptr))
+                      : mremap(p, 2 * kPage, 2 * kPage, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, nullptr);
+    if (moved == MAP_FAILED && errno == EINVAL) GTEST_SKIP() << "kernel without MREMAP_DONTUNMAP";
+    ASSERT_NE(moved, MAP_FAILED);
+    ASSERT_EQ(rec.calls(), 1) << "raw=" << raw;
+    EXPECT_EQ(rec.records[0].event, UMN_NOTIFY_UNMAP);
+    EXPECT_EQ(rec.records[0].start, u(p));
+    EXPECT_EQ(rec.records[0].end, u(p + 2 * kPage));
+    EXPECT_EQ(rec.records[0].first, kPattern);
+    EXPECT_EQ(static_cast<unsigned char*>(moved)[0], kPattern);
+    rec.unwatch();
+    munmap(moved, 2 * kPage);
+    munmap(p, 2 * kPage);
+  }
+}
+
+// MAP_FIXED_NOREPLACE never replaces anything: no event, whether it fails over a mapping or succeeds
+// in a hole; libc and raw.
+TEST_F(Hooks, MapFixedNoreplaceDoesNotNotify) {
+  unsigned char* p = map_pages(2);
+  ASSERT_EQ(munmap(p + kPage, kPage), 0);  // a hole after the watched page
+  Recorder rec;
+  ASSERT_EQ(rec.watch(p, 2 * kPage), 0);
+  const int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE;
+  EXPECT_EQ(mmap(p, kPage, PROT_READ, flags, -1, 0), MAP_FAILED);
+  EXPECT_EQ(errno, EEXIST);
+  EXPECT_EQ(syscall(SYS_mmap, p, kPage, PROT_READ, flags, -1, 0), -1);
+  EXPECT_EQ(mmap(p + kPage, kPage, PROT_READ, flags, -1, 0), p + kPage);
+  EXPECT_EQ(rec.calls(), 0);
+  EXPECT_EQ(p[0], kPattern);
+  rec.unwatch();
+  munmap(p, 2 * kPage);
+}
+
+long pidfd_self() { return syscall(SYS_pidfd_open, getpid(), 0); }
+
+// process_madvise() on this process with discarding advice: one CLEAR per iovec, each before its zap;
+// libc and raw.
+TEST_F(Hooks, ProcessMadviseOnSelfNotifiesClearPerIovec) {
+  int pidfd = static_cast<int>(pidfd_self());
+  if (pidfd < 0) GTEST_SKIP() << "pidfd_open: " << std::strerror(errno);
+  for (bool raw : {false, true}) {
+    unsigned char* p = map_pages(3);
+    Recorder rec;
+    ASSERT_EQ(rec.watch(p, 3 * kPage), 0);
+    iovec iov[2] = {{p, kPage}, {p + 2 * kPage, kPage}};
+    long advised = raw ? syscall(SYS_process_madvise, pidfd, iov, 2, MADV_DONTNEED, 0)
+                       : process_madvise(pidfd, iov, 2, MADV_DONTNEED, 0);
+    if (advised < 0 && errno == EINVAL) {
+      close(pidfd);
+      GTEST_SKIP() << "kernel refuses MADV_DONTNEED through process_madvise (before 6.13)";
+    }
+    ASSERT_EQ(advised, static_cast<long>(2 * kPage)) << "raw=" << raw;
+    ASSERT_EQ(rec.calls(), 2) << "raw=" << raw;
+    for (int i = 0; i < 2; ++i) {
+      EXPECT_EQ(rec.records[i].event, UMN_NOTIFY_CLEAR);
+      EXPECT_EQ(rec.records[i].start, u(iov[i].iov_base));
+      EXPECT_EQ(rec.records[i].end, u(iov[i].iov_base) + kPage);
+      EXPECT_EQ(rec.records[i].first, kPattern);
+    }
+    EXPECT_EQ(p[0], 0);
+    EXPECT_EQ(p[kPage], kPattern);
+    EXPECT_EQ(p[2 * kPage], 0);
+    // Advice that discards nothing, and bad input, cause no event; errors are the kernel's.
+    EXPECT_EQ(process_madvise(pidfd, iov, 1, MADV_COLD, 0), static_cast<long>(kPage));
+    errno = 0;
+    EXPECT_EQ(process_madvise(pidfd, reinterpret_cast<iovec*>(8), 1, MADV_DONTNEED, 0), -1);
+    EXPECT_EQ(errno, EFAULT);
+    EXPECT_EQ(rec.calls(), 2);
+    rec.unwatch();
+    munmap(p, 3 * kPage);
+  }
+  close(pidfd);
+}
+
+// process_madvise() on another process (a forked child, whose copy of the memory lies at the same
+// addresses) is not an event of ours.
+TEST_F(Hooks, ProcessMadviseOnAnotherProcessDoesNotNotify) {
+  unsigned char* p = map_pages(1);
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(ready[1]);
+    char c;
+    (void)!read(ready[0], &c, 1);  // until the parent closes its end
+    _exit(0);
+  }
+  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, child, 0));
+  Recorder rec;
+  ASSERT_EQ(rec.watch(p, kPage), 0);
+  iovec iov = {p, kPage};
+  if (pidfd >= 0) {
+    (void)process_madvise(pidfd, &iov, 1, MADV_DONTNEED, 0);  // refused for remote processes anyway
+    (void)process_madvise(pidfd, &iov, 1, MADV_PAGEOUT, 0);
+    close(pidfd);
+  }
+  EXPECT_EQ(rec.calls(), 0);
+  EXPECT_EQ(p[0], kPattern);
+  close(ready[1]);
+  close(ready[0]);
+  waitpid(child, nullptr, 0);
+  rec.unwatch();
+  munmap(p, kPage);
 }
 
 // libc-internal munmap: free() of a block malloc served with mmap.

@@ -136,11 +136,6 @@ TEST_F(Lifecycle, ExitDeliversRelease) {
 
 // Threads racing munmap and mmap on neighbouring ranges: every notifier sees exactly its own unmaps.
 TEST_F(Lifecycle, ThreadsRacingOnNeighbouringRangesSeeExactlyTheirEvents) {
-#if defined(__SANITIZE_THREAD__)
-  // glibc madvises an exiting thread's stack after TSan has torn the thread's state down; the hook's
-  // delivery then takes the core's mutex through TSan's interceptor, which crashes on the dead state.
-  GTEST_SKIP() << "TSan conflict: hooked madvise in glibc's thread exit runs after TSan's thread teardown";
-#endif
   constexpr int kThreads = 4;
   const int rounds = 300;
   std::atomic<int> failures{0};

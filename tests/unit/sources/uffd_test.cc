@@ -37,10 +37,6 @@ bool page_mapped(const void* p) {
 class Uffd : public ::testing::Test {
  protected:
   void SetUp() override {
-#if defined(__SANITIZE_THREAD__)
-    // Under TSan the first monitored munmap never returns (not yet diagnosed; see docs/process.md).
-    GTEST_SKIP() << "userfaultfd monitor hangs under TSan (undiagnosed)";
-#endif
     monitor_ = umn_uffd_monitor_start(umn_mm_process());
     if (monitor_ == nullptr) GTEST_SKIP() << "userfaultfd unavailable here: " << std::strerror(errno);
   }
