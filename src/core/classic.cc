@@ -136,6 +136,7 @@ void classic_release(Subscriptions& subs, umn_mm* mm) noexcept {
     });
   }
   {
+    SignalsHeld hold(mm);
     std::lock_guard guard(subs.lock);
     unlink_all_locked(subs.classic);
   }

@@ -154,6 +154,7 @@ int umn_interval_notifier_insert(umn_interval_notifier* sub, umn_mm* mm, uint64_
   sub->itree_node.start = start;
   sub->itree_node.last = last;
   sub->itree_node.leaf = nullptr;
+  SignalsHeld hold(mm);
   std::unique_lock guard(subs->lock, std::defer_lock);
   if (!lock_with_reserve(*subs, guard)) return -ENOMEM;
   if (UMN_WARN_ON(subs->released, "umn_interval_notifier_insert", "address space was released"))
@@ -173,6 +174,7 @@ void umn_interval_notifier_remove(umn_interval_notifier* sub) {
   Subscriptions& subs = *subscriptions_of(mm);
   IntervalTree::NodeChain surplus;
   {
+    SignalsHeld hold(mm);
     std::unique_lock guard(subs.lock);
     if (!UMN_CHECK(state_of(sub) != kStatePendingRemove && state_of(sub) != kStateRemoved, kCall,
                    "notifier removed twice, concurrently"))
@@ -202,6 +204,7 @@ unsigned long umn_interval_read_begin(umn_interval_notifier* sub) {
   Subscriptions& subs = *subscriptions_of(sub->mm);
   // Pairs with the release stores of the epoch start/end in itree_invalidate.cc.
   if (subs.invalidate_seq.load(std::memory_order_acquire) != seq) return seq;
+  SignalsHeld hold(sub->mm);
   std::unique_lock guard(subs.lock);
   subs.waiters++;
   subs.epoch_ended.wait(guard, [&] { return subs.invalidate_seq.load(std::memory_order_relaxed) != seq; });

@@ -120,6 +120,7 @@ void umn_notifier_release(umn_mm* mm) {
   Subscriptions* subs = subscriptions_get_or_create(mm);
   if (subs == nullptr) return;  // nothing was ever subscribed, and nothing can be now
   {
+    SignalsHeld hold(mm);
     std::unique_lock guard(subs->lock);
     if (subs->released) return;
     subs->released = true;

@@ -7,6 +7,7 @@
 // the order "announce, then look" (Dekker): either the range start sees the new subscriptions, or the
 // creator sees the range's count. So once an insert or registration returns, every invalidation that is
 // still running has counted itself in Subscriptions::active.
+#include <pthread.h>
 #include <sched.h>
 
 #include <new>
@@ -50,6 +51,17 @@ Subscriptions* subscriptions_get_or_create(umn_mm* mm) noexcept {
   }
   wait_for_bare_ranges(mm);
   return subs;
+}
+
+SignalsHeld::SignalsHeld(const umn_mm* mm) noexcept : held_(mm->is_process) {
+  if (!held_) return;
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &saved_);
+}
+
+SignalsHeld::~SignalsHeld() {
+  if (held_) pthread_sigmask(SIG_SETMASK, &saved_, nullptr);
 }
 
 void mm_get(umn_mm* mm) noexcept { mm->refs.fetch_add(1, std::memory_order_relaxed); }

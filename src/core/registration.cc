@@ -85,6 +85,7 @@ int register_notifier(umn_notifier* sub, umn_mm* mm, uintptr_t flags) noexcept {
   if (int err = check_register_args(sub, mm); err != 0) return err;
   Subscriptions* subs = subscriptions_get_or_create(mm);
   if (subs == nullptr) return -ENOMEM;
+  SignalsHeld hold(mm);
   std::unique_lock held(subs->lock);
   if (!subs->released) wait_for_no_ranges(*subs, held);
   // Checked after the wait too: teardown may have run meanwhile. Once released is set, teardown's walk
@@ -100,7 +101,9 @@ int register_notifier(umn_notifier* sub, umn_mm* mm, uintptr_t flags) noexcept {
 
 // The registered get-notifier of ops, with users incremented; nullptr with *err = 0 when there is none,
 // or with *err = -EOVERFLOW / -EINVAL (released address space).
-umn_notifier* find_and_get(Subscriptions& subs, const umn_notifier_ops* ops, int* err) noexcept {
+umn_notifier* find_and_get(Subscriptions& subs, const umn_mm* mm, const umn_notifier_ops* ops,
+                           int* err) noexcept {
+  SignalsHeld hold(mm);
   std::lock_guard guard(subs.lock);
   *err = 0;
   for (umn_notifier* sub = classic_first(subs.classic); sub != nullptr; sub = classic_next(sub)) {
@@ -140,12 +143,12 @@ umn_notifier* get_notifier(const umn_notifier_ops* ops, umn_mm* mm) noexcept {
     return nullptr;
   }
   int err;
-  if (umn_notifier* sub = find_and_get(*subs, ops, &err); sub != nullptr || err != 0) {
+  if (umn_notifier* sub = find_and_get(*subs, mm, ops, &err); sub != nullptr || err != 0) {
     if (err != 0) errno = -err;
     return sub;
   }
   std::lock_guard get_guard(subs->classic.get_lock);
-  if (umn_notifier* sub = find_and_get(*subs, ops, &err); sub != nullptr || err != 0) {
+  if (umn_notifier* sub = find_and_get(*subs, mm, ops, &err); sub != nullptr || err != 0) {
     if (err != 0) errno = -err;
     return sub;  // another get registered it while we waited for get_lock
   }
@@ -185,6 +188,7 @@ void unregister_notifier(umn_notifier* sub, umn_mm* mm) noexcept {
     sub->ops->release(sub, mm);
   }
   {
+    SignalsHeld hold(mm);
     std::lock_guard guard(subs.lock);
     classic_unlink_locked(sub);
     subs.classic.registrations--;
@@ -263,6 +267,7 @@ void umn_notifier_put(umn_notifier* sub) {
   if (!UMN_CHECK(subs != nullptr, kPutCall, "notifier was never registered")) return;
   bool last;
   {
+    SignalsHeld hold(sub->mm);
     std::lock_guard guard(subs->lock);
     last = put_locked(*subs, sub);
   }

@@ -8,6 +8,12 @@
 //   `invalidate_seq` is atomic: written under lock, read lock-free by umn_interval_read_begin().
 //   The interval tree is read without the lock only by an invalidation walk during an odd epoch: an odd
 //   seq freezes it (inserts/removes go to the deferred list, applied by the epoch's last end).
+//   The lock is not async-signal-safe, and on umn_mm_process() a signal handler's munmap takes it (the
+//   process hooks deliver on the handler's thread). So every section that takes or waits on the process
+//   address space's lock outside the invalidate path (insert, remove, read_begin's wait, registration,
+//   get/put, release) holds the thread's signals back for its duration (SignalsHeld): a handler runs
+//   before or after it, never inside. The invalidate path does not: there the hooks' own nesting check
+//   applies (src/sources/process/hooks.cc).
 //
 // Lifetime
 //   umn_mm is reference counted (`refs`): one reference for the creator, one per inserted interval
@@ -19,6 +25,8 @@
 //   active  > 0, seq even   partially excluded: no running range hit a notifier; an insert makes it odd.
 //   active  > 0, seq odd    fully excluded: the tree is frozen; seq + 1 when the last range ends.
 #pragma once
+
+#include <signal.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -77,6 +85,21 @@ struct umn_mm {
 };
 
 namespace umn::detail {
+
+// Blocks every signal of the calling thread from construction to destruction when mm is the process
+// address space (see Locking above); does nothing for simulated ones. Two rt_sigprocmask calls.
+// Declare it before the lock guard, so that the lock is released before the signals are let through.
+class SignalsHeld {
+ public:
+  explicit SignalsHeld(const umn_mm* mm) noexcept;
+  ~SignalsHeld();
+  SignalsHeld(const SignalsHeld&) = delete;
+  SignalsHeld& operator=(const SignalsHeld&) = delete;
+
+ private:
+  bool held_;
+  sigset_t saved_;
+};
 
 // The subscriptions if they exist, else nullptr. Context: any.
 inline Subscriptions* subscriptions_of(const umn_mm* mm) noexcept {

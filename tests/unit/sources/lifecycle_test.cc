@@ -8,6 +8,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <cstdio>
 #include <thread>
 #include <vector>
 
@@ -179,6 +181,61 @@ TEST_F(Lifecycle, SignalHandlerMunmapNotifies) {
   sigaction(SIGUSR1, &old, nullptr);
   ASSERT_EQ(rec.calls(), 1);
   EXPECT_EQ(rec.records[0].first, kPattern);
+}
+
+std::atomic<long> g_handled{0};
+
+// The handler of the test below: a hooked mmap + munmap, whose delivery takes the process address
+// space's subscription lock.
+void munmap_in_handler(int) {
+  void* p = mmap(nullptr, kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p != MAP_FAILED) munmap(p, kPage);
+  g_handled.fetch_add(1, std::memory_order_relaxed);
+}
+
+// A signal handler that munmaps, delivered while this thread is inside insert, read_begin, remove
+// (which hold the subscription lock the handler's delivery needs) or inside a hooked call's own range
+// start/end: it must neither deadlock nor recurse. Another thread floods this one with the signal; a
+// watchdog turns a deadlock into a failure instead of a hung test.
+TEST_F(Lifecycle, SignalHandlerMunmapInsideUmnCallsDoesNotDeadlock) {
+  struct sigaction action = {}, old = {};
+  action.sa_handler = &munmap_in_handler;
+  action.sa_flags = SA_RESTART;
+  sigemptyset(&action.sa_mask);
+  ASSERT_EQ(sigaction(SIGUSR2, &action, &old), 0);
+  std::atomic<long> progress{0};
+  std::atomic<bool> stop{false};
+  const pthread_t target = pthread_self();
+  std::thread sender([&] {
+    long seen = -1;
+    auto since = std::chrono::steady_clock::now();
+    while (!stop.load()) {
+      pthread_kill(target, SIGUSR2);
+      std::this_thread::sleep_for(std::chrono::microseconds(20));
+      if (progress.load() != seen) {
+        seen = progress.load();
+        since = std::chrono::steady_clock::now();
+      } else if (std::chrono::steady_clock::now() - since > std::chrono::seconds(30)) {
+        std::fprintf(stderr, "deadlock: no progress for 30 s after %ld rounds\n", seen);
+        std::abort();
+      }
+    }
+  });
+  unsigned char* p = map_pages(2);
+  const long before = g_handled.load();
+  for (int i = 0; i < 20000; ++i) {
+    Recorder rec;
+    rec.read_memory = false;
+    ASSERT_EQ(rec.watch(p, 2 * kPage), 0);  // insert + read_begin
+    madvise(p, kPage, MADV_DONTNEED);       // a hooked call: range start/end on this thread
+    rec.unwatch();                          // remove
+    progress.fetch_add(1);
+  }
+  stop = true;
+  sender.join();
+  sigaction(SIGUSR2, &old, nullptr);
+  munmap(p, 2 * kPage);
+  EXPECT_GT(g_handled.load(), before);
 }
 
 unsigned char* g_inner_region;
