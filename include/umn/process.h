@@ -27,8 +27,13 @@
  *     possibly inside a signal handler, inside fork(), or inside free(). They must not call munmap,
  *     free memory that may be unmapped, or take a lock the unmapping code may hold; a nested munmap from
  *     a callback is passed through unnotified (counted in umn_process_hooks_info.nested).
- *   - A signal handler may call munmap etc. (the hooks are async-signal-safe) unless it interrupted the
- *     same thread inside a umn call that holds the subscription lock (insert/remove/register).
+ *   - A signal handler may call munmap etc. (the hooks are async-signal-safe). umn calls on
+ *     umn_mm_process() that take its subscription lock outside the invalidate path (insert, remove,
+ *     read_begin's wait, register/unregister/get/put, release) block the thread's signals for that
+ *     section, so a handler never runs inside one. A handler interrupting a delivery on its own thread
+ *     is passed through unnotified (counted in umn_process_hooks_info.nested), never recursing.
+ *   - Only syscall instructions in libc and the loader are hooked: code issuing its own (the Go
+ *     runtime, inline assembly) is not seen; umn trace --verify reports what it misses.
  *   - Observers have the same rules, and may not allocate.
  * Memory ordering
  *   - Everything a thread wrote before calling munmap is visible to the callbacks it runs (same thread).
@@ -63,7 +68,8 @@ struct umn_process_hooks_info {
 	unsigned sites_foreign;        /* sites already patched by another library: not covered */
 	unsigned sites_unsafe;         /* sites that cannot be patched atomically: not covered */
 	unsigned modules;              /* text segments scanned (libc, loader, static executable) */
-	int raw_syscall_covered;       /* glibc's syscall() is covered */
+	int raw_syscall_covered;       /* glibc's syscall() function is covered (not syscall
+					  instructions outside libc and the loader: never) */
 	unsigned long events;          /* invalidation ranges started by the hooks */
 	unsigned long nested;          /* calls passed through unnotified from inside a delivery */
 };
