@@ -28,12 +28,14 @@ struct Recorder {
   uint64_t start = 0, length = 0;
   bool read_memory = true;
   void (*extra)(Recorder*) = nullptr;  // optional action inside the callback
-  std::atomic<int> count{0};
+  std::atomic<int> next{0};   // records claimed
+  std::atomic<int> count{0};  // records written: published after the write (callbacks may run on
+                              // another thread, e.g. the uffd monitor's)
   Record records[64];
 
   static bool invalidate(umn_interval_notifier* sub, const umn_notifier_range* range, unsigned long seq) {
     auto* self = reinterpret_cast<Recorder*>(sub);
-    int i = self->count.fetch_add(1);
+    int i = self->next.fetch_add(1);
     if (i < 64) {
       uint64_t at = range->start > self->start ? range->start : self->start;
       unsigned char first = 0;
@@ -42,6 +44,7 @@ struct Recorder {
     }
     if (self->extra != nullptr) self->extra(self);
     umn_interval_set_seq(sub, seq);
+    self->count.fetch_add(1, std::memory_order_release);  // pairs with the loads in calls()/wait_for
     return true;
   }
   static constexpr umn_interval_notifier_ops kOps = {&invalidate, nullptr, nullptr};
