@@ -65,6 +65,9 @@ TEST_F(Uffd, UnmapIsDeliveredAfterThePagesAreGone) {
   EXPECT_EQ(rec.records[0].start, u(p));
   EXPECT_EQ(rec.records[0].end, u(p + 2 * kPage));
   EXPECT_EQ(g_mapped_in_callback.load(), 0);
+  // The monitor counts an event after its range ends, so after the callback has published its record.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (umn_uffd_monitor_events(monitor_) < 1 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
   EXPECT_GE(umn_uffd_monitor_events(monitor_), 1u);
 }
 
