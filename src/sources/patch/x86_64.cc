@@ -129,7 +129,8 @@ uintptr_t jmp_target(uintptr_t site) noexcept {
   return true;
 }
 
-[[gnu::no_sanitize("thread")]] unsigned scan(const Module& module, unsigned index, Site* sites, unsigned capacity) noexcept {
+[[gnu::no_sanitize("thread")]] unsigned scan(const Module& module, unsigned index, Site* sites,
+                                             unsigned capacity) noexcept {
   long fd = sys::open_read(module.path);
   if (sys::failed(fd)) return 0;
   const size_t size = module.end - module.start;

@@ -67,7 +67,8 @@ TEST_F(Uffd, UnmapIsDeliveredAfterThePagesAreGone) {
   EXPECT_EQ(g_mapped_in_callback.load(), 0);
   // The monitor counts an event after its range ends, so after the callback has published its record.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (umn_uffd_monitor_events(monitor_) < 1 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  while (umn_uffd_monitor_events(monitor_) < 1 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::yield();
   EXPECT_GE(umn_uffd_monitor_events(monitor_), 1u);
 }
 
