@@ -137,7 +137,8 @@ unsigned mremap_events(const long* a, Pending* pending, uintptr_t caller) noexce
 }
 
 bool discards(long advice) noexcept {
-  return advice == MADV_DONTNEED || advice == MADV_FREE || advice == MADV_REMOVE || advice == MADV_DONTNEED_LOCKED;
+  return advice == MADV_DONTNEED || advice == MADV_FREE || advice == MADV_REMOVE ||
+         advice == MADV_DONTNEED_LOCKED;
 }
 
 // Step 2. Return: how many events (0 or 1) the call causes.
@@ -242,15 +243,14 @@ long quiet_call(long nr, const long* a, uintptr_t caller) noexcept {
 
 // ---- process_madvise: one event per iovec ----------------------------------------------------------
 
-// Appends the decimal digits of v at p. Return: the end.
-char* put_decimal(char* p, unsigned long v) noexcept {
+// Writes the decimal digits of v at p, NUL-terminated.
+void put_decimal(char* p, unsigned long v) noexcept {
   char digits[24];
   int n = 0;
   do digits[n++] = static_cast<char>('0' + v % 10);
   while ((v /= 10) != 0);
   while (n > 0) *p++ = digits[--n];
   *p = '\0';
-  return p;
 }
 
 // Whether process_madvise's pidfd names this process: a PIDFD_SELF sentinel, or a pidfd whose
@@ -270,7 +270,7 @@ bool pidfd_is_self(long pidfd) noexcept {
   buf[n] = '\0';
   const char* at = std::strstr(buf, "\nPid:");
   if (at == nullptr) return true;  // not a pidfd: the kernel refuses it
-  at += 6;
+  at += 5;
   while (*at == ' ' || *at == '\t') ++at;
   if (*at == '-') return false;  // the process is gone
   long pid = 0;
