@@ -123,14 +123,15 @@ uintptr_t jmp_target(uintptr_t site) noexcept {
 // number of sites appended. Not instrumented by TSan: the file copy is mapped with a raw mmap TSan does
 // not see, so its shadow may still hold another thread's accesses to a mapping that used the same
 // addresses before a raw munmap (a false race report, seen in programs_patch_race).
-[[gnu::no_sanitize("thread")]] bool same_bytes(const unsigned char* a, const unsigned char* b, size_t n) noexcept {
+__attribute__((no_sanitize("thread"))) bool same_bytes(const unsigned char* a, const unsigned char* b,
+                                                       size_t n) noexcept {
   for (size_t i = 0; i < n; ++i)
     if (a[i] != b[i]) return false;
   return true;
 }
 
-[[gnu::no_sanitize("thread")]] unsigned scan(const Module& module, unsigned index, Site* sites,
-                                             unsigned capacity) noexcept {
+__attribute__((no_sanitize("thread"))) unsigned scan(const Module& module, unsigned index, Site* sites,
+                                                      unsigned capacity) noexcept {
   long fd = sys::open_read(module.path);
   if (sys::failed(fd)) return 0;
   const size_t size = module.end - module.start;
