@@ -23,6 +23,10 @@
 //                                     is the cost of one hooked call.
 //   BM_Event_Libc / _Hooked           munmap of a page where nothing is mapped: a hooked call that is
 //                                     announced (start/end on the address space, notifier elsewhere).
+//   BM_InsertRemove_Simulated / _Process
+//                                     umn_interval_notifier_insert + _remove of one page on a simulated
+//                                     address space and on umn_mm_process(), whose lock sections outside
+//                                     the invalidate path block signals (docs/process.md, "Signals").
 // In child processes that never call umn (BM_Process_Interleaved): each round runs, in a rotating order,
 // the same loop of kChildOps munmap+mmap pairs four times: plain, with LD_PRELOAD=libumn-preload.so,
 // plain again (the run-to-run noise), and with the hooks installed by the child itself (what an
@@ -393,6 +397,22 @@ void report(const umn::bench::RecordingReporter& reporter) {
               hooked <= 1.3 ? "met" : "MISSED");
 }
 
+// One insert + remove pair per iteration, on `mm`.
+void insert_remove_loop(benchmark::State& state, umn_mm* mm) {
+  static char page[kPage];
+  Device device;
+  for (auto _ : state) {
+    umn_interval_notifier_insert(&device.notifier, mm, reinterpret_cast<uint64_t>(page), kPage, &kOps);
+    umn_interval_notifier_remove(&device.notifier);
+  }
+}
+void BM_InsertRemove_Simulated(benchmark::State& state) {
+  umn_mm* mm = umn_mm_create();
+  insert_remove_loop(state, mm);
+  umn_mm_destroy(mm);
+}
+void BM_InsertRemove_Process(benchmark::State& state) { insert_remove_loop(state, umn_mm_process()); }
+
 }  // namespace
 
 // Order matters: every unhooked variant runs before the first hooked one installs the hooks, and the
@@ -408,6 +428,8 @@ BENCHMARK(BM_MunmapMmap_Overlapping)->UseRealTime();
 BENCHMARK(BM_Quiet_Hooked)->UseRealTime();
 BENCHMARK(BM_Event_Hooked)->UseRealTime();
 BENCHMARK(BM_Process_Interleaved)->UseManualTime()->Iterations(1);
+BENCHMARK(BM_InsertRemove_Simulated)->UseRealTime();
+BENCHMARK(BM_InsertRemove_Process)->UseRealTime();
 
 int main(int argc, char** argv) {
   if (argc > 1 && std::strcmp(argv[1], "--child-loop") == 0) return child_loop(false);
@@ -424,6 +446,8 @@ int main(int argc, char** argv) {
                           {"BM_MunmapMmap_Libc/real_time", "BM_MunmapMmap_RawSyscall/real_time",
                            "unhooked libc munmap+mmap vs raw syscalls", 0, true},
                           {"BM_MunmapMmap_Hooked/real_time", "BM_MunmapMmap_RawSyscall/real_time",
-                           "hooked (notifier elsewhere) vs raw syscalls", 0, true}},
+                           "hooked (notifier elsewhere) vs raw syscalls", 0, true},
+                          {"BM_InsertRemove_Process/real_time", "BM_InsertRemove_Simulated/real_time",
+                           "insert+remove, process vs simulated mm", 0, true}},
                          report);
 }
