@@ -71,9 +71,11 @@ UMN_API struct umn_mm *umn_mm_create(void);
 
 /**
  * umn_mm_destroy - tear an address space down and drop the creator's reference.
- * Calls umn_notifier_release(mm) if that has not run yet. Interval notifiers still inserted, and classic
- * registrations still held, keep the memory alive until they are removed / unregistered / put (the
- * address space is dead meanwhile: inserts fail with -EINVAL); each such leftover is diagnosed.
+ * Calls umn_notifier_release(mm) if that has not run yet (and waits for a teardown in progress).
+ * Interval notifiers still inserted, and classic registrations still held, keep the memory alive until
+ * they are removed / unregistered / put (the address space is dead meanwhile: inserts, registers and gets
+ * fail with -EINVAL); such leftovers are WARNed (a warning, never an abort: their remove / unregister /
+ * put stay valid).
  * Context: not from a callback; may sleep. NULL is ignored.
  */
 UMN_API void umn_mm_destroy(struct umn_mm *mm);
@@ -254,11 +256,14 @@ UMN_API void umn_notifier_invalidate_range_end(struct umn_notifier_range *range)
 /**
  * umn_notifier_release - address-space teardown: every interval notifier gets exactly one blockable
  * UMN_NOTIFY_RELEASE invalidation over the whole space (both passes), then every classic notifier's
- * ->release, and the classic list is emptied. Runs once; later calls do nothing. Interval notifiers stay
+ * ->release, and the classic list is emptied. Runs once: a later call, or one concurrent with the teardown
+ * on another thread, waits until that teardown has finished and does nothing else (so when any release
+ * returns, every RELEASE and ->release has run). Interval notifiers stay
  * inserted (remove them as usual); new inserts fail with -EINVAL. An insert that is still deferred by a
  * running invalidation is waited for, so that it too gets its RELEASE.
  * The walk covers the last byte of the space too; the range passed to callbacks is [0, UINT64_MAX).
- * Context: may sleep; not from a callback; not between a range_start and its range_end on this thread.
+ * Context: may sleep; not from a callback (from one of its own teardown: detected, misuse, returns);
+ * not between a range_start and its range_end on this thread.
  */
 UMN_API void umn_notifier_release(struct umn_mm *mm);
 

@@ -30,6 +30,21 @@ void wait_for_deferred_inserts(Subscriptions& subs, std::unique_lock<std::mutex>
   subs.waiters--;
 }
 
+// The address space this thread is tearing down (inside umn_notifier_release's walks), else null.
+thread_local const umn_mm* t_tearing_down = nullptr;
+
+// A release that finds teardown begun waits, under subs.lock, until it has finished: when any release
+// returns, every RELEASE and ->release has run and the classic list is empty. From a callback of that
+// teardown (same thread) it would wait for itself: diagnosed, returns at once.
+void wait_for_teardown(Subscriptions& subs, const umn_mm* mm, std::unique_lock<std::mutex>& guard) noexcept {
+  if (subs.release_done) return;
+  if (!UMN_CHECK(t_tearing_down != mm, "umn_notifier_release", "called from a callback of its own teardown"))
+    return;
+  subs.waiters++;
+  subs.epoch_ended.wait(guard, [&subs] { return subs.release_done; });
+  subs.waiters--;
+}
+
 // Start of a range on an address space. Return: 0 or -EAGAIN (already undone), -EINVAL (bad range).
 int range_start(umn_notifier_range* range, const char* call) noexcept {
   if (!UMN_CHECK(range != nullptr && range->mm != nullptr, call, "NULL range or address space"))
@@ -122,16 +137,26 @@ void umn_notifier_release(umn_mm* mm) {
   {
     SignalsHeld hold(mm);
     std::unique_lock guard(subs->lock);
-    if (subs->released) return;
+    if (subs->released) {
+      wait_for_teardown(*subs, mm, guard);
+      return;
+    }
     subs->released = true;
     wait_for_deferred_inserts(*subs, guard);
   }
+  const umn_mm* const outer = t_tearing_down;
+  t_tearing_down = mm;
   umn_notifier_range range;
   umn_notifier_range_init(&range, UMN_NOTIFY_RELEASE, UMN_NOTIFIER_RANGE_BLOCKABLE, mm, 0, UINT64_MAX);
   // The walk covers the very last byte too: RELEASE is over the whole space.
   itree_invalidate(*subs, &range, UINT64_MAX);
   itree_invalidate_end(*subs);
   classic_release(*subs, mm);
+  t_tearing_down = outer;
+  SignalsHeld hold(mm);
+  std::lock_guard guard(subs->lock);
+  subs->release_done = true;
+  if (subs->waiters > 0) subs->epoch_ended.notify_all();
 }
 
 }  // extern "C"

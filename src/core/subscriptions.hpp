@@ -3,7 +3,7 @@
 // Locking
 //   Subscriptions::lock guards: the interval tree's structure and spare index nodes, the deferred list
 //   and `pending_inserts`, `active`, `waiters`,
-//   `released`, every store to `invalidate_seq`, and the classic list's structure. It is held only for
+//   `released`, `release_done`, every store to `invalidate_seq`, and the classic list's structure. It is held only for
 //   short sections and no callback ever runs under it.
 //   `invalidate_seq` is atomic: written under lock, read lock-free by umn_interval_read_begin().
 //   The interval tree is read without the lock only by an invalidation walk during an odd epoch: an odd
@@ -65,7 +65,8 @@ struct Subscriptions {
   std::atomic<unsigned long> invalidate_seq{2};    // written under lock; read lock-free by read_begin
   unsigned long active = 0;                        // guarded by lock: range starts without their end
   unsigned waiters = 0;                            // guarded by lock: threads waiting on epoch_ended
-  bool released = false;                           // guarded by lock: umn_notifier_release ran
+  bool released = false;                           // guarded by lock: umn_notifier_release began
+  bool release_done = false;                       // guarded by lock: ... and finished (epoch_ended signalled)
   IntervalTree itree;                              // structure guarded by lock; see the header comment
   umn_interval_notifier* deferred = nullptr;       // guarded by lock: pending inserts and removes (LIFO)
   size_t pending_inserts = 0;                      // guarded by lock: kStatePendingInsert notifiers
