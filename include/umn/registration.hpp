@@ -53,7 +53,7 @@ template <class Ops>
 class Registration {
  public:
   // The registration of (Ops, mm): a new Ops on the first get, else the existing one (users + 1).
-  // Errors: EINVAL (released address space), ENOMEM (allocation or Ops constructor threw), EOVERFLOW
+  // Errors: EINVAL (teardown begun), ENOMEM (allocation or Ops constructor threw), EOVERFLOW
   // (UINT_MAX users), EDEADLK (from a callback).
   static Result<Registration> get(AddressSpace& mm) noexcept { return get(mm.get()); }
   static Result<Registration> get(umn_mm* mm) noexcept {
@@ -77,7 +77,7 @@ class Registration {
   Registration& operator=(const Registration&) = delete;
   ~Registration() { reset(); }
 
-  // Another user of the same registration. Errors: as get (EINVAL after teardown).
+  // Another user of the same registration. Errors: as get (EINVAL once teardown has begun).
   [[nodiscard]] Result<Registration> share() const noexcept { return get(mm()); }
   // Drops this user (the last one frees the Ops after a grace period). Idempotent.
   void reset() noexcept {

@@ -320,7 +320,8 @@ UMN_API void umn_notifier_arch_invalidate_secondary_tlbs(struct umn_mm *mm, uint
  *     can start). umn_notifier_synchronize() waits for every free queued before it, so code behind
  *     free_notifier (a plugin, a dlopen'ed driver) can then be unloaded.
  *   - Teardown (umn_notifier_release, umn_mm_destroy) calls each ->release once and empties the list,
- *     but does not end registrations: unregister and put stay valid and must still be called.
+ *     but does not end registrations: unregister and put stay valid and must still be called. Once it
+ *     has begun, register and get fail with -EINVAL / EINVAL.
  * Context
  *   - release, invalidate_range_start/end (when the range is blockable), the young callbacks, may
  *     sleep. invalidate_range_start/end of a non-blockable range, arch_invalidate_secondary_tlbs and
@@ -403,7 +404,8 @@ UMN_API void umn_notifier_unregister(struct umn_notifier *sub, struct umn_mm *mm
  * umn_notifier_register are never returned by get.
  * Context: may sleep; not from a callback; not between a range_start and its range_end on this thread.
  * Return: the notifier, or NULL with errno: EINVAL for NULL ops or mm, ops without alloc_notifier or
- * free_notifier (these WARNed), or an address space already released (no WARN: racing teardown is legal);
+ * free_notifier (these WARNed), or an address space whose teardown has begun (no WARN: racing teardown is
+ * legal; a registration of these ops made before the teardown is not returned, its ->release has run);
  * ENOMEM when alloc_notifier returns NULL or umn runs out of memory; EOVERFLOW when users is already
  * UINT_MAX (unchanged); EDEADLK (misuse) from a callback. After a failed registration the fresh
  * notifier is given back to free_notifier at once (it was never visible).

@@ -100,12 +100,15 @@ int register_notifier(umn_notifier* sub, umn_mm* mm, uintptr_t flags) noexcept {
 }
 
 // The registered get-notifier of ops, with users incremented; nullptr with *err = 0 when there is none,
-// or with *err = -EOVERFLOW / -EINVAL (released address space).
+// or with *err = -EOVERFLOW / -EINVAL (teardown begun or done).
 umn_notifier* find_and_get(Subscriptions& subs, const umn_mm* mm, const umn_notifier_ops* ops,
                            int* err) noexcept {
   SignalsHeld hold(mm);
   std::lock_guard guard(subs.lock);
-  *err = 0;
+  // Once teardown has begun, the registrations it releases are not handed out again (their ->release
+  // has run or is about to), and no new one is made: a get racing with teardown fails like one after it.
+  *err = subs.released ? -EINVAL : 0;
+  if (*err != 0) return nullptr;
   for (umn_notifier* sub = classic_first(subs.classic); sub != nullptr; sub = classic_next(sub)) {
     if (sub->ops != ops || (flags_of(sub) & kClassicFromGet) == 0) continue;
     if (sub->users == UINT_MAX) {
@@ -115,7 +118,6 @@ umn_notifier* find_and_get(Subscriptions& subs, const umn_mm* mm, const umn_noti
     sub->users++;
     return sub;
   }
-  if (subs.released) *err = -EINVAL;
   return nullptr;
 }
 
