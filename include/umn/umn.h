@@ -239,14 +239,27 @@ UMN_API void umn_interval_set_seq(struct umn_interval_notifier *sub, unsigned lo
  * interval notifier (both passes), then every classic notifier's invalidate_range_start. Sets
  * UMN_NOTIFIER_RANGE_BLOCKABLE. Must be paired with umn_notifier_invalidate_range_end(range) on the
  * same range object. Pairs may nest and run concurrently.
- * Context: may sleep. A range with start >= end is diagnosed and ignored (its _end is then a no-op).
+ * Context: may sleep. A range with start >= end is WARNed and ignored (its _end is then a no-op).
+ *
+ * Classic notifiers' failures, and where umn differs from the kernel (5.12+):
+ *   - A classic invalidate_range_start that fails a blockable range is a driver bug: WARNed and treated
+ *     as success; every start is then ended once, by range_end. (The kernel has already called every
+ *     invalidate_range_end inside the start, and range_end calls them again.)
+ *   - On a non-blockable range a failure (WARNed unless -EAGAIN, and WARNed if that notifier also has
+ *     invalidate_range_end) does not stop the walk: every classic start is still called, then every
+ *     classic notifier that has invalidate_range_end gets it, once, before _nonblock returns -EAGAIN. As
+ *     the kernel, except that umn always returns -EAGAIN (the kernel returns the notifier's error code),
+ *     and that umn also ends the interval-tree half that had succeeded (the kernel leaves that epoch open,
+ *     so readers and removes of the hit intervals would wait forever: reference 6.1(6)).
+ *   - An interval notifier's non-blockable failure stops its walk and no classic notifier is called.
  */
 UMN_API void umn_notifier_invalidate_range_start(struct umn_notifier_range *range);
 
 /**
  * umn_notifier_invalidate_range_start_nonblock - as _start, but callbacks must not sleep.
  * Return: 0 (call _end later); -EAGAIN when a callback would have to sleep (do NOT call _end: the
- * address space is already back to not-invalidating); -EINVAL for NULL or start >= end (no _end).
+ * address space is already back to not-invalidating; see the failure rules above); -EINVAL for NULL
+ * (misuse) or start >= end (WARNed); no _end after either.
  */
 UMN_API int umn_notifier_invalidate_range_start_nonblock(struct umn_notifier_range *range);
 
@@ -272,8 +285,8 @@ UMN_API void umn_notifier_release(struct umn_mm *mm);
  * notifier's secondary mappings, flushing their TLBs: calls every notifier that has clear_flush_young
  * (newest first, inside one RCU read-side section) and ORs the answers.
  * Context: may sleep when the callbacks do; takes no lock (see "Classic ... registration" below).
- * Return: 1 if any notifier answered non-zero, else 0 (also with no classic notifier); -EINVAL (misuse,
- * diagnosed) for NULL mm or start >= end.
+ * Return: 1 if any notifier answered non-zero, else 0 (also with no classic notifier); -EINVAL for NULL
+ * mm (misuse) or start >= end (WARNed), calling nothing.
  */
 UMN_API int umn_notifier_clear_flush_young(struct umn_mm *mm, uint64_t start, uint64_t end);
 /** umn_notifier_clear_young - as clear_flush_young, but calls clear_young (the flush may be skipped). */
@@ -288,6 +301,7 @@ UMN_API int umn_notifier_test_young(struct umn_mm *mm, uint64_t address);
  * umn_notifier_arch_invalidate_secondary_tlbs - call every classic notifier's
  * arch_invalidate_secondary_tlbs (for secondary TLBs that share the CPU page tables).
  * Context: the caller may be in atomic context: callbacks must not sleep. Not from a callback.
+ * NULL mm (misuse) and start >= end (WARNed) call nothing.
  */
 UMN_API void umn_notifier_arch_invalidate_secondary_tlbs(struct umn_mm *mm, uint64_t start, uint64_t end);
 

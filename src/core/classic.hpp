@@ -120,7 +120,7 @@ void classic_release(Subscriptions& subs, umn_mm* mm) noexcept;
 // True when no classic notifier is linked. Context: any (a racy hint without the lock).
 bool classic_empty(const Subscriptions& subs) noexcept;
 
-// umn_mm_destroy's check: registrations still held are misuse (debug builds first list each linked
+// umn_mm_destroy's check: registrations still held are WARNed (debug builds first list each linked
 // culprit on stderr: notifier, ops, users). Context: not from a callback.
 void classic_check_leftovers(Subscriptions& subs) noexcept;
 
