@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "support/async_call.hpp"
@@ -105,6 +106,7 @@ struct Gotten {
 };
 
 GetCounters g_get;         // for kGetOps
+std::atomic<std::thread::id> g_free_thread;  // the thread of the last free_notifier
 GetCounters g_get_other;   // for kGetOtherOps
 Latch* g_alloc_gate = nullptr;  // when set, alloc_notifier waits on it
 
@@ -119,6 +121,7 @@ umn_notifier* gotten_alloc(GetCounters& counters) {
 }
 void gotten_free(umn_notifier* sub) {
   auto* g = reinterpret_cast<Gotten*>(sub);
+  g_free_thread = std::this_thread::get_id();
   g->counters->frees++;
   if (!g->keep_memory) delete g;
 }
@@ -468,6 +471,28 @@ TEST_F(ClassicConformance, ConcurrentReleaseWaitsForTheFirstTeardownDuringItreeP
   umn_interval_notifier_remove(&one.n);
 }
 
+// A release from a callback of its own teardown (classic ->release or an interval's RELEASE) would wait
+// for itself: umn.h forbids it; umn diagnoses it and returns, and the teardown completes.
+TEST_F(ClassicConformance, ReleaseFromItsOwnTeardownIsDiagnosedNotADeadlock) {
+  Diags diags;
+  static umn_mm* s_mm;
+  s_mm = mm_;
+  BareNotifier n;
+  n.ops.release = [](umn_notifier*, umn_mm*) { umn_notifier_release(s_mm); };
+  ASSERT_EQ(umn_notifier_register(&n.sub, mm_), 0);
+  Ival one("one", &log_);
+  one.ops.invalidate = [](umn_interval_notifier* sub, const umn_notifier_range* range, unsigned long cur_seq) {
+    umn_notifier_release(s_mm);
+    return Ival::on_invalidate(sub, range, cur_seq);
+  };
+  ASSERT_EQ(one.insert(mm_, 0x1000, 0x1000), 0);
+  umn_notifier_release(mm_);
+  EXPECT_EQ(diags.count("own teardown"), 2u);
+  EXPECT_EQ(one.calls, 1);
+  umn_notifier_unregister(&n.sub, mm_);
+  umn_interval_notifier_remove(&one.n);
+}
+
 // umn_mm_destroy during a teardown in progress also waits for it (it calls umn_notifier_release).
 TEST(ClassicConformanceTeardown, DestroyDuringTeardownWaitsForIt) {
   Diags diags;  // destroy WARNs about the registration still held
@@ -590,6 +615,7 @@ TEST_F(ClassicConformance, I19_GetWithSameOpsReturnsSameObjectAndCountsUsers) {
   umn_notifier_synchronize();
   EXPECT_EQ(g_get.frees, 1);
   EXPECT_EQ(g_get_other.frees, 1);
+  EXPECT_NE(g_free_thread.load(), std::this_thread::get_id()) << "free_notifier runs from the RCU callback";
   EXPECT_EQ(g_get.releases, 0) << "put never calls ->release";
   // After the last put, a get allocates a new registration.
   umn_notifier* fresh = umn_notifier_get(&kGetOps, mm_);

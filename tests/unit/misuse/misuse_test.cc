@@ -155,7 +155,8 @@ TEST_F(Misuse, RemoveAfterFailedInsertIsDiagnosed) {
   ExpectDiagnostics({"umn_interval_notifier_remove"});
 }
 
-// Ranges with start >= end: diagnosed, no callback, -EINVAL where there is a return value, end a no-op.
+// Ranges with start >= end: diagnosed (a WARN, not misuse: debug builds do not abort; see
+// tests/unit/conformance), no callback, -EINVAL where there is a return value, end a no-op.
 TEST_F(Misuse, EmptyOrInvertedRangesAreRejected) {
   Counting c;
   ASSERT_EQ(umn_interval_notifier_insert(&c.notifier, mm, 0, 16 * kPage, &kCountingOps), 0);
@@ -473,8 +474,8 @@ TEST_F(Misuse, RegistrationAfterReleaseIsRefused) {
   ExpectDiagnostics({});
 }
 
-// Young queries and secondary-TLB calls with a NULL address space or start >= end: a diagnostic and
-// -EINVAL (where a value is returned), never a callback.
+// Young queries and secondary-TLB calls with a NULL address space (misuse) or start >= end (a WARN): a
+// diagnostic and -EINVAL (where a value is returned), never a callback.
 TEST_F(Misuse, YoungQueriesRejectBadArguments) {
   if (!ClassicAvailable(mm)) GTEST_SKIP() << "classic notifiers not built";
   umn_notifier n;
