@@ -209,25 +209,27 @@ UMN_API void umn_interval_notifier_remove(struct umn_interval_notifier *sub);
  * umn_interval_read_begin - begin a device fault: returns the seq to check with read_retry. Returns at
  * once unless sub is being invalidated (or was inserted during a running invalidation): then waits for
  * that invalidation epoch to end. Takes no lock and writes nothing shared when sub is not invalidated.
- * Context: may sleep; no user lock held; not from a callback. Return: the notifier's sequence number.
+ * Context: may sleep; no user lock held; not from a callback. Return: the notifier's sequence number;
+ * 0 (misuse, diagnosed) for NULL or a notifier that is not inserted (never inserted, or removed).
  */
 UMN_API unsigned long umn_interval_read_begin(struct umn_interval_notifier *sub);
 
 /**
  * umn_interval_read_retry - true if an invalidation of sub ran since read_begin returned seq: drop what
  * was built and retry. Context: user lock held (it orders this read against set_seq).
+ * NULL is misuse: diagnosed, answers true.
  */
 UMN_API bool umn_interval_read_retry(struct umn_interval_notifier *sub, unsigned long seq);
 
 /**
  * umn_interval_check_retry - lock-free early hint of read_retry. True is reliable; false may be stale.
- * Context: any.
+ * Context: any. NULL is misuse: diagnosed, answers true.
  */
 UMN_API bool umn_interval_check_retry(struct umn_interval_notifier *sub, unsigned long seq);
 
 /**
  * umn_interval_set_seq - record that an invalidation with cur_seq is running on sub.
- * Context: only from invalidate / invalidate_start, with the user lock held.
+ * Context: only from invalidate / invalidate_start, with the user lock held. NULL is misuse: diagnosed.
  */
 UMN_API void umn_interval_set_seq(struct umn_interval_notifier *sub, unsigned long cur_seq);
 

@@ -196,8 +196,10 @@ void umn_interval_notifier_remove(umn_interval_notifier* sub) {
 }
 
 unsigned long umn_interval_read_begin(umn_interval_notifier* sub) {
-  // A NULL or never inserted (zeroed) notifier has no address space: diagnose instead of crashing.
-  if (!UMN_CHECK(sub != nullptr && sub->mm != nullptr, "umn_interval_read_begin", "notifier was never inserted"))
+  // A NULL, never inserted (zeroed) or removed notifier has no address space it may touch (a remove can
+  // drop the address space's last reference): diagnose instead of crashing.
+  if (!UMN_CHECK(sub != nullptr && sub->mm != nullptr && is_inserted(state_of(sub)), "umn_interval_read_begin",
+                 "notifier is not inserted (never inserted, or removed)"))
     return 0;
   // Pairs with the release store in umn_interval_set_seq() / link_locked().
   unsigned long seq = std::atomic_ref(sub->invalidate_seq).load(std::memory_order_acquire);
@@ -213,16 +215,19 @@ unsigned long umn_interval_read_begin(umn_interval_notifier* sub) {
 }
 
 bool umn_interval_read_retry(umn_interval_notifier* sub, unsigned long seq) {
+  if (!UMN_CHECK(sub != nullptr, "umn_interval_read_retry", "NULL notifier")) return true;  // never accept
   // The user lock, held by the caller and by the callback around set_seq, orders this load.
   return std::atomic_ref(sub->invalidate_seq).load(std::memory_order_relaxed) != seq;
 }
 
 bool umn_interval_check_retry(umn_interval_notifier* sub, unsigned long seq) {
+  if (!UMN_CHECK(sub != nullptr, "umn_interval_check_retry", "NULL notifier")) return true;  // never accept
   // Pairs with the release store in umn_interval_set_seq().
   return std::atomic_ref(sub->invalidate_seq).load(std::memory_order_acquire) != seq;
 }
 
 void umn_interval_set_seq(umn_interval_notifier* sub, unsigned long cur_seq) {
+  if (!UMN_CHECK(sub != nullptr, "umn_interval_set_seq", "NULL notifier")) return;
   // Pairs with the acquire loads in read_begin and check_retry.
   std::atomic_ref(sub->invalidate_seq).store(cur_seq, std::memory_order_release);
 }

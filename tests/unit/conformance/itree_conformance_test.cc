@@ -1373,6 +1373,242 @@ TEST_F(ItreeConformance, Range_StartCallsOwnTheBlockableBit) {
   EXPECT_FALSE(records[1].blockable);
 }
 
+// A range with start >= end is diagnosed and ignored: no callback, -EINVAL from the non-blocking start,
+// its end a no-op (DESIGN.md: bad input is an error, never a crash or a silent success).
+TEST_F(ItreeConformance, Range_EmptyOrInvertedRangeIsRejected) {
+  Watch a(&journal_, 1);
+  ASSERT_EQ(a.insert(mm_, 0, 4 * kPage), 0);
+  { Range r(mm_, kPage, kPage); }
+  { Range r(mm_, 2 * kPage, kPage); }
+  {
+    Range r(mm_, kPage, kPage, Range::kNonBlock);
+    EXPECT_EQ(r.result(), -EINVAL);
+  }
+  EXPECT_EQ(journal_.first_pass_count(1), 0);
+  EXPECT_EQ(diags_.count(), 3u);
+  expected_diags_ = 3;
+  ExpectIdle();
+}
+
+// Callbacks see the range as given: event, owner (5.2's filter), bounds.
+TEST_F(ItreeConformance, Range_CallbackSeesEventOwnerAndBounds) {
+  int cookie = 0;
+  struct Seen {
+    umn_notifier_event event;
+    void* owner;
+    uint64_t start, end;
+  } seen{};
+  static Seen* out;
+  out = &seen;
+  const umn_interval_notifier_ops ops = {
+      [](umn_interval_notifier* sub, const umn_notifier_range* range, unsigned long cur_seq) {
+        *out = {range->event, range->owner, range->start, range->end};
+        umn_interval_set_seq(sub, cur_seq);
+        return true;
+      },
+      nullptr, nullptr};
+  umn_interval_notifier sub{};
+  ASSERT_EQ(umn_interval_notifier_insert(&sub, mm_, 0, 16 * kPage, &ops), 0);
+  umn_notifier_range range;
+  umn_notifier_range_init_owner(&range, UMN_NOTIFY_MIGRATE, 0, mm_, 3 * kPage, 5 * kPage, &cookie);
+  umn_notifier_invalidate_range_start(&range);
+  umn_notifier_invalidate_range_end(&range);
+  EXPECT_EQ(seen.event, UMN_NOTIFY_MIGRATE);
+  EXPECT_EQ(seen.owner, &cookie);
+  EXPECT_EQ(seen.start, 3 * kPage);
+  EXPECT_EQ(seen.end, 5 * kPage);
+  umn_interval_notifier_remove(&sub);
+}
+
+// ======================================================================================================
+// 2.5  which callback runs
+
+// Ops with invalidate and invalidate_start: the two-pass pair is used (2.5: "if invalidate_start is set").
+TEST_F(ItreeConformance, Walk_InvalidateStartWinsOverInvalidate) {
+  static std::atomic<int> single{0}, start{0}, finish{0};
+  single = start = finish = 0;
+  static umn_interval_notifier_finish record;
+  const umn_interval_notifier_ops ops = {
+      [](umn_interval_notifier*, const umn_notifier_range*, unsigned long) { return single++, true; },
+      [](umn_interval_notifier*, const umn_notifier_range*, unsigned long, umn_interval_notifier_finish** f) {
+        start++;
+        *f = &record;
+        return true;
+      },
+      [](umn_interval_notifier_finish*) { finish++; }};
+  umn_interval_notifier sub{};
+  ASSERT_EQ(umn_interval_notifier_insert(&sub, mm_, 0, kPage, &ops), 0);
+  Hit(mm_, 0, kPage);
+  EXPECT_EQ(single.load(), 0);
+  EXPECT_EQ(start.load(), 1);
+  EXPECT_EQ(finish.load(), 1);
+  EXPECT_EQ(record.notifier, &sub);
+  umn_interval_notifier_remove(&sub);
+}
+
+// Single-pass ops that also name an invalidate_finish never get a second pass.
+TEST_F(ItreeConformance, Walk_SinglePassOpsNeverGetAFinish) {
+  static std::atomic<int> single{0}, finish{0};
+  single = finish = 0;
+  const umn_interval_notifier_ops ops = {
+      [](umn_interval_notifier*, const umn_notifier_range*, unsigned long) { return single++, true; }, nullptr,
+      [](umn_interval_notifier_finish*) { finish++; }};
+  umn_interval_notifier sub{};
+  ASSERT_EQ(umn_interval_notifier_insert(&sub, mm_, 0, kPage, &ops), 0);
+  Hit(mm_, 0, kPage);
+  EXPECT_EQ(single.load(), 1);
+  EXPECT_EQ(finish.load(), 0);
+  umn_interval_notifier_remove(&sub);
+}
+
+// 2.4: the epoch's end wakes every waiter: several readers and a remover of the same notifier.
+TEST_F(ItreeConformance, EpochEnd_WakesEveryWaiter) {
+  Watch a(&journal_, 1), b(&journal_, 2);
+  ASSERT_EQ(a.insert(mm_, 0, kPage), 0);
+  ASSERT_EQ(b.insert(mm_, kPage, kPage), 0);
+  auto open = std::make_unique<Range>(mm_, 0, 2 * kPage);
+  std::vector<std::unique_ptr<AsyncCall>> waiters;
+  for (int i = 0; i < 3; ++i) waiters.push_back(std::make_unique<AsyncCall>([&] { EXPECT_EQ(a.read_begin(), 3u); }));
+  waiters.push_back(std::make_unique<AsyncCall>([&] { b.read_begin(); }));
+  waiters.push_back(std::make_unique<AsyncCall>([&] { b.remove(); }));
+  for (auto& w : waiters) EXPECT_TRUE(w->stays_blocked(std::chrono::milliseconds(5)));
+  open.reset();
+  for (auto& w : waiters) EXPECT_TRUE(w->finishes(kLimit));
+}
+
+// ======================================================================================================
+// 2.10  release, interval part (umn_notifier_release)
+
+// Every interval notifier gets exactly one blockable RELEASE call over [0, UINT64_MAX), both passes, in
+// ascending start order. umn's header: the walk also covers the last byte UINT64_MAX (the kernel's
+// last is ULONG_MAX - 1, so an interval that is only that byte would be skipped there).
+TEST_F(ItreeConformance, Release_EveryNotifierGetsOneBlockableReleaseOverTheWholeSpace) {
+  Watch a(&journal_, 1, true), b(&journal_, 2), top(&journal_, 3, true);
+  ASSERT_EQ(b.insert(mm_, 5 * kPage, kPage), 0);
+  ASSERT_EQ(top.insert(mm_, kTop, 1), 0);
+  ASSERT_EQ(a.insert(mm_, 0, kPage), 0);
+  umn_notifier_release(mm_);
+  umn_notifier_release(mm_);  // runs once
+  EXPECT_EQ(journal_.trace(), (std::vector<std::string>{"S1", "I2", "S3", "F1", "F3"}));
+  for (const Record& r : journal_.all()) {
+    if (r.kind == Kind::kFinish) continue;
+    EXPECT_EQ(r.event, UMN_NOTIFY_RELEASE);
+    EXPECT_TRUE(r.blockable);
+    EXPECT_EQ(r.start, 0u);
+    EXPECT_EQ(r.end, kTop);
+    EXPECT_EQ(r.cur_seq, 3u);
+  }
+}
+
+// A callback failing during release is WARNed and the walk goes on (no early exit).
+TEST_F(ItreeConformance, Release_FailingCallbackWarnsAndTheWalkGoesOn) {
+  Watch a(&journal_, 1), b(&journal_, 2);
+  a.fail = true;
+  ASSERT_EQ(a.insert(mm_, 0, kPage), 0);
+  ASSERT_EQ(b.insert(mm_, kPage, kPage), 0);
+  umn_notifier_release(mm_);
+  EXPECT_EQ(journal_.first_passes(), (std::vector<int>{1, 2}));
+  EXPECT_EQ(diags_.count(), 1u);
+  expected_diags_ = 1;
+}
+
+// Release does not remove the notifiers: they stay inserted, read_begin works (the epoch closed) and
+// remove is still required and does not wait.
+TEST_F(ItreeConformance, Release_LeavesNotifiersInsertedAndTheReadSideWorking) {
+  Watch a(&journal_, 1);
+  ASSERT_EQ(a.insert(mm_, 0, kPage), 0);
+  const unsigned long before = a.read_begin();
+  umn_notifier_release(mm_);
+  EXPECT_TRUE(a.read_retry(before));
+  unsigned long seq = 0;
+  EXPECT_TRUE(ReturnsPromptly([&] { seq = a.read_begin(); }));
+  EXPECT_EQ(seq, 3u);
+  EXPECT_TRUE(ReturnsPromptly([&] { a.remove(); }));
+}
+
+// An insert still deferred when release starts (a range open on another thread froze the tree) is
+// waited for, so that it too gets its RELEASE (umn's header; in the kernel no range can be open then).
+TEST_F(ItreeConformance, Release_WaitsForADeferredInsertAndReleasesIt) {
+  Watch a(&journal_, 1), b(&journal_, 2);
+  ASSERT_EQ(b.insert(mm_, 0, kPage), 0);
+  RangeThread open(mm_, 0, kPage);
+  open.wait_started();
+  ASSERT_EQ(a.insert(mm_, kPage, kPage), 0);  // deferred
+  AsyncCall release([&] { umn_notifier_release(mm_); });
+  EXPECT_TRUE(release.stays_blocked(kGrace));
+  open.end();
+  ASSERT_TRUE(release.finishes(kLimit));
+  int released = 0;
+  for (const Record& r : journal_.all()) released += r.id == 1 && r.event == UMN_NOTIFY_RELEASE;
+  EXPECT_EQ(released, 1);
+}
+
+// ======================================================================================================
+// I-22 (continued)
+
+// The subscriptions, and their seq, outlive the last interval notifier (has_itree is never cleared): a
+// notifier inserted after all were removed continues from the current seq, not from 2.
+TEST_F(ItreeConformance, I22_SeqContinuesAfterTheLastNotifierIsRemoved) {
+  {
+    Watch a(&journal_, 1);
+    ASSERT_EQ(a.insert(mm_, 0, kPage), 0);
+    Hit(mm_, 0, kPage);  // seq 4
+  }
+  Watch b(&journal_, 2);
+  ASSERT_EQ(b.insert(mm_, 0, kPage), 0);
+  EXPECT_TRUE(b.seq_is(3));
+  Hit(mm_, 0, kPage);
+  EXPECT_EQ(journal_.last_seq(2), 5u);
+}
+
+// A classic registration first also creates the subscriptions with seq 2.
+TEST_F(ItreeConformance, I22_RegisterFirstAlsoStartsSeqAtTwo) {
+  static const umn_notifier_ops kQuiet = {};
+  umn_notifier classic{};
+  classic.ops = &kQuiet;
+  const int err = umn_notifier_register(&classic, mm_);
+  if (err == -ENOSYS) GTEST_SKIP() << "classic notifiers not built";
+  ASSERT_EQ(err, 0);
+  Hit(mm_, 0, kPage);
+  Watch a(&journal_, 1);
+  ASSERT_EQ(a.insert(mm_, 0, kPage), 0);
+  EXPECT_TRUE(a.seq_is(1));
+  Hit(mm_, 0, kPage);
+  EXPECT_EQ(journal_.last_seq(1), 3u);
+  a.remove();
+  umn_notifier_unregister(&classic, mm_);
+}
+
+// ======================================================================================================
+// Reader API misuse (DESIGN.md: bad input is a diagnostic and an error value, never a crash)
+
+// read_begin on a removed notifier whose address space is gone (the notifier held its last reference):
+// diagnosed, returns 0, touches nothing freed.
+TEST_F(ItreeConformance, ReaderApi_ReadBeginAfterRemoveIsDiagnosed) {
+  umn_mm* other = umn_mm_create();
+  ASSERT_NE(other, nullptr);
+  Watch a(&journal_, 1);
+  ASSERT_EQ(a.insert(other, 0, kPage), 0);
+  umn_mm_destroy(other);  // diagnosed: a live notifier keeps the memory
+  const size_t after_destroy = diags_.count();
+  a.remove();             // drops the last reference: `other` is freed
+  EXPECT_EQ(a.read_begin(), 0u);
+  EXPECT_EQ(diags_.count("umn_interval_read_begin"), 1u);
+  expected_diags_ = after_destroy + 1;
+}
+
+// NULL notifiers given to read_retry, check_retry and set_seq: diagnosed; the retry calls answer "retry"
+// (a caller never accepts a mapping on a bad notifier).
+TEST_F(ItreeConformance, ReaderApi_NullNotifierIsDiagnosed) {
+  EXPECT_TRUE(umn_interval_read_retry(nullptr, 1));
+  EXPECT_TRUE(umn_interval_check_retry(nullptr, 1));
+  umn_interval_set_seq(nullptr, 3);
+  EXPECT_EQ(diags_.count("umn_interval_read_retry"), 1u);
+  EXPECT_EQ(diags_.count("umn_interval_check_retry"), 1u);
+  EXPECT_EQ(diags_.count("umn_interval_set_seq"), 1u);
+  expected_diags_ = 3;
+}
+
 // ======================================================================================================
 // 6.1(6)  a classic notifier failing a non-blocking start after the interval part passed: the interval
 //         part is undone (umn does what the spec asks of the port; the kernel leaks it)
