@@ -20,6 +20,7 @@
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -659,6 +660,118 @@ TEST_F(ItreeConformance, I05_ManyOverlappingIntervalsMatchANaiveModel) {
     Hit(mm_, s, e);
     ASSERT_EQ(journal_.first_passes(), want) << "round " << round << " range [" << s << ", " << e << ")";
   }
+}
+
+// A seeded random walk over nested ranges (blocking and non-blocking, some failing), inserts and removes
+// (deferred or not), checked at every step against a model of 2.1-2.9: which notifiers each range calls
+// and in what order, the cur_seq they get, -EAGAIN, and every notifier's seq (I-1..I-5, I-8, I-10, 2.7).
+TEST_F(ItreeConformance, I05_RandomWalkMatchesTheStateMachineModel) {
+  constexpr uint32_t kSeed = 0x17ee0002;
+  SCOPED_TRACE(::testing::Message() << "seed " << kSeed);
+  std::mt19937_64 rng(kSeed);
+  enum class St { kAbsent, kTree, kPending };
+  struct M {
+    uint64_t start = 0, last = 0;
+    St st = St::kAbsent;
+    unsigned long seq = 0;
+  };
+  constexpr int kCount = 48;
+  std::vector<std::unique_ptr<Watch>> w;
+  std::vector<M> m(kCount);
+  for (int id = 0; id < kCount; ++id) {
+    w.push_back(std::make_unique<Watch>(&journal_, id, id % 3 == 0));
+    w[id]->fail_nonblock = id % 7 == 3;
+    m[id].start = static_cast<uint64_t>(id) * 0x10000 + rng() % 0x8000;  // distinct starts
+    m[id].last = m[id].start + rng() % 0x40000;
+  }
+  Watch seed(&journal_, -1);
+  ASSERT_EQ(seed.insert(mm_, kProbeBase, kPage), 0);  // subscriptions exist: seq 2
+  unsigned long seq = 2;
+  int active = 0;
+  std::vector<std::unique_ptr<Range>> open;
+  auto close_epoch_if_done = [&] {
+    if (active > 0 || seq % 2 == 0) return;
+    ++seq;
+    for (M& x : m)
+      if (x.st == St::kPending) x.st = St::kTree;
+  };
+  int stats[4] = {};  // deferred inserts, partially-excluded inserts, -EAGAIN, ranges that hit
+  for (int step = 0; step < 4000; ++step) {
+    SCOPED_TRACE(::testing::Message() << "step " << step);
+    const int what = static_cast<int>(rng() % 10);
+    const int id = static_cast<int>(rng() % kCount);
+    if (what < 3) {  // insert
+      if (m[id].st != St::kAbsent) continue;
+      ASSERT_EQ(w[id]->insert(mm_, m[id].start, m[id].last - m[id].start + 1), 0);
+      if (active > 0 && seq % 2 == 1) {
+        m[id].st = St::kPending;
+        m[id].seq = seq;
+        stats[0]++;
+      } else {
+        if (active > 0) seq |= 1, stats[1]++;
+        m[id].st = St::kTree;
+        m[id].seq = active > 0 ? seq : seq - 1;
+      }
+    } else if (what < 5) {  // remove, when it does not have to wait (this thread holds the ranges)
+      if (m[id].st == St::kAbsent || (m[id].st == St::kTree && seq % 2 == 1)) continue;
+      w[id]->remove();
+      m[id].st = St::kAbsent;
+    } else if (what < 7 && open.size() < 6) {  // open a range
+      // A third land where no notifier is: they open partially-excluded periods.
+      const uint64_t s = rng() % (kCount * 0x10000) + (rng() % 3 == 0 ? kCount * 0x10000 + 0x100000 : 0);
+      const uint64_t e = s + 1 + rng() % 0x30000;
+      const bool nonblock = rng() % 3 == 0;
+      std::vector<int> hits;
+      for (int i = 0; i < kCount; ++i)
+        if (m[i].st == St::kTree && m[i].start <= e - 1 && s <= m[i].last) hits.push_back(i);
+      std::sort(hits.begin(), hits.end(), [&](int a, int b) { return m[a].start < m[b].start; });
+      ++active;
+      if (!hits.empty()) seq |= 1;
+      std::vector<int> called;
+      bool failed = false;
+      for (int i : hits) {
+        called.push_back(i);
+        if (nonblock && w[i]->fail_nonblock) {
+          failed = true;
+          break;
+        }
+        m[i].seq = seq;
+      }
+      journal_.clear();
+      auto range = std::make_unique<Range>(mm_, s, e, nonblock ? Range::kNonBlock : Range::kBlock);
+      ASSERT_EQ(journal_.first_passes(), called);
+      for (const Record& r : journal_.all())
+        if (r.kind != Kind::kFinish) ASSERT_EQ(r.cur_seq, seq);
+      ASSERT_EQ(range->result(), failed ? -EAGAIN : 0);
+      stats[2] += failed;
+      stats[3] += !hits.empty();
+      if (failed) {
+        --active;
+        close_epoch_if_done();
+      } else {
+        open.push_back(std::move(range));
+      }
+    } else if (!open.empty()) {  // close the innermost range
+      open.pop_back();
+      --active;
+      close_epoch_if_done();
+    }
+    for (int i = 0; i < kCount; ++i)
+      if (m[i].st != St::kAbsent) ASSERT_TRUE(w[i]->seq_is(m[i].seq)) << "notifier " << i;
+  }
+  while (!open.empty()) {
+    open.pop_back();
+    --active;
+    close_epoch_if_done();
+  }
+  EXPECT_EQ(ExpectIdle(), seq + 2);
+  // The walk must reach every state it is meant to check.
+  EXPECT_GT(stats[0], 10);
+  EXPECT_GT(stats[1], 20);
+  EXPECT_GT(stats[2], 10);
+  EXPECT_GT(stats[3], 100);
+  std::printf("deferred inserts %d, partially-excluded inserts %d, -EAGAIN %d, hitting ranges %d\n", stats[0],
+              stats[1], stats[2], stats[3]);
 }
 
 // A range overlapping a thousand intervals calls each exactly once, all with the same cur_seq.
