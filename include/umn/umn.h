@@ -29,7 +29,9 @@
  *     when it is false (return false / -EAGAIN instead).
  *   - A callback must not call umn_interval_notifier_remove(), umn_interval_read_begin(),
  *     umn_notifier_register/unregister/get/put(except put from ->release), umn_notifier_synchronize(),
- *     or umn_mm_destroy(): each may wait for the invalidation that is running the callback.
+ *     or umn_mm_destroy(): each may wait for the invalidation that is running the callback. (remove
+ *     and read_begin from an interval callback of the same address space are detected when they would
+ *     wait: misuse, diagnosed, and they return instead of hanging.)
  *   - Never hold the user lock across umn_interval_read_begin() or umn_interval_notifier_remove().
  *
  * Memory ordering
@@ -201,7 +203,9 @@ UMN_API int umn_interval_notifier_insert(struct umn_interval_notifier *sub, stru
  * umn_interval_notifier_remove - stop watching. When it returns no callback for sub runs or will run,
  * and sub may be freed. Waits for the end of an invalidation that froze the tree.
  * Context: may sleep; not from a callback; no user lock held. Removing twice, or a notifier never
- * inserted, is diagnosed (debug builds abort naming the call; release builds count it and return).
+ * inserted, is diagnosed (debug builds abort naming the call; release builds count it and return); so is
+ * a remove from an interval callback of the same address space that would wait for that callback's own
+ * invalidation (nothing is removed).
  */
 UMN_API void umn_interval_notifier_remove(struct umn_interval_notifier *sub);
 
@@ -210,7 +214,8 @@ UMN_API void umn_interval_notifier_remove(struct umn_interval_notifier *sub);
  * once unless sub is being invalidated (or was inserted during a running invalidation): then waits for
  * that invalidation epoch to end. Takes no lock and writes nothing shared when sub is not invalidated.
  * Context: may sleep; no user lock held; not from a callback. Return: the notifier's sequence number;
- * 0 (misuse, diagnosed) for NULL or a notifier that is not inserted (never inserted, or removed).
+ * 0 (misuse, diagnosed) for NULL, a notifier that is not inserted (never inserted, or removed), or a call
+ * from an interval callback of the same address space that would wait for its own invalidation.
  */
 UMN_API unsigned long umn_interval_read_begin(struct umn_interval_notifier *sub);
 

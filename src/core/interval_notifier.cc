@@ -17,6 +17,7 @@
 #include <mutex>
 
 #include "base/check.hpp"
+#include "core/itree_invalidate.hpp"
 #include "core/subscriptions.hpp"
 
 static_assert(offsetof(umn_interval_notifier, itree_node) == 0, "itree_node must come first");
@@ -179,6 +180,11 @@ void umn_interval_notifier_remove(umn_interval_notifier* sub) {
     if (!UMN_CHECK(state_of(sub) != kStatePendingRemove && state_of(sub) != kStateRemoved, kCall,
                    "notifier removed twice, concurrently"))
       return;
+    // From a callback of this address space the wait below would be for the callback's own epoch.
+    const bool would_wait = state_of(sub) == kStateInTree && (subs.invalidate_seq.load(std::memory_order_relaxed) & 1);
+    if (!UMN_CHECK(!(would_wait && itree_walking(subs)), kCall,
+                   "called from an invalidate callback: it would wait for its own invalidation"))
+      return;
     unsigned long wait_seq;
     if (unlink_locked(subs, sub, &wait_seq)) {
       // The predicate reads seq under the lock: the seq bump and the deferred removal happen in one
@@ -206,6 +212,10 @@ unsigned long umn_interval_read_begin(umn_interval_notifier* sub) {
   Subscriptions& subs = *subscriptions_of(sub->mm);
   // Pairs with the release stores of the epoch start/end in itree_invalidate.cc.
   if (subs.invalidate_seq.load(std::memory_order_acquire) != seq) return seq;
+  // From a callback of this address space the wait would be for the callback's own epoch.
+  if (!UMN_CHECK(!itree_walking(subs), "umn_interval_read_begin",
+                 "called from an invalidate callback: it would wait for its own invalidation"))
+    return 0;
   SignalsHeld hold(sub->mm);
   std::unique_lock guard(subs.lock);
   subs.waiters++;

@@ -26,6 +26,26 @@ umn_interval_notifier* notifier_of(umn_itree_node* node) noexcept {
   return reinterpret_cast<umn_interval_notifier*>(node);
 }
 
+// The interval-tree walks this thread is running, innermost first (a callback may start another
+// invalidation, e.g. through the process hooks). Frames live on the walkers' stacks: no allocation, and
+// initial-exec TLS so that no access allocates either.
+struct WalkFrame {
+  const Subscriptions* subs;
+  WalkFrame* outer;
+};
+[[gnu::tls_model("initial-exec")]] thread_local WalkFrame* t_walks = nullptr;
+
+class WalkScope {
+ public:
+  explicit WalkScope(const Subscriptions& subs) noexcept : frame_{&subs, t_walks} { t_walks = &frame_; }
+  ~WalkScope() { t_walks = frame_.outer; }
+  WalkScope(const WalkScope&) = delete;
+  WalkScope& operator=(const WalkScope&) = delete;
+
+ private:
+  WalkFrame frame_;
+};
+
 // Second-pass records in first-pass order; links through the records themselves.
 class FinishQueue {
  public:
@@ -107,6 +127,7 @@ int itree_invalidate(Subscriptions& subs, const umn_notifier_range* range, uint6
   FinishQueue finishes;
   int err = 0;
   const bool blockable = umn_notifier_range_blockable(range);
+  WalkScope walking(subs);
   for (umn_itree_node* node = epoch_start(subs, range->start, last, &cur_seq); node != nullptr;
        node = IntervalTree::next_overlap(node, range->start, last)) {
     umn_interval_notifier* sub = notifier_of(node);
@@ -127,6 +148,12 @@ int itree_invalidate(Subscriptions& subs, const umn_notifier_range* range, uint6
   finishes.run();
   if (err != 0) itree_invalidate_end(subs);  // the caller must not call range_end after -EAGAIN
   return err;
+}
+
+bool itree_walking(const Subscriptions& subs) noexcept {
+  for (const WalkFrame* frame = t_walks; frame != nullptr; frame = frame->outer)
+    if (frame->subs == &subs) return true;
+  return false;
 }
 
 void itree_invalidate_end(Subscriptions& subs) noexcept {

@@ -21,4 +21,9 @@ int itree_invalidate(Subscriptions& subs, const umn_notifier_range* range, uint6
 // removes, and wakes read_begin / remove waiters.
 void itree_invalidate_end(Subscriptions& subs) noexcept;
 
+// True if the calling thread is inside an interval-tree walk of subs (running a first or second pass
+// of one of its notifiers): a wait for the end of subs's epoch would then never end. Used by remove and
+// read_begin to report that misuse instead of hanging.
+bool itree_walking(const Subscriptions& subs) noexcept;
+
 }  // namespace umn::detail

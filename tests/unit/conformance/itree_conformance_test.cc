@@ -204,6 +204,7 @@ struct Watch {
   std::atomic<int> running{0};             // callbacks of this notifier in flight
   std::atomic<int> calls{0};               // callbacks of this notifier so far
   std::function<void()> on_finish;         // run inside invalidate_finish
+  std::function<void()> on_first_pass;     // run inside the first pass, after set_seq
 
  private:
   static Watch* of(umn_interval_notifier* sub) { return reinterpret_cast<WatchNode*>(sub)->self; }
@@ -221,6 +222,7 @@ struct Watch {
       std::lock_guard guard(user_lock);
       umn_interval_set_seq(&node.sub, cur_seq);
     }
+    if (on_first_pass) on_first_pass();
     if (out != nullptr && ((ok && hand_finish) || (!ok && finish_on_fail))) {
       finish.record.notifier = nullptr;
       *out = &finish.record;
@@ -1720,6 +1722,56 @@ TEST_F(ItreeConformance, ReaderApi_NullNotifierIsDiagnosed) {
   EXPECT_EQ(diags_.count("umn_interval_check_retry"), 1u);
   EXPECT_EQ(diags_.count("umn_interval_set_seq"), 1u);
   expected_diags_ = 3;
+}
+
+// ======================================================================================================
+// 6.1(3)  remove or read_begin from a callback would wait for the callback's own epoch (5.2: never do
+//         it). The kernel's lockdep reports it; umn diagnoses it (misuse) and returns instead of hanging.
+
+// Runs one blockable invalidation of [0, kPage) on its own thread. Return: whether it finished.
+bool InvalidationFinishes(umn_mm* mm) {
+  return ReturnsPromptly([mm] { Hit(mm, 0, kPage); });
+}
+
+TEST_F(ItreeConformance, Pitfall3_RemoveFromACallbackIsDiagnosedInsteadOfDeadlocking) {
+  Watch a(&journal_, 1);
+  ASSERT_EQ(a.insert(mm_, 0, kPage), 0);
+  static Watch* target;
+  target = &a;
+  a.on_first_pass = [] { umn_interval_notifier_remove(target->sub()); };
+  ASSERT_TRUE(InvalidationFinishes(mm_));
+  EXPECT_EQ(diags_.count("umn_interval_notifier_remove"), 1u);
+  expected_diags_ = 1;
+  a.on_first_pass = nullptr;
+  Hit(mm_, 0, kPage);  // the refused remove changed nothing
+  EXPECT_EQ(journal_.first_pass_count(1), 2);
+  ExpectIdle();
+}
+
+TEST_F(ItreeConformance, Pitfall3_RemoveFromAFinishIsDiagnosedInsteadOfDeadlocking) {
+  Watch a(&journal_, 1, true);
+  ASSERT_EQ(a.insert(mm_, 0, kPage), 0);
+  a.on_finish = [&a] { umn_interval_notifier_remove(a.sub()); };
+  ASSERT_TRUE(InvalidationFinishes(mm_));
+  EXPECT_EQ(diags_.count("umn_interval_notifier_remove"), 1u);
+  expected_diags_ = 1;
+  a.on_finish = nullptr;
+}
+
+TEST_F(ItreeConformance, Pitfall3_ReadBeginFromACallbackIsDiagnosedInsteadOfDeadlocking) {
+  Watch a(&journal_, 1);
+  ASSERT_EQ(a.insert(mm_, 0, kPage), 0);
+  static Watch* target;
+  static unsigned long seen;
+  target = &a;
+  seen = 1;
+  a.on_first_pass = [] { seen = target->read_begin(); };  // after set_seq: a is busy in this epoch
+  ASSERT_TRUE(InvalidationFinishes(mm_));
+  EXPECT_EQ(seen, 0u);
+  EXPECT_EQ(diags_.count("umn_interval_read_begin"), 1u);
+  expected_diags_ = 1;
+  a.on_first_pass = nullptr;
+  ExpectIdle();
 }
 
 // ======================================================================================================
