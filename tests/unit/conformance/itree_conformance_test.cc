@@ -1126,6 +1126,63 @@ TEST_F(ItreeConformance, I11_EachInvalidationGetsItsOwnFinish) {
   EXPECT_EQ(journal_.trace(), (std::vector<std::string>{"S1", "F1", "S1", "F1", "S1", "F1"}));
 }
 
+// One notifier invalidated in parallel from two threads: both first passes run at the same time with
+// the same cur_seq, each hands out its own record, and each record gets exactly one finish.
+TEST_F(ItreeConformance, I11_ParallelInvocationsEachGetTheirOwnFinish) {
+  struct Pool {
+    umn_interval_notifier sub{};
+    umn_interval_notifier_finish records[2]{};
+    std::atomic<int> next{0};
+    std::atomic<int> finished[2]{};
+    std::atomic<unsigned long> seqs[2]{};
+    Gate both_in;
+  };
+  static Pool* pool;
+  Pool p;
+  pool = &p;
+  const umn_interval_notifier_ops ops = {
+      nullptr,
+      [](umn_interval_notifier* sub, const umn_notifier_range*, unsigned long cur_seq,
+         umn_interval_notifier_finish** finish) {
+        const int i = pool->next++;
+        pool->seqs[i] = cur_seq;
+        umn_interval_set_seq(sub, cur_seq);
+        *finish = &pool->records[i];
+        pool->both_in.arrive_and_wait();
+        return true;
+      },
+      [](umn_interval_notifier_finish* finish) { pool->finished[finish - pool->records]++; }};
+  ASSERT_EQ(umn_interval_notifier_insert(&p.sub, mm_, 0, kPage, &ops), 0);
+  std::thread t1([&] { Hit(mm_, 0, kPage); });
+  std::thread t2([&] { Hit(mm_, 0, kPage); });
+  p.both_in.wait_arrivals(2);  // both first passes are running now
+  p.both_in.open();
+  t1.join();
+  t2.join();
+  EXPECT_EQ(p.seqs[0].load(), p.seqs[1].load());
+  EXPECT_EQ(p.finished[0].load(), 1);
+  EXPECT_EQ(p.finished[1].load(), 1);
+  EXPECT_EQ(p.records[0].notifier, &p.sub);
+  EXPECT_EQ(p.records[1].notifier, &p.sub);
+  umn_interval_notifier_remove(&p.sub);
+}
+
+// I-9 with two passes: remove waits for a second pass of the notifier running on another thread.
+TEST_F(ItreeConformance, I09_RemoveWaitsForARunningFinish) {
+  Watch a(&journal_, 1, true);
+  Gate gate;
+  a.on_finish = [&gate] { gate.arrive_and_wait(); };
+  ASSERT_EQ(a.insert(mm_, 0, kPage), 0);
+  std::thread invalidator([&] { Hit(mm_, 0, kPage); });
+  gate.wait_arrivals(1);
+  AsyncCall removing([&] { a.remove(); });
+  EXPECT_TRUE(removing.stays_blocked(kGrace));
+  gate.open();
+  invalidator.join();
+  ASSERT_TRUE(removing.finishes(kLimit));
+  EXPECT_EQ(a.running.load(), 0);
+}
+
 // ======================================================================================================
 // I-12  two-pass failure: the failing start gets no finish; on -EAGAIN at k, finishes below k run,
 //       positions above k get no call, -EAGAIN is returned and active restored
