@@ -1859,4 +1859,69 @@ TEST_F(ItreeConformance, Pitfall6_ClassicEagainUndoesTheIntervalPart) {
   umn_notifier_unregister(&classic, mm_);
 }
 
+// ======================================================================================================
+// 3.1 / 3.3  dispatch as seen from the interval side (need classic notifiers; skipped without them)
+
+struct ClassicCounter;
+struct ClassicNode {  // standard layout: from the C struct back to its counter
+  umn_notifier n;
+  ClassicCounter* self;
+};
+struct ClassicCounter {
+  ClassicCounter() { node.self = this; }
+  ClassicNode node{};
+  umn_notifier& n = node.n;
+  std::atomic<int> starts{0}, ends{0};
+  std::function<void()> on_end;
+  static ClassicCounter* of(umn_notifier* sub) { return reinterpret_cast<ClassicNode*>(sub)->self; }
+};
+const umn_notifier_ops kCountingClassic = {
+    nullptr, nullptr, nullptr, nullptr,
+    [](umn_notifier* sub, const umn_notifier_range*) { return ClassicCounter::of(sub)->starts++, 0; },
+    [](umn_notifier* sub, const umn_notifier_range*) {
+      ClassicCounter* self = ClassicCounter::of(sub);
+      self->ends++;
+      if (self->on_end) self->on_end();
+    },
+    nullptr, nullptr, nullptr};
+
+// A non-blocking range failing in the interval part returns at once: no classic start, no classic end.
+TEST_F(ItreeConformance, Dispatch_ItreeEagainSkipsTheClassicNotifiers) {
+  ClassicCounter classic;
+  classic.n.ops = &kCountingClassic;
+  const int err = umn_notifier_register(&classic.n, mm_);
+  if (err == -ENOSYS) GTEST_SKIP() << "classic notifiers not built";
+  ASSERT_EQ(err, 0);
+  Watch a(&journal_, 1);
+  a.fail_nonblock = true;
+  ASSERT_EQ(a.insert(mm_, 0, kPage), 0);
+  {
+    Range range(mm_, 0, kPage, Range::kNonBlock);
+    EXPECT_EQ(range.result(), -EAGAIN);
+  }
+  EXPECT_EQ(classic.starts.load(), 0);
+  EXPECT_EQ(classic.ends.load(), 0);
+  { Range range(mm_, 0, kPage); }
+  EXPECT_EQ(classic.starts.load(), 1);
+  EXPECT_EQ(classic.ends.load(), 1);
+  umn_notifier_unregister(&classic.n, mm_);
+}
+
+// range_end ends the interval epoch (and wakes its readers) before the classic ends run.
+TEST_F(ItreeConformance, Dispatch_EpochEndsBeforeTheClassicEnds) {
+  ClassicCounter classic;
+  classic.n.ops = &kCountingClassic;
+  const int err = umn_notifier_register(&classic.n, mm_);
+  if (err == -ENOSYS) GTEST_SKIP() << "classic notifiers not built";
+  ASSERT_EQ(err, 0);
+  Watch a(&journal_, 1);
+  ASSERT_EQ(a.insert(mm_, 0, kPage), 0);
+  bool reader_returned = false;
+  classic.on_end = [&] { reader_returned = ReturnsPromptly([&] { a.read_begin(); }); };
+  { Range range(mm_, 0, kPage); }
+  EXPECT_EQ(classic.ends.load(), 1);
+  EXPECT_TRUE(reader_returned) << "the epoch was still open during the classic end";
+  umn_notifier_unregister(&classic.n, mm_);
+}
+
 }  // namespace
