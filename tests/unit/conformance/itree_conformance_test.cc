@@ -1924,4 +1924,29 @@ TEST_F(ItreeConformance, Dispatch_EpochEndsBeforeTheClassicEnds) {
   umn_notifier_unregister(&classic.n, mm_);
 }
 
+// I-16 / I-17 from the interval side: with classic subscribers too, each interval notifier gets exactly
+// one RELEASE, before any classic ->release runs, and stays inserted afterwards.
+TEST_F(ItreeConformance, Release_IntervalPassRunsBeforeTheClassicReleases) {
+  static Journal* sink;
+  sink = &journal_;
+  static const umn_notifier_ops kReleaseOps = {
+      [](umn_notifier*, umn_mm*) { sink->mark(100); }, nullptr, nullptr, nullptr, nullptr,
+      nullptr, nullptr, nullptr, nullptr};
+  umn_notifier classic{};
+  classic.ops = &kReleaseOps;
+  const int err = umn_notifier_register(&classic, mm_);
+  if (err == -ENOSYS) GTEST_SKIP() << "classic notifiers not built";
+  ASSERT_EQ(err, 0);
+  Watch a(&journal_, 1), b(&journal_, 2, true);
+  ASSERT_EQ(a.insert(mm_, 0, kPage), 0);
+  ASSERT_EQ(b.insert(mm_, kTop - kPage + 1, kPage), 0);
+  umn_notifier_release(mm_);
+  EXPECT_EQ(journal_.trace(), (std::vector<std::string>{"I1", "S2", "F2", "M100"}));
+  journal_.clear();
+  EXPECT_TRUE(ReturnsPromptly([&] { a.remove(); }));  // still inserted: remove is needed, and works
+  EXPECT_TRUE(ReturnsPromptly([&] { b.remove(); }));
+  umn_notifier_unregister(&classic, mm_);
+  EXPECT_TRUE(journal_.trace().empty()) << "no second ->release";
+}
+
 }  // namespace
