@@ -1,9 +1,10 @@
 // itree_conformance_test.cc - the interval-notifier side checked against the spec, through the public C
 // API only (include/umn/umn.h) on a simulated address space.
 //
-// Written from /work/shared/reference/kernel-semantics.md (sections 2, 5 and 6: invariants I-1..I-13,
-// I-21, I-22, the reader API of 2.6, insert 2.8, remove 2.9, the pitfalls of 6.1) and DESIGN.md, not from
-// the implementation. Each test is named after the rule it checks. Where DESIGN.md deliberately differs
+// Written from the behavioural spec of the kernel subsystem (reference/kernel-semantics.md, sections 2, 5
+// and 6: invariants I-1..I-13, I-21, I-22, the reader API of 2.6, insert 2.8, remove 2.9, release 2.10,
+// the pitfalls of 6.1; and 3.1/3.3 as far as the interval side sees them) and DESIGN.md, not from the
+// implementation. Each test is named after the rule it checks. Where DESIGN.md deliberately differs
 // from the kernel, the test follows DESIGN.md and says so.
 //
 // How internal state is observed without internals:
@@ -26,6 +27,7 @@
 #include <memory>
 #include <mutex>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -103,13 +105,16 @@ class Journal {
     return records_;
   }
   // Ids of the first-pass calls (invalidate or invalidate_start), in call order.
-  [[nodiscard]] std::vector<int> first_passes() const { return ids_if([](Kind k) { return k == Kind::kInvalidate || k == Kind::kStart; }); }
+  [[nodiscard]] std::vector<int> first_passes() const {
+    return ids_if([](Kind k) { return k == Kind::kInvalidate || k == Kind::kStart; });
+  }
   [[nodiscard]] std::vector<int> finishes() const { return ids_if([](Kind k) { return k == Kind::kFinish; }); }
   // Everything as (kind letter, id): "S1" start, "I1" invalidate, "F1" finish, "M1" mark.
   [[nodiscard]] std::vector<std::string> trace() const {
     std::lock_guard guard(mu_);
     std::vector<std::string> out;
-    for (const Record& r : records_) out.push_back(std::string(1, "ISFM"[static_cast<int>(r.kind)]) + std::to_string(r.id));
+    for (const Record& r : records_)
+      out.push_back(std::string(1, "ISFM"[static_cast<int>(r.kind)]) + std::to_string(r.id));
     return out;
   }
   [[nodiscard]] int first_pass_count(int id) const {
@@ -654,8 +659,9 @@ TEST_F(ItreeConformance, I05_ManyOverlappingIntervalsMatchANaiveModel) {
     std::vector<Model> expected;
     for (const Model& m : model)
       if (m.start <= e - 1 && s <= m.last) expected.push_back(m);
-    std::sort(expected.begin(), expected.end(),
-              [](const Model& x, const Model& y) { return x.start != y.start ? x.start < y.start : x.order < y.order; });
+    std::sort(expected.begin(), expected.end(), [](const Model& x, const Model& y) {
+      return x.start != y.start ? x.start < y.start : x.order < y.order;
+    });
     std::vector<int> want;
     for (const Model& m : expected) want.push_back(m.id);
     journal_.clear();
