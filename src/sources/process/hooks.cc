@@ -39,6 +39,12 @@
 #ifndef MADV_DONTNEED_LOCKED
 #define MADV_DONTNEED_LOCKED 24
 #endif
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
+#endif
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
 #ifndef MREMAP_DONTUNMAP
 #define MREMAP_DONTUNMAP 4
 #endif
@@ -136,9 +142,13 @@ unsigned mremap_events(const long* a, Pending* pending, uintptr_t caller) noexce
   return 0;
 }
 
+// The advice values that take the pages behind a range away: the discards (the contents go), and those
+// after which the range is backed by other pages or by none (PAGEOUT reclaims, COLLAPSE copies into a
+// huge page, GUARD_INSTALL zaps and fences). The kernel notifies CLEAR for each.
 bool discards(long advice) noexcept {
   return advice == MADV_DONTNEED || advice == MADV_FREE || advice == MADV_REMOVE ||
-         advice == MADV_DONTNEED_LOCKED;
+         advice == MADV_DONTNEED_LOCKED || advice == MADV_PAGEOUT || advice == MADV_COLLAPSE ||
+         advice == MADV_GUARD_INSTALL;
 }
 
 // Step 2. Return: how many events (0 or 1) the call causes.
