@@ -36,15 +36,6 @@
 #include "sources/sys/sys.hpp"
 #include "umn/process.h"
 
-#ifndef MADV_DONTNEED_LOCKED
-#define MADV_DONTNEED_LOCKED 24
-#endif
-#ifndef MADV_COLLAPSE
-#define MADV_COLLAPSE 25
-#endif
-#ifndef MADV_GUARD_INSTALL
-#define MADV_GUARD_INSTALL 102
-#endif
 #ifndef MREMAP_DONTUNMAP
 #define MREMAP_DONTUNMAP 4
 #endif
@@ -147,8 +138,8 @@ unsigned mremap_events(const long* a, Pending* pending, uintptr_t caller) noexce
 // huge page, GUARD_INSTALL zaps and fences). The kernel notifies CLEAR for each.
 bool discards(long advice) noexcept {
   return advice == MADV_DONTNEED || advice == MADV_FREE || advice == MADV_REMOVE ||
-         advice == MADV_DONTNEED_LOCKED || advice == MADV_PAGEOUT || advice == MADV_COLLAPSE ||
-         advice == MADV_GUARD_INSTALL;
+         advice == sys::kMadvDontneedLocked || advice == MADV_PAGEOUT || advice == sys::kMadvCollapse ||
+         advice == sys::kMadvGuardInstall;
 }
 
 // Step 2. Return: how many events (0 or 1) the call causes.

@@ -26,6 +26,11 @@ inline long call(long nr, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, lo
 // True when a raw result is an error (-4095 .. -1).
 inline bool failed(long result) noexcept { return static_cast<unsigned long>(result) > -4096UL; }
 
+// madvise advice values newer than glibc 2.36's headers (Linux 5.18, 6.1, 6.13).
+constexpr int kMadvDontneedLocked = 24;
+constexpr int kMadvCollapse = 25;
+constexpr int kMadvGuardInstall = 102;
+
 constexpr uint64_t kPageSize = 4096;
 inline uint64_t page_down(uint64_t a) noexcept { return a & ~(kPageSize - 1); }
 inline uint64_t page_up(uint64_t a) noexcept { return (a + kPageSize - 1) & ~(kPageSize - 1); }

@@ -26,17 +26,9 @@
 #include <vector>
 
 #include "recorder.hpp"
+#include "sources/sys/sys.hpp"
 #include "umn/process.h"
 
-#ifndef MADV_DONTNEED_LOCKED
-#define MADV_DONTNEED_LOCKED 24
-#endif
-#ifndef MADV_COLLAPSE
-#define MADV_COLLAPSE 25
-#endif
-#ifndef MADV_GUARD_INSTALL
-#define MADV_GUARD_INSTALL 102
-#endif
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define UMN_SANITIZED 1
@@ -339,10 +331,10 @@ TEST_F(Hooks, MadviseDiscardsNotifyClearBeforeTheZap) {
   } cases[] = {{MADV_DONTNEED, MAP_PRIVATE | MAP_ANONYMOUS},
                {MADV_FREE, MAP_PRIVATE | MAP_ANONYMOUS},
                {MADV_REMOVE, MAP_SHARED | MAP_ANONYMOUS},
-               {MADV_DONTNEED_LOCKED, MAP_PRIVATE | MAP_ANONYMOUS},
+               {umn::sys::kMadvDontneedLocked, MAP_PRIVATE | MAP_ANONYMOUS},
                {MADV_PAGEOUT, MAP_PRIVATE | MAP_ANONYMOUS},
-               {MADV_COLLAPSE, MAP_PRIVATE | MAP_ANONYMOUS},
-               {MADV_GUARD_INSTALL, MAP_PRIVATE | MAP_ANONYMOUS}};
+               {umn::sys::kMadvCollapse, MAP_PRIVATE | MAP_ANONYMOUS},
+               {umn::sys::kMadvGuardInstall, MAP_PRIVATE | MAP_ANONYMOUS}};
   for (const Case& c : cases) {
     unsigned char* p = map_pages(2, c.flags);
     Recorder rec;
@@ -351,7 +343,8 @@ TEST_F(Hooks, MadviseDiscardsNotifyClearBeforeTheZap) {
     // An advice newer than the kernel (DONTNEED_LOCKED 5.18, COLLAPSE 6.1, GUARD_INSTALL 6.13), or a
     // collapse the kernel refuses (no transparent huge pages, no whole huge page in the range), fails and
     // takes nothing; it was announced all the same, before the call.
-    const bool may_fail = c.advice == MADV_DONTNEED_LOCKED || c.advice == MADV_COLLAPSE || c.advice == MADV_GUARD_INSTALL;
+    const bool may_fail = c.advice == umn::sys::kMadvDontneedLocked || c.advice == umn::sys::kMadvCollapse ||
+                          c.advice == umn::sys::kMadvGuardInstall;
     if (!may_fail) ASSERT_EQ(rc, 0) << "advice " << c.advice;
     ASSERT_EQ(rec.calls(), 1) << "advice " << c.advice;
     EXPECT_EQ(rec.records[0].event, UMN_NOTIFY_CLEAR);
