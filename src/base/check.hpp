@@ -26,6 +26,10 @@ enum class DiagKind { kMisuse, kWarn };
 // Reports one diagnostic through the installed hook (see umn_set_diagnostic_hook in umn.h).
 void report(DiagKind kind, const char* call, const char* message) noexcept;
 
+// True while no hook is installed (diagnostics go to stderr): details that only help a person reading
+// stderr (e.g. a list of culprits) are written then, and not behind an installed hook's back.
+bool default_hook_in_use() noexcept;
+
 [[noreturn]] void dcheck_failed(const char* file, int line, const char* expr) noexcept;
 
 }  // namespace umn::detail

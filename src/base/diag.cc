@@ -73,6 +73,8 @@ void report(DiagKind kind, const char* call, const char* message) noexcept {
     default_hook(kind, call, message);
 }
 
+bool default_hook_in_use() noexcept { return g_hook.load(std::memory_order_relaxed) == nullptr; }
+
 void dcheck_failed(const char* file, int line, const char* expr) noexcept {
   char line_text[16];
   int len = 0;

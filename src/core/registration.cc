@@ -215,7 +215,7 @@ void classic_check_leftovers(Subscriptions& subs) noexcept {
   {
     std::lock_guard guard(subs.lock);
     left = subs.classic.registrations;
-    if (UMN_DEBUG_LEVEL >= 1)
+    if (UMN_DEBUG_LEVEL >= 1 && default_hook_in_use())
       for (umn_notifier* sub = classic_first(subs.classic); sub != nullptr; sub = classic_next(sub))
         write_culprit(sub);
   }
