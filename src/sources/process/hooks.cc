@@ -39,10 +39,6 @@
 #ifndef MREMAP_DONTUNMAP
 #define MREMAP_DONTUNMAP 4
 #endif
-#ifndef PIDFD_SELF_THREAD
-#define PIDFD_SELF_THREAD (-10000)        // linux/pidfd.h, 6.14+: the calling thread
-#define PIDFD_SELF_THREAD_GROUP (-20000)  // the calling process
-#endif
 
 namespace umn::detail {
 namespace {
@@ -258,7 +254,7 @@ void put_decimal(char* p, unsigned long v) noexcept {
 // /proc/self/fdinfo "Pid:" is our pid or one of our threads. When that cannot be read: yes (announcing
 // is harmless, missing is not).
 bool pidfd_is_self(long pidfd) noexcept {
-  if (pidfd == PIDFD_SELF_THREAD || pidfd == PIDFD_SELF_THREAD_GROUP) return true;
+  if (pidfd == sys::kPidfdSelfThread || pidfd == sys::kPidfdSelfThreadGroup) return true;
   if (pidfd < 0) return false;  // EBADF
   char path[64] = "/proc/self/fdinfo/";
   put_decimal(path + 18, static_cast<unsigned long>(pidfd));

@@ -30,6 +30,11 @@ inline bool failed(long result) noexcept { return static_cast<unsigned long>(res
 constexpr int kMadvDontneedLocked = 24;
 constexpr int kMadvCollapse = 25;
 constexpr int kMadvGuardInstall = 102;
+// pidfd values and flags newer than glibc 2.36's headers: the calling thread and process as pidfds
+// (Linux 6.14), and pidfd_open's flag for a thread's pidfd (6.9, PIDFD_THREAD = O_EXCL).
+constexpr long kPidfdSelfThread = -10000;
+constexpr long kPidfdSelfThreadGroup = -20000;
+constexpr unsigned kPidfdThread = 0200;
 
 constexpr uint64_t kPageSize = 4096;
 inline uint64_t page_down(uint64_t a) noexcept { return a & ~(kPageSize - 1); }
