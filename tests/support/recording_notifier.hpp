@@ -13,6 +13,7 @@
 #include <mutex>
 #include <vector>
 
+#include "support/scoped_range.hpp"
 #include "umn/umn.h"
 
 namespace umn::test {
@@ -153,37 +154,6 @@ struct RecordingNotifier {
 
   static constexpr umn_interval_notifier_ops kSinglePassOps = {&invalidate, nullptr, nullptr};
   static constexpr umn_interval_notifier_ops kTwoPassOps = {nullptr, &invalidate_start, &invalidate_finish};
-};
-
-// One invalidation, started by the constructor and ended by end() (or the destructor) — unless the
-// non-blocking start failed, in which case there is nothing to end.
-class ScopedRange {
- public:
-  ScopedRange(umn_mm* mm, uint64_t start, uint64_t end, umn_notifier_event event = UMN_NOTIFY_UNMAP) {
-    umn_notifier_range_init(&range_, event, 0, mm, start, end);
-    umn_notifier_invalidate_range_start(&range_);
-    open_ = true;
-  }
-  // Non-blocking start; result() holds its return value.
-  struct NonBlock {};
-  ScopedRange(NonBlock, umn_mm* mm, uint64_t start, uint64_t end) {
-    umn_notifier_range_init(&range_, UMN_NOTIFY_CLEAR, 0, mm, start, end);
-    result_ = umn_notifier_invalidate_range_start_nonblock(&range_);
-    open_ = result_ == 0;
-  }
-  ScopedRange(const ScopedRange&) = delete;
-  ScopedRange& operator=(const ScopedRange&) = delete;
-  ~ScopedRange() { end(); }
-  void end() {
-    if (open_) umn_notifier_invalidate_range_end(&range_);
-    open_ = false;
-  }
-  [[nodiscard]] int result() const { return result_; }
-
- private:
-  umn_notifier_range range_{};
-  bool open_ = false;
-  int result_ = 0;
 };
 
 // Invalidates [start, end) of mm and ends it at once (blockable).

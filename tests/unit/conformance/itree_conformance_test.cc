@@ -33,6 +33,7 @@
 
 #include "support/async_call.hpp"
 #include "support/diag_capture.hpp"
+#include "support/scoped_range.hpp"
 #include "umn/umn.h"
 
 namespace {
@@ -257,38 +258,7 @@ struct Watch {
   static constexpr umn_interval_notifier_ops kTwoPass = {nullptr, &invalidate_start, &invalidate_finish};
 };
 
-// One invalidation: started by the constructor, ended by end() or the destructor (unless a non-blocking
-// start failed: then there is nothing to end, I-10).
-class Range {
- public:
-  enum Mode { kBlock, kNonBlock };
-  Range(umn_mm* mm, uint64_t start, uint64_t end, Mode mode = kBlock, unsigned flags = 0,
-        umn_notifier_event event = UMN_NOTIFY_UNMAP) {
-    umn_notifier_range_init(&range_, event, flags, mm, start, end);
-    if (mode == kBlock) {
-      umn_notifier_invalidate_range_start(&range_);
-      open_ = true;
-    } else {
-      result_ = umn_notifier_invalidate_range_start_nonblock(&range_);
-      open_ = result_ == 0;
-    }
-  }
-  Range(const Range&) = delete;
-  Range& operator=(const Range&) = delete;
-  ~Range() { end(); }
-  void end() {
-    if (open_) umn_notifier_invalidate_range_end(&range_);
-    open_ = false;
-  }
-  [[nodiscard]] int result() const { return result_; }
-  [[nodiscard]] bool open() const { return open_; }
-  [[nodiscard]] const umn_notifier_range& raw() const { return range_; }
-
- private:
-  umn_notifier_range range_{};
-  bool open_ = false;
-  int result_ = 0;
-};
+using Range = umn::test::ScopedRange;
 
 // A blockable invalidation of [start, end), ended at once.
 void Hit(umn_mm* mm, uint64_t start, uint64_t end) { Range range(mm, start, end); }

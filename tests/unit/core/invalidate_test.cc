@@ -74,7 +74,7 @@ TEST_F(Invalidate, StartWrappersDecideBlockability) {
 // An address space with no subscriptions at all takes invalidations and ends them without effect.
 TEST_F(Invalidate, RangesOnAnAddressSpaceWithoutNotifiersAreHarmless) {
   ScopedRange blocking(mm_, 0, kPage);
-  ScopedRange nonblock(ScopedRange::NonBlock{}, mm_, 0, kPage);
+  ScopedRange nonblock(mm_, 0, kPage, ScopedRange::kNonBlock);
   EXPECT_EQ(nonblock.result(), 0);
   EXPECT_EQ(diags_.count(), 0u);
 }

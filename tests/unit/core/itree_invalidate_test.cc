@@ -44,7 +44,7 @@ TEST_F(ItreeInvalidate, RangeCallsANotifierExactlyWhenTheyOverlap) {
 TEST_F(ItreeInvalidate, CallbackSeesTheRangeAsGiven) {
   RecordingNotifier a(1, &log_);
   ASSERT_EQ(a.insert(mm_, 0, 16 * kPage), 0);
-  ScopedRange r(mm_, 3 * kPage, 5 * kPage, UMN_NOTIFY_PROTECTION_VMA);
+  ScopedRange r(mm_, 3 * kPage, 5 * kPage, ScopedRange::kBlock, 0, UMN_NOTIFY_PROTECTION_VMA);
   auto calls = log_.calls();
   ASSERT_EQ(calls.size(), 1u);
   EXPECT_EQ(calls[0].start, 3 * kPage);
@@ -194,7 +194,7 @@ TEST_F(ItreeInvalidate, NonblockFailureRunsQueuedSecondPassesAndStopsTheWalk) {
   fail.finish_on_failure = true;
   RecordingNotifier* order[] = {&a, &b, &fail, &d, &e};
   for (uint64_t i = 0; i < 5; ++i) ASSERT_EQ(order[i]->insert(mm_, i * kPage, kPage), 0);
-  ScopedRange r(ScopedRange::NonBlock{}, mm_, 0, 8 * kPage);
+  ScopedRange r(mm_, 0, 8 * kPage, ScopedRange::kNonBlock);
   EXPECT_EQ(r.result(), -EAGAIN);
   EXPECT_EQ(log_.first_passes(1) + log_.first_passes(2) + log_.first_passes(3), 3);
   EXPECT_EQ(log_.first_passes(4) + log_.first_passes(5), 0);
@@ -219,7 +219,7 @@ TEST_F(ItreeInvalidate, NonblockFailureEndsItsEpoch) {
   fail.fail_when_nonblock = true;
   ASSERT_EQ(a.insert(mm_, 0, kPage), 0);
   ASSERT_EQ(fail.insert(mm_, kPage, kPage), 0);
-  ScopedRange r(ScopedRange::NonBlock{}, mm_, 0, 2 * kPage);
+  ScopedRange r(mm_, 0, 2 * kPage, ScopedRange::kNonBlock);
   ASSERT_EQ(r.result(), -EAGAIN);
   log_.clear();
   umn::test::invalidate(mm_, 0, kPage);
@@ -235,7 +235,7 @@ TEST_F(ItreeInvalidate, NonblockFailureEndsItsEpoch) {
 TEST_F(ItreeInvalidate, NonblockSuccessStaysOpenUntilRangeEnd) {
   RecordingNotifier a(1, &log_, Mode::kTwoPass);
   ASSERT_EQ(a.insert(mm_, 0, kPage), 0);
-  ScopedRange r(ScopedRange::NonBlock{}, mm_, 0, kPage);
+  ScopedRange r(mm_, 0, kPage, ScopedRange::kNonBlock);
   ASSERT_EQ(r.result(), 0);
   EXPECT_EQ(log_.ids(CallKind::kFinish), (std::vector<int>{1}));
   AsyncCall reader([&] { (void)a.read_begin(); });
