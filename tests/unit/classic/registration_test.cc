@@ -108,6 +108,7 @@ TEST_F(Registration, GetIgnoresPlainRegistrations) {
   plain.c.ops = &kOps;
   ASSERT_EQ(umn_notifier_register(&plain.c, mm_), 0);
   umn_notifier* got = umn_notifier_get(&kOps, mm_);
+  ASSERT_NE(got, nullptr);
   EXPECT_NE(got, &plain.c);
   EXPECT_EQ(plain.c.users, 1u);
   umn_notifier_put(got);

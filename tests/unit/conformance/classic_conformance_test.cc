@@ -757,19 +757,8 @@ TEST_F(ClassicConformance, I19_ConcurrentFirstGetsAllocateOnce) {
   umn_notifier_put(got[1]);
 }
 
-// Notifiers registered with umn_notifier_register are never returned by get, even with the same ops.
-TEST_F(ClassicConformance, I19_GetIgnoresPlainRegistrations) {
-  Gotten plain;
-  plain.counters = &g_get;
-  plain.c.ops = &kGetOps;
-  ASSERT_EQ(umn_notifier_register(&plain.c, mm_), 0);
-  umn_notifier* got = umn_notifier_get(&kGetOps, mm_);
-  ASSERT_NE(got, nullptr);
-  EXPECT_NE(got, &plain.c);
-  EXPECT_EQ(plain.c.users, 1u);
-  umn_notifier_put(got);
-  umn_notifier_unregister(&plain.c, mm_);
-}
+// I-19, get never returns a notifier registered with umn_notifier_register: Registration.GetIgnoresPlainRegistrations
+// (tests/unit/classic/registration_test.cc).
 
 // get's errors: ops without alloc_notifier / free_notifier -> EINVAL (WARNed); alloc_notifier returning
 // NULL -> ENOMEM; a registration that fails after alloc (here: I-20's arch + start) gives the fresh
@@ -1092,11 +1081,7 @@ TEST_F(ClassicConformance, S4_CallsThatWaitAreRefusedFromCallbacksButPutIsAllowe
   s_mm = mm_;
   s_to_put = umn_notifier_get(&kGetOps, mm_);
   ASSERT_NE(s_to_put, nullptr);
-  struct Self {
-    umn_notifier sub{};
-    umn_notifier_ops ops{};
-  } self;
-  self.sub.ops = &self.ops;
+  BareNotifier self;
   self.ops.invalidate_range_start = [](umn_notifier* sub, const umn_notifier_range*) {
     Rec inner("inner", nullptr, kRange);
     s_register = umn_notifier_register(&inner.c, s_mm);

@@ -24,6 +24,7 @@
 #include <cstdio>
 #include <cstdint>
 #include <functional>
+#include <latch>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -269,36 +270,19 @@ class RangeThread {
   RangeThread(umn_mm* mm, uint64_t start, uint64_t end) {
     thread_ = std::thread([this, mm, start, end] {
       Range range(mm, start, end);
-      started_.open();
+      started_.count_down();
       end_.arrive_and_wait();
     });
   }
   ~RangeThread() { end(); }
-  void wait_started() { started_.wait_open(); }
+  void wait_started() { started_.wait(); }
   void end() {
     end_.open();
     if (thread_.joinable()) thread_.join();
   }
 
  private:
-  class Flag {
-   public:
-    void open() {
-      std::lock_guard guard(mu_);
-      open_ = true;
-      cv_.notify_all();
-    }
-    void wait_open() {
-      std::unique_lock guard(mu_);
-      cv_.wait(guard, [this] { return open_; });
-    }
-
-   private:
-    std::mutex mu_;
-    std::condition_variable cv_;
-    bool open_ = false;
-  };
-  Flag started_;
+  std::latch started_{1};
   Gate end_;
   std::thread thread_;
 };
