@@ -624,21 +624,8 @@ TEST_F(ClassicConformance, I19_GetWithSameOpsReturnsSameObjectAndCountsUsers) {
   umn_notifier_put(fresh);
 }
 
-// At UINT_MAX users, get fails with EOVERFLOW and leaves users unchanged.
-TEST_F(ClassicConformance, I19_GetAtUintMaxIsEoverflowAndUsersUnchanged) {
-  umn_notifier* sub = umn_notifier_get(&kGetOps, mm_);
-  ASSERT_NE(sub, nullptr);
-  sub->users = UINT_MAX - 1;  // public field; no other thread uses the address space
-  ASSERT_EQ(umn_notifier_get(&kGetOps, mm_), sub);
-  EXPECT_EQ(sub->users, UINT_MAX);
-  errno = 0;
-  EXPECT_EQ(umn_notifier_get(&kGetOps, mm_), nullptr);
-  EXPECT_EQ(errno, EOVERFLOW);
-  EXPECT_EQ(sub->users, UINT_MAX);
-  EXPECT_EQ(g_get.allocs, 1);
-  sub->users = 1;
-  umn_notifier_put(sub);
-}
+// I-19, get at UINT_MAX users is EOVERFLOW with users unchanged: Registration.GetAtUintMaxIsEoverflow
+// (tests/unit/classic/registration_test.cc).
 
 // The free after the last put waits for the hlist walkers active at that time: a walker inside the
 // notifier's callback delays free_notifier (and synchronize) until it leaves.
