@@ -11,8 +11,10 @@
 //      the node is not reused before a grace period (unregister: synchronize; put: call).
 //   4. A non-blockable start failure calls every end (so the starts that succeeded are ended) before
 //      returning -EAGAIN; the caller then does not call range_end (5.12+ kernel behaviour).
-//   5. ->release runs at most once per registration: teardown and unregister race for one claim bit;
-//      the loser's grace-period wait covers the winner's call (both call it inside a read-side section).
+//   5. ->release runs at most once per registration: teardown and unregister race for one claim bit,
+//      each claiming from inside a read-side section that also covers its call, so the loser's
+//      grace-period wait covers the winner's call (a claim made outside the section would not be seen:
+//      the model in classic_teardown.pml shows that interleaving).
 #include <cerrno>
 
 #include "base/check.hpp"

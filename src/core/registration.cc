@@ -4,8 +4,9 @@
 //   register:   under Subscriptions::lock, wait until no range is in flight (active == 0), then link at
 //               the head, users = 1, take an mm reference. This replaces the kernel's mm_take_all_locks:
 //               a new notifier never sees an end without its start (see classic.hpp, Memory ordering).
-//   unregister: claim and call ->release unless teardown did, unlink, synchronize (every walk that
-//               could still hold the notifier has left), drop the mm reference. Never free_notifier.
+//   unregister: inside one read-side section, claim and call ->release unless teardown did; unlink,
+//               synchronize (every walk that could still hold the notifier has left), drop the mm
+//               reference. Never free_notifier.
 //   get:        lookup by ops pointer under the lock; else, under ClassicList::get_lock, look again,
 //               alloc_notifier, register. So alloc_notifier runs once per (ops, mm).
 //   put:        users-- under the lock; the last one unlinks and queues free_notifier + mm reference
@@ -185,9 +186,12 @@ bool put_locked(Subscriptions& subs, umn_notifier* sub) noexcept {
 
 void unregister_notifier(umn_notifier* sub, umn_mm* mm) noexcept {
   Subscriptions& subs = *subscriptions_of(mm);  // exists: sub's registration created it
-  if (classic_claim_release(sub) && sub->ops->release != nullptr) {
-    rcu::ReadGuard guard;  // so that a concurrent teardown's synchronize waits for this call
-    sub->ops->release(sub, mm);
+  {
+    // The section is entered before the claim: a teardown that loses the claim to us then finds us in
+    // a section its synchronize waits for, so it returns only after our ->release (claim first, then
+    // a preemption, and teardown could return before the call; issue 12).
+    rcu::ReadGuard guard;
+    if (classic_claim_release(sub) && sub->ops->release != nullptr) sub->ops->release(sub, mm);
   }
   {
     SignalsHeld hold(mm);
