@@ -1,16 +1,16 @@
 /*
  * collision_retry.pml - a Promela model of umn's collision-retry protocol, checked with spin.
  *
- * What it models (src/core, function names; line numbers as of commit 58b51f9):
- *   interval_notifier.cc  link_locked (62-84)          -> inline insert()
- *                         unlink_locked (87-112) and
- *                         umn_interval_notifier_remove (136-161) -> inline remove()
- *                         umn_interval_read_begin (163-174): the lock-free fast path (load the
- *                         notifier's seq, then the address space's seq) and the locked wait
+ * What it models (src/core, by function name; no line numbers, which go stale):
+ *   interval_notifier.cc  link_locked                  -> inline insert()
+ *                         unlink_locked and
+ *                         umn_interval_notifier_remove -> inline remove()
+ *                         umn_interval_read_begin: the lock-free fast path (load the notifier's seq,
+ *                         then the address space's seq) and the locked wait
  *                                                       -> inline read_begin()
  *                         umn_interval_read_retry / umn_interval_set_seq -> nseq reads / writes
- *   itree_invalidate.cc   epoch_start (55-68), the walk and the two passes of itree_invalidate (102-127),
- *                         the -EAGAIN path, itree_invalidate_end (129-143) with apply_deferred (82-99)
+ *   itree_invalidate.cc   epoch_start, the walk and the two passes of itree_invalidate, the -EAGAIN
+ *                         path, itree_invalidate_end with apply_deferred
  *                                                       -> proctype invalidator, inline epoch_end()
  *   examples/fault_retry.c the driver side: user lock around set_seq + zap and around read_retry +
  *                         install                       -> proctype driver
@@ -23,7 +23,7 @@
  * The condition-variable waits are modelled as "release the lock; atomically re-take it once the
  * predicate holds", which is what a predicate wait under the lock guarantees.
  * Not modelled: weak memory (spin is sequentially consistent; the acquire/release pairs are argued in
- * interval_notifier.cc's header), the tree shape (one notifier), classic notifiers.
+ * interval_notifier.cc's header), the tree shape (one notifier), classic notifiers (classic_teardown.pml).
  *
  * Properties (spin -a; cc -DSAFETY pan.c; ./pan):
  *   P1 safety: no translation installed from pages read before an invalidation survives that

@@ -207,7 +207,9 @@ unsigned long umn_interval_read_begin(umn_interval_notifier* sub) {
   if (!UMN_CHECK(sub != nullptr && sub->mm != nullptr && is_inserted(state_of(sub)), "umn_interval_read_begin",
                  "notifier is not inserted (never inserted, or removed)"))
     return 0;
-  // Pairs with the release store in umn_interval_set_seq() / link_locked().
+  // Pairs with the release store in umn_interval_set_seq(). link_locked()'s stores are relaxed and need
+  // no partner: they are made before insert returns, and a read_begin is ordered after that return by
+  // its caller (same thread, or the caller's own hand-off of the notifier).
   unsigned long seq = std::atomic_ref(sub->invalidate_seq).load(std::memory_order_acquire);
   Subscriptions& subs = *subscriptions_of(sub->mm);
   // Pairs with the release stores of the epoch start/end in itree_invalidate.cc.
