@@ -93,7 +93,7 @@ umn_mm* umn_mm_process(void) {
     storage.is_process = true;
     return &storage;
   }();
-  // The process hooks (src/sources/process/hooks.cc) feed this address space; installed on first use.
+  // The process hooks (src/sources/process/install.cc) feed this address space; installed on first use.
   umn_detail_process_autoinstall(process_mm);
   return process_mm;
 }

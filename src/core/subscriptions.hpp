@@ -13,7 +13,7 @@
 //   address space's lock outside the invalidate path (insert, remove, read_begin's wait, registration,
 //   get/put, release) holds the thread's signals back for its duration (SignalsHeld): a handler runs
 //   before or after it, never inside. The invalidate path does not: there the hooks' own nesting check
-//   applies (src/sources/process/hooks.cc).
+//   applies (src/sources/process/dispatch.cc).
 //
 // Lifetime
 //   umn_mm is reference counted (`refs`): one reference for the creator, one per inserted interval

@@ -1,0 +1,81 @@
+// delivery.cc - delivering one event to the process address space and the observers (contract in
+// delivery.hpp). Everything lives on the caller's stack or in static storage: no malloc, no lock besides
+// the core's subscription lock (taken only when notifiers exist), so the path is async-signal-safe.
+#include "sources/process/delivery.hpp"
+
+#include <sys/syscall.h>
+
+#include <cerrno>
+
+#include "sources/process/state.hpp"
+#include "sources/sys/sys.hpp"
+
+namespace umn::detail {
+namespace {
+
+// Around every call into notifiers and observers: marks the thread as delivering (the dispatcher passes
+// its calls through), and keeps errno as the interrupted libc code left it (libc sets errno itself from
+// the raw result; a callback may change it).
+struct DeliveryScope {
+  DeliveryScope() noexcept : saved_errno(errno) { ++t_delivering; }
+  ~DeliveryScope() {
+    --t_delivering;
+    errno = saved_errno;
+  }
+  int saved_errno;
+};
+
+}  // namespace
+
+void deliver_start(Pending* pending) noexcept {
+  DeliveryScope scope;
+  g_events.fetch_add(1, std::memory_order_relaxed);
+  const umn_process_event& event = pending->event;
+  umn_mm* mm = process_mm();
+  umn_notifier_range_init(&pending->range, event.event, 0, mm, event.start, event.end);
+  if (mm != nullptr) umn_notifier_invalidate_range_start(&pending->range);
+  Registry* registry = active_registry();
+  const unsigned used = registry->used.load(std::memory_order_acquire);
+  for (unsigned i = 0; i < kRegistrySlots; ++i) {
+    // Pairs with the release CAS in claim_slot: ctx is visible once fn is.
+    umn_process_observer_fn fn = i < used ? registry->slots[i].fn.load(std::memory_order_acquire) : nullptr;
+    pending->fns[i] = fn;
+    if (fn == nullptr) continue;
+    pending->ctxs[i] = registry->slots[i].ctx.load(std::memory_order_relaxed);
+    fn(pending->ctxs[i], &event, UMN_PROCESS_PHASE_START, pending->scratch[i]);
+  }
+}
+
+void deliver_end(Pending* pending, long result) noexcept {
+  DeliveryScope scope;
+  pending->event.result = result;
+  for (unsigned i = kRegistrySlots; i-- > 0;)
+    if (pending->fns[i] != nullptr)
+      pending->fns[i](pending->ctxs[i], &pending->event, UMN_PROCESS_PHASE_END, pending->scratch[i]);
+  if (pending->range.mm != nullptr) umn_notifier_invalidate_range_end(&pending->range);
+}
+
+void deliver_quiet(long nr, const long* a, long result, uintptr_t caller) noexcept {
+  Registry* registry = active_registry();
+  if (registry->quiet.load(std::memory_order_relaxed) == 0) return;
+  DeliveryScope scope;
+  const bool returns_addr = nr == SYS_mmap || nr == SYS_mremap || nr == SYS_shmat;
+  const uint64_t addr = static_cast<uint64_t>(returns_addr ? result : a[0]);
+  umn_process_event event = {UMN_CALL_QUIET, UMN_NOTIFY_UNMAP, addr, addr, caller, result};
+  alignas(16) unsigned char scratch[UMN_PROCESS_SCRATCH_SIZE];
+  const unsigned used = registry->used.load(std::memory_order_acquire);
+  for (unsigned i = 0; i < used && i < kRegistrySlots; ++i) {
+    umn_process_observer_fn fn = registry->slots[i].fn.load(std::memory_order_acquire);
+    if (fn == nullptr || (registry->slots[i].flags.load(std::memory_order_relaxed) & UMN_PROCESS_OBSERVE_QUIET) == 0)
+      continue;
+    fn(registry->slots[i].ctx.load(std::memory_order_relaxed), &event, UMN_PROCESS_PHASE_QUIET, scratch);
+  }
+}
+
+long quiet_call(long nr, const long* a, uintptr_t caller) noexcept {
+  long result = sys::call(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+  deliver_quiet(nr, a, result, caller);
+  return result;
+}
+
+}  // namespace umn::detail

@@ -1,0 +1,40 @@
+// delivery.hpp - delivering one event: invalidate_range_start on umn_mm_process() and every registry
+// observer before the real system call, observers in reverse and invalidate_range_end after it.
+//
+// Locking: no lock of its own; the core's subscription lock is taken inside range_start/_end when
+//   notifiers exist. Observers are called with no umn lock held.
+// Lifetime: a Pending lives on the caller's stack (or in fork's static array) from start to end.
+// Context: any thread, signal handlers included; no allocation. Every delivery raises the thread's
+//   t_delivering for its duration and restores errno.
+// Memory ordering: observer slots are read with acquire on fn (pairs with the release CAS in
+//   claim_slot, observers.cc), then ctx.
+#pragma once
+
+#include <cstdint>
+
+#include "sources/process/registry.hpp"
+#include "umn/process.h"
+
+namespace umn::detail {
+
+// One event with what its delivery needs between start and end: the core range and, per observer slot,
+// the observer seen at start (so end calls the same ones) and its scratch space.
+struct Pending {
+  umn_process_event event;
+  umn_notifier_range range;
+  umn_process_observer_fn fns[kRegistrySlots];
+  void* ctxs[kRegistrySlots];
+  alignas(16) unsigned char scratch[kRegistrySlots][UMN_PROCESS_SCRATCH_SIZE];
+};
+
+// Starts pending->event: counts it, range_start on the process address space, then observers in order.
+void deliver_start(Pending* pending) noexcept;
+// Ends it with the raw system call result: observers in reverse, then range_end.
+void deliver_end(Pending* pending, long result) noexcept;
+// After a hooked call that caused no event: tells the observers that asked for it (one relaxed load when
+// nobody asked).
+void deliver_quiet(long nr, const long* a, long result, uintptr_t caller) noexcept;
+// Issues the call unannounced, then deliver_quiet. Return: the raw result.
+long quiet_call(long nr, const long* a, uintptr_t caller) noexcept;
+
+}  // namespace umn::detail

@@ -1,0 +1,111 @@
+// dispatch.cc - the dispatcher behind the patched syscall sites (algorithm in dispatch.hpp).
+#include "sources/process/dispatch.hpp"
+
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+
+#include <cerrno>
+
+#include "sources/process/delivery.hpp"
+#include "sources/process/events.hpp"
+#include "sources/process/pidfd.hpp"
+#include "sources/process/state.hpp"
+#include "sources/sys/sys.hpp"
+
+#ifndef MREMAP_DONTUNMAP
+#define MREMAP_DONTUNMAP 4
+#endif
+
+namespace umn::detail {
+namespace {
+
+// Copies one iovec of the caller's array: through process_vm_readv so that a bad pointer is -EFAULT,
+// as the kernel reports it, not a crash in the hook. Return: 0 or -EFAULT.
+long read_iovec(const iovec* user, iovec* out) noexcept {
+  iovec local = {out, sizeof(*out)};
+  iovec remote = {const_cast<iovec*>(user), sizeof(*out)};
+  long n = sys::call(SYS_process_vm_readv, sys::getpid(), reinterpret_cast<long>(&local), 1,
+                     reinterpret_cast<long>(&remote), 1, 0);
+  if (n == static_cast<long>(sizeof(*out))) return 0;
+  if (n == -EFAULT) return -EFAULT;
+  *out = *user;  // process_vm_readv refused (seccomp, ENOSYS): the pointer is the caller's promise
+  return 0;
+}
+
+// process_madvise(pidfd, iov, vlen, advice, flags) with discarding advice on this process: the kernel
+// advises the iovecs in order and stops at the first failure, returning the bytes advised so far, or
+// the error when there are none. Issued here one iovec per call so that each is announced before it.
+long process_madvise_call(const long* a, uintptr_t caller) noexcept {
+  constexpr long kIovMax = 1024;  // UIO_MAXIOV
+  const long vlen = a[2];
+  if (!discards(a[3]) || a[4] != 0 || vlen <= 0 || vlen > kIovMax || !pidfd_is_self(a[0]))
+    return quiet_call(SYS_process_madvise, a, caller);
+  const auto* user = reinterpret_cast<const iovec*>(a[1]);
+  long done = 0;
+  for (long i = 0; i < vlen; ++i) {
+    iovec one;
+    if (long err = read_iovec(user + i, &one); err != 0) return done > 0 ? done : err;
+    Pending pending;
+    const unsigned events = make_event(&pending.event, UMN_CALL_PROCESS_MADVISE, UMN_NOTIFY_CLEAR,
+                                       reinterpret_cast<uint64_t>(one.iov_base), one.iov_len, caller);
+    if (events != 0) deliver_start(&pending);
+    long result = sys::call(SYS_process_madvise, a[0], reinterpret_cast<long>(&one), 1, a[3], 0);
+    if (events != 0) deliver_end(&pending, result);
+    if (sys::failed(result)) return done > 0 ? done : result;
+    done += result;
+  }
+  return done;
+}
+
+#if defined(__SANITIZE_THREAD__)
+// ThreadSanitizer tears a thread's runtime state down in a thread-specific-data destructor; glibc's
+// start_thread then discards the dead thread's unused stack with madvise(MADV_DONTNEED) of
+// [stack bottom, sp - PTHREAD_STACK_MIN). Delivering that event runs TSan-intercepted code (atomics,
+// pthread_mutex_lock) on the dead state: SIGSEGV in SyncClock/MutexPreLock, or a hang. Recognise that
+// call (a discard of this thread's own stack ending just below the stack pointer) and pass it through
+// before touching anything TSan intercepts. Uninstrumented builds deliver it like any other madvise.
+bool exiting_thread_stack_discard(long nr, const long* a) noexcept {
+  if (nr != SYS_madvise || a[2] != MADV_DONTNEED) return false;
+  const auto sp = reinterpret_cast<uint64_t>(__builtin_frame_address(0));
+  const uint64_t start = static_cast<uint64_t>(a[0]), end = start + static_cast<uint64_t>(a[1]);
+  return start < end && end <= sp && sp - end <= (64u << 10);
+}
+#endif
+
+long hooked_call(long nr, const long* a, uintptr_t caller) noexcept {
+#if defined(__SANITIZE_THREAD__)
+  if (exiting_thread_stack_discard(nr, a)) return sys::call(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+#endif
+  if (t_delivering > 0) {  // step 1
+    g_nested.fetch_add(1, std::memory_order_relaxed);
+    return sys::call(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+  }
+  if (nr == SYS_process_madvise) return process_madvise_call(a, caller);
+  if (nr == SYS_mremap && (a[3] & MREMAP_MAYMOVE) != 0 && (a[3] & (MREMAP_FIXED | MREMAP_DONTUNMAP)) == 0 &&
+      sys::page_up(static_cast<uint64_t>(a[2])) > sys::page_up(static_cast<uint64_t>(a[1])) && a[1] != 0) {
+    long in_place = sys::call(SYS_mremap, a[0], a[1], a[2], 0);  // grow in place: nothing moves
+    if (!sys::failed(in_place)) {
+      deliver_quiet(nr, a, in_place, caller);
+      return in_place;
+    }
+  }
+  Pending pending;
+  if (events_of(nr, a, &pending.event, caller) == 0) return quiet_call(nr, a, caller);
+  deliver_start(&pending);
+  long result = sys::call(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+  deliver_end(&pending, result);
+  return result;
+}
+
+}  // namespace
+
+// noinline: its address is baked into the stubs.
+[[gnu::noinline]] long dispatch(long a1, long a2, long a3, long a4, long a5, long a6, long nr,
+                                uintptr_t site_rsp) {
+  const long args[6] = {a1, a2, a3, a4, a5, a6};
+  uintptr_t caller = *reinterpret_cast<const uintptr_t*>(site_rsp);
+  return hooked_call(nr, args, caller);
+}
+
+}  // namespace umn::detail

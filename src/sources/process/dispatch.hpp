@@ -1,0 +1,25 @@
+// dispatch.hpp - the stubs' entry: one hooked system call, announced or passed through.
+//
+// Algorithm, for each hooked system call (arguments as the kernel gets them):
+//   1. If this thread is inside a delivery (a callback or observer called munmap, or a signal handler
+//      interrupted one), issue the call unnotified and count it: no recursion, no self-deadlock.
+//   2. Classify it (events.hpp): at most one page-aligned range. mremap growing with MREMAP_MAYMOVE first
+//      tries to grow in place (no event); only if that fails is the old range announced and the moving
+//      call made. process_madvise on this process is issued one iovec at a time, each with its own
+//      event. Calls that cannot take memory away issue the raw call at once.
+//   3. Start (delivery.hpp), 4. the real system call through sources/sys, 5. end.
+//
+// Locking: see delivery.hpp. Lifetime: everything on the caller's stack.
+// Context: any thread, signal handlers included; async-signal-safe.
+// Memory ordering: see state.hpp (the installer publishes g_mm and g_active before patching).
+#pragma once
+
+#include <cstdint>
+
+namespace umn::detail {
+
+// The stubs' entry (patch::DispatchFn): a1..a6 and nr as the kernel would get them; site_rsp points to
+// the return address into the caller of the libc function. Return: the raw kernel result.
+long dispatch(long a1, long a2, long a3, long a4, long a5, long a6, long nr, uintptr_t site_rsp);
+
+}  // namespace umn::detail

@@ -1,0 +1,26 @@
+// events.hpp - classification: which hooked system calls take memory away, and the range each announces
+// (the table in docs/process.md, "Events").
+//
+// Locking: none. Lifetime: nothing is kept. Context: async-signal-safe (shmdt's extent reads
+//   /proc/self/maps with raw system calls into a stack buffer; brk and shmat issue raw queries).
+// Memory ordering: none.
+#pragma once
+
+#include <cstdint>
+
+#include "umn/process.h"
+
+namespace umn::detail {
+
+// Fills *event for [addr, addr + length) if it is a valid, non-empty, page-aligned range. Return: 1 or 0.
+unsigned make_event(umn_process_event* event, umn_process_call call, umn_notifier_event kind, uint64_t addr,
+                    uint64_t length, uintptr_t caller) noexcept;
+
+// Whether madvise advice takes the pages behind a range away (announced as CLEAR).
+bool discards(long advice) noexcept;
+
+// The events system call nr with arguments a (as the kernel gets them) causes, made by the call whose
+// return address is caller. Return: how many events (0 or 1) were written to *event.
+unsigned events_of(long nr, const long* a, umn_process_event* event, uintptr_t caller) noexcept;
+
+}  // namespace umn::detail

@@ -1,0 +1,18 @@
+// exit.hpp - process exit: umn_notifier_release() on the process address space, as the kernel's
+// exit_mmap runs the release notifiers.
+//
+// Locking: none of its own (umn_notifier_release takes the subscription lock).
+// Lifetime: the armed address space is umn_mm_process()'s, which lives for the life of the process.
+// Context: arm from the installer; the release runs from a late ELF destructor (priority 101), after every
+//   atexit handler and static destructor of the program. _exit() and fatal signals skip it.
+// Memory ordering: the armed pointer is stored with release and loaded with acquire.
+#pragma once
+
+#include "umn/umn.h"
+
+namespace umn::detail {
+
+// Arms the release at exit for mm (called once, after a successful installation).
+void arm_release_at_exit(umn_mm* mm) noexcept;
+
+}  // namespace umn::detail
