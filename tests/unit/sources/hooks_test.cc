@@ -164,11 +164,7 @@ TEST_F(Hooks, MunmapNotifiesOnceBeforeTheMemoryGoes) {
   Recorder rec;
   ASSERT_EQ(rec.watch(p, 3 * kPage), 0);
   ASSERT_EQ(munmap(p + kPage, kPage), 0);
-  ASSERT_EQ(rec.calls(), 1);
-  EXPECT_EQ(rec.records[0].event, UMN_NOTIFY_UNMAP);
-  EXPECT_EQ(rec.records[0].start, u(p + kPage));
-  EXPECT_EQ(rec.records[0].end, u(p + 2 * kPage));
-  EXPECT_EQ(rec.records[0].first, kPattern);
+  ASSERT_TRUE(one_event(rec, UMN_NOTIFY_UNMAP, u(p + kPage), u(p + 2 * kPage)));
   rec.unwatch();
   munmap(p, 3 * kPage);
 }
@@ -179,11 +175,7 @@ TEST_F(Hooks, RawSyscallMunmapNotifies) {
   Recorder rec;
   ASSERT_EQ(rec.watch(p, 2 * kPage), 0);
   ASSERT_EQ(syscall(SYS_munmap, p, 2 * kPage), 0);
-  ASSERT_EQ(rec.calls(), 1);
-  EXPECT_EQ(rec.records[0].event, UMN_NOTIFY_UNMAP);
-  EXPECT_EQ(rec.records[0].start, u(p));
-  EXPECT_EQ(rec.records[0].end, u(p + 2 * kPage));
-  EXPECT_EQ(rec.records[0].first, kPattern);
+  ASSERT_TRUE(one_event(rec, UMN_NOTIFY_UNMAP, u(p), u(p + 2 * kPage)));
 }
 
 // Other syscalls through syscall() are untouched (results and errno).
@@ -216,8 +208,7 @@ TEST_F(Hooks, NeighbouringPagesDoNotNotify) {
   ASSERT_EQ(munmap(p + 2 * kPage, kPage), 0);   // last + 1 page
   EXPECT_EQ(rec.calls(), 0);
   ASSERT_EQ(munmap(p + kPage, 1), 0);           // length rounded up to the page
-  ASSERT_EQ(rec.calls(), 1);
-  EXPECT_EQ(rec.records[0].end, u(p + 2 * kPage));
+  EXPECT_TRUE(one_event(rec, UMN_NOTIFY_UNMAP, u(p + kPage), u(p + 2 * kPage)));
 }
 
 // Calls that take nothing away do not notify.
@@ -245,16 +236,11 @@ TEST_F(Hooks, MmapFixedOverExistingNotifiesUnmap) {
   Recorder rec;
   ASSERT_EQ(rec.watch(p, 2 * kPage), 0);
   ASSERT_EQ(mmap(p, kPage, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0), p);
-  ASSERT_EQ(rec.calls(), 1);
-  EXPECT_EQ(rec.records[0].event, UMN_NOTIFY_UNMAP);
-  EXPECT_EQ(rec.records[0].start, u(p));
-  EXPECT_EQ(rec.records[0].end, u(p + kPage));
-  EXPECT_EQ(rec.records[0].first, kPattern);
+  ASSERT_TRUE(one_event(rec, UMN_NOTIFY_UNMAP, u(p), u(p + kPage)));
   long raw = syscall(SYS_mmap, p + kPage, kPage, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
   ASSERT_EQ(raw, static_cast<long>(u(p + kPage)));
   ASSERT_EQ(rec.calls(), 2);
-  EXPECT_EQ(rec.records[1].start, u(p + kPage));
-  EXPECT_EQ(rec.records[1].first, kPattern);
+  EXPECT_TRUE(event_is(rec, 1, UMN_NOTIFY_UNMAP, u(p + kPage), u(p + 2 * kPage)));
   rec.unwatch();
   munmap(p, 2 * kPage);
 }
@@ -270,11 +256,7 @@ TEST_F(Hooks, MremapMoveNotifiesTheOldRange) {
                                                         MREMAP_MAYMOVE | MREMAP_FIXED, target))
                       : mremap(p, 2 * kPage, 2 * kPage, MREMAP_MAYMOVE | MREMAP_FIXED, target);
     ASSERT_EQ(moved, target);
-    ASSERT_EQ(rec.calls(), 1) << "raw=" << raw;
-    EXPECT_EQ(rec.records[0].event, UMN_NOTIFY_UNMAP);
-    EXPECT_EQ(rec.records[0].start, u(p));
-    EXPECT_EQ(rec.records[0].end, u(p + 2 * kPage));
-    EXPECT_EQ(rec.records[0].first, kPattern);
+    ASSERT_TRUE(one_event(rec, UMN_NOTIFY_UNMAP, u(p), u(p + 2 * kPage))) << "raw=" << raw;
     rec.unwatch();
     munmap(target, 2 * kPage);
   }
@@ -286,10 +268,7 @@ TEST_F(Hooks, MremapShrinkNotifiesTheTail) {
   Recorder rec;
   ASSERT_EQ(rec.watch(p, 4 * kPage), 0);
   ASSERT_EQ(mremap(p, 4 * kPage, kPage, 0), p);
-  ASSERT_EQ(rec.calls(), 1);
-  EXPECT_EQ(rec.records[0].event, UMN_NOTIFY_UNMAP);
-  EXPECT_EQ(rec.records[0].start, u(p + kPage));
-  EXPECT_EQ(rec.records[0].end, u(p + 4 * kPage));
+  ASSERT_TRUE(one_event(rec, UMN_NOTIFY_UNMAP, u(p + kPage), u(p + 4 * kPage)));
   rec.unwatch();
   munmap(p, kPage);
 }
@@ -315,10 +294,7 @@ TEST_F(Hooks, MremapGrowThatMovesNotifies) {
   void* moved = mremap(p, 2 * kPage, 8 * kPage, MREMAP_MAYMOVE);
   ASSERT_NE(moved, MAP_FAILED);
   ASSERT_NE(moved, p);
-  ASSERT_EQ(rec.calls(), 1);
-  EXPECT_EQ(rec.records[0].start, u(p));
-  EXPECT_EQ(rec.records[0].end, u(p + 2 * kPage));
-  EXPECT_EQ(rec.records[0].first, kPattern);
+  ASSERT_TRUE(one_event(rec, UMN_NOTIFY_UNMAP, u(p), u(p + 2 * kPage)));
   rec.unwatch();
   munmap(moved, 8 * kPage);
   munmap(p + 2 * kPage, kPage);
@@ -349,11 +325,7 @@ TEST_F(Hooks, MadviseDiscardsNotifyClearBeforeTheZap) {
     const bool may_fail = c.advice == umn::sys::kMadvDontneedLocked || c.advice == umn::sys::kMadvCollapse ||
                           c.advice == umn::sys::kMadvGuardInstall;
     if (!may_fail) ASSERT_EQ(rc, 0) << "advice " << c.advice;
-    ASSERT_EQ(rec.calls(), 1) << "advice " << c.advice;
-    EXPECT_EQ(rec.records[0].event, UMN_NOTIFY_CLEAR);
-    EXPECT_EQ(rec.records[0].start, u(p));
-    EXPECT_EQ(rec.records[0].end, u(p + kPage));
-    EXPECT_EQ(rec.records[0].first, kPattern);
+    ASSERT_TRUE(one_event(rec, UMN_NOTIFY_CLEAR, u(p), u(p + kPage))) << "advice " << c.advice;
     if (c.advice == MADV_DONTNEED) EXPECT_EQ(p[0], 0);
     rec.unwatch();
     munmap(p, 2 * kPage);
@@ -368,10 +340,8 @@ TEST_F(Hooks, MprotectRemovingAccessNotifiesProtectionVma) {
   ASSERT_EQ(mprotect(p, kPage, PROT_READ), 0);
   ASSERT_EQ(mprotect(p + kPage, kPage, PROT_NONE), 0);
   ASSERT_EQ(rec.calls(), 2);
-  EXPECT_EQ(rec.records[0].event, UMN_NOTIFY_PROTECTION_VMA);
-  EXPECT_EQ(rec.records[0].start, u(p));
-  EXPECT_EQ(rec.records[1].start, u(p + kPage));
-  EXPECT_EQ(rec.records[1].first, kPattern);
+  EXPECT_TRUE(event_is(rec, 0, UMN_NOTIFY_PROTECTION_VMA, u(p), u(p + kPage)));
+  EXPECT_TRUE(event_is(rec, 1, UMN_NOTIFY_PROTECTION_VMA, u(p + kPage), u(p + 2 * kPage)));
   ASSERT_EQ(mprotect(p, 2 * kPage, PROT_READ | PROT_WRITE), 0);
   EXPECT_EQ(rec.calls(), 2);
   rec.unwatch();
@@ -388,11 +358,7 @@ TEST_F(Hooks, BrkShrinkNotifiesUnmap) {
   Recorder rec;
   ASSERT_EQ(rec.watch(base, 4 * kPage), 0);
   ASSERT_NE(sbrk(-static_cast<intptr_t>(2 * kPage)), reinterpret_cast<void*>(-1));
-  ASSERT_EQ(rec.calls(), 1);
-  EXPECT_EQ(rec.records[0].event, UMN_NOTIFY_UNMAP);
-  EXPECT_EQ(rec.records[0].start, u(base + 2 * kPage));
-  EXPECT_EQ(rec.records[0].end, u(base + 4 * kPage));
-  EXPECT_EQ(rec.records[0].first, kPattern);
+  ASSERT_TRUE(one_event(rec, UMN_NOTIFY_UNMAP, u(base + 2 * kPage), u(base + 4 * kPage)));
   rec.unwatch();
   sbrk(-static_cast<intptr_t>(grow - 2 * kPage));
 }
@@ -408,11 +374,7 @@ TEST_F(Hooks, ShmdtNotifiesTheWholeSegment) {
   Recorder rec;
   ASSERT_EQ(rec.watch(p, 3 * kPage), 0);
   ASSERT_EQ(shmdt(p), 0);
-  ASSERT_EQ(rec.calls(), 1);
-  EXPECT_EQ(rec.records[0].event, UMN_NOTIFY_UNMAP);
-  EXPECT_EQ(rec.records[0].start, u(p));
-  EXPECT_EQ(rec.records[0].end, u(p + 3 * kPage));
-  EXPECT_EQ(rec.records[0].first, kPattern);
+  ASSERT_TRUE(one_event(rec, UMN_NOTIFY_UNMAP, u(p), u(p + 3 * kPage)));
 }
 
 // The raw syscall() path of the calls whose libc wrappers the tests above use: same event, same range.
@@ -423,13 +385,8 @@ TEST_F(Hooks, RawSyscallMadviseMprotectShmdtNotify) {
   ASSERT_EQ(syscall(SYS_madvise, p, kPage, MADV_DONTNEED), 0);
   ASSERT_EQ(syscall(SYS_mprotect, p + kPage, kPage, PROT_READ), 0);
   ASSERT_EQ(rec.calls(), 2);
-  EXPECT_EQ(rec.records[0].event, UMN_NOTIFY_CLEAR);
-  EXPECT_EQ(rec.records[0].start, u(p));
-  EXPECT_EQ(rec.records[0].end, u(p + kPage));
-  EXPECT_EQ(rec.records[0].first, kPattern);
-  EXPECT_EQ(rec.records[1].event, UMN_NOTIFY_PROTECTION_VMA);
-  EXPECT_EQ(rec.records[1].start, u(p + kPage));
-  EXPECT_EQ(rec.records[1].end, u(p + 2 * kPage));
+  EXPECT_TRUE(event_is(rec, 0, UMN_NOTIFY_CLEAR, u(p), u(p + kPage)));
+  EXPECT_TRUE(event_is(rec, 1, UMN_NOTIFY_PROTECTION_VMA, u(p + kPage), u(p + 2 * kPage)));
   rec.unwatch();
   munmap(p, 2 * kPage);
 
@@ -442,11 +399,7 @@ TEST_F(Hooks, RawSyscallMadviseMprotectShmdtNotify) {
   Recorder shm_rec;
   ASSERT_EQ(shm_rec.watch(shm, 2 * kPage), 0);
   ASSERT_EQ(syscall(SYS_shmdt, shm), 0);
-  ASSERT_EQ(shm_rec.calls(), 1);
-  EXPECT_EQ(shm_rec.records[0].event, UMN_NOTIFY_UNMAP);
-  EXPECT_EQ(shm_rec.records[0].start, u(shm));
-  EXPECT_EQ(shm_rec.records[0].end, u(shm + 2 * kPage));
-  EXPECT_EQ(shm_rec.records[0].first, kPattern);
+  ASSERT_TRUE(one_event(shm_rec, UMN_NOTIFY_UNMAP, u(shm), u(shm + 2 * kPage)));
 }
 
 // shmat(SHM_REMAP) over existing memory replaces it: UNMAP of the segment's extent at that address,
@@ -460,11 +413,7 @@ TEST_F(Hooks, ShmatRemapNotifiesTheReplacedRange) {
     ASSERT_EQ(rec.watch(p, 3 * kPage), 0);
     void* at = raw ? reinterpret_cast<void*>(syscall(SYS_shmat, id, p, SHM_REMAP)) : shmat(id, p, SHM_REMAP);
     ASSERT_EQ(at, p) << "raw=" << raw;
-    ASSERT_EQ(rec.calls(), 1) << "raw=" << raw;
-    EXPECT_EQ(rec.records[0].event, UMN_NOTIFY_UNMAP);
-    EXPECT_EQ(rec.records[0].start, u(p));
-    EXPECT_EQ(rec.records[0].end, u(p + 2 * kPage));
-    EXPECT_EQ(rec.records[0].first, kPattern);
+    ASSERT_TRUE(one_event(rec, UMN_NOTIFY_UNMAP, u(p), u(p + 2 * kPage))) << "raw=" << raw;
     EXPECT_EQ(shmdt(p), 0);  // the segment's own UNMAP
     EXPECT_EQ(rec.calls(), 2);
     // Without SHM_REMAP an occupied address is refused, and a free one replaces nothing.
@@ -493,11 +442,7 @@ TEST_F(Hooks, MremapDontunmapNotifiesTheOldRange) {
                       : mremap(p, 2 * kPage, 2 * kPage, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, nullptr);
     if (moved == MAP_FAILED && errno == EINVAL) GTEST_SKIP() << "kernel without MREMAP_DONTUNMAP";
     ASSERT_NE(moved, MAP_FAILED);
-    ASSERT_EQ(rec.calls(), 1) << "raw=" << raw;
-    EXPECT_EQ(rec.records[0].event, UMN_NOTIFY_UNMAP);
-    EXPECT_EQ(rec.records[0].start, u(p));
-    EXPECT_EQ(rec.records[0].end, u(p + 2 * kPage));
-    EXPECT_EQ(rec.records[0].first, kPattern);
+    ASSERT_TRUE(one_event(rec, UMN_NOTIFY_UNMAP, u(p), u(p + 2 * kPage))) << "raw=" << raw;
     EXPECT_EQ(static_cast<unsigned char*>(moved)[0], kPattern);
     rec.unwatch();
     munmap(moved, 2 * kPage);
@@ -543,12 +488,7 @@ TEST_F(Hooks, ProcessMadviseOnSelfNotifiesClearPerIovec) {
     }
     ASSERT_EQ(advised, static_cast<long>(2 * kPage)) << "raw=" << raw;
     ASSERT_EQ(rec.calls(), 2) << "raw=" << raw;
-    for (int i = 0; i < 2; ++i) {
-      EXPECT_EQ(rec.records[i].event, UMN_NOTIFY_CLEAR);
-      EXPECT_EQ(rec.records[i].start, u(iov[i].iov_base));
-      EXPECT_EQ(rec.records[i].end, u(iov[i].iov_base) + kPage);
-      EXPECT_EQ(rec.records[i].first, kPattern);
-    }
+    for (int i = 0; i < 2; ++i) EXPECT_TRUE(event_is(rec, i, UMN_NOTIFY_CLEAR, u(iov[i].iov_base), u(iov[i].iov_base) + kPage));
     EXPECT_EQ(p[0], 0);
     EXPECT_EQ(p[kPage], kPattern);
     EXPECT_EQ(p[2 * kPage], 0);
@@ -601,10 +541,7 @@ TEST_F(Hooks, ProcessMadviseThroughSelfAndThreadPidfdsNotifies) {
     if (advised < 0 && (err == EBADF || err == EINVAL || err == ESRCH)) continue;
     ++tried;
     EXPECT_EQ(advised, static_cast<long>(kPage)) << t.what;
-    ASSERT_EQ(rec.calls(), 1) << t.what;
-    EXPECT_EQ(rec.records[0].event, UMN_NOTIFY_CLEAR) << t.what;
-    EXPECT_EQ(rec.records[0].start, u(p)) << t.what;
-    EXPECT_EQ(rec.records[0].first, kPattern) << t.what;
+    EXPECT_TRUE(one_event(rec, UMN_NOTIFY_CLEAR, u(p), u(p + kPage))) << t.what;
   }
   done = true;
   other.join();

@@ -3,6 +3,7 @@
 // still there, and page-granular mappings filled with a pattern.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -65,6 +66,28 @@ struct Recorder {
   ~Recorder() { unwatch(); }
   int calls() const { return count.load(); }
 };
+
+// Record i of rec is `event` over [start, end), and (when the recorder reads memory) its callback still
+// read the old contents: the event came before the memory went.
+inline ::testing::AssertionResult event_is(const Recorder& rec, int i, umn_notifier_event event, uint64_t start,
+                                           uint64_t end) {
+  const Record& r = rec.records[i];
+  if (r.event != event || r.start != start || r.end != end)
+    return ::testing::AssertionFailure() << "record " << i << " is event " << r.event << " [0x" << std::hex
+                                         << r.start << ", 0x" << r.end << "), expected event " << std::dec
+                                         << event << " [0x" << std::hex << start << ", 0x" << end << ")";
+  if (rec.read_memory && event != UMN_NOTIFY_RELEASE && r.first != kPattern)
+    return ::testing::AssertionFailure() << "record " << i << ": the callback read 0x" << std::hex
+                                         << unsigned{r.first} << ", not the old contents";
+  return ::testing::AssertionSuccess();
+}
+
+// rec saw exactly one invalidation, and it is `event` over [start, end) before the memory went.
+inline ::testing::AssertionResult one_event(const Recorder& rec, umn_notifier_event event, uint64_t start,
+                                            uint64_t end) {
+  if (rec.calls() != 1) return ::testing::AssertionFailure() << rec.calls() << " invalidations, expected 1";
+  return event_is(rec, 0, event, start, end);
+}
 
 // n pages of private anonymous read/write memory filled with kPattern.
 inline unsigned char* map_pages(size_t n, int flags = MAP_PRIVATE | MAP_ANONYMOUS) {
