@@ -58,7 +58,7 @@ class Registration {
   static Result<Registration> get(AddressSpace& mm) noexcept { return get(mm.get()); }
   static Result<Registration> get(umn_mm* mm) noexcept {
     umn_notifier* sub = umn_notifier_get(&kOps, mm);
-    if (sub == nullptr) return std::error_code(errno, std::generic_category());
+    if (UMN_IS_ERR(sub)) return std::error_code(static_cast<int>(-UMN_PTR_ERR(sub)), std::generic_category());
     return Registration(sub);
   }
   // Waits until every Ops whose last Registration went is destroyed (umn_notifier_synchronize).

@@ -60,6 +60,38 @@ extern "C" {
 #endif
 
 /* ------------------------------------------------------------------------------------------------ */
+/* Error pointers                                                                                    */
+/*
+ * The kernel's <linux/err.h> convention, for the calls where the kernel uses it (umn_notifier_get, and
+ * what alloc_notifier may return): a pointer-returning call that fails returns the negative errno
+ * itself, cast to a pointer, in the top UMN_MAX_ERRNO addresses (never a valid object). Functions, not
+ * macros, as in the kernel: the argument is type-checked and evaluated once. C++ callers cast
+ * UMN_ERR_PTR's result to the object type (static_cast). <umn/kcompat.h> gives them the kernel's names.
+ */
+#define UMN_MAX_ERRNO 4095
+
+/** UMN_ERR_PTR - the error pointer for error (a negative errno in [-UMN_MAX_ERRNO, -1]). */
+static inline void *UMN_ERR_PTR(long error)
+{
+	return (void *)(intptr_t)error;
+}
+/** UMN_PTR_ERR - the negative errno inside an error pointer (meaningless for other pointers). */
+static inline long UMN_PTR_ERR(const void *ptr)
+{
+	return (long)(intptr_t)ptr;
+}
+/** UMN_IS_ERR - is ptr an error pointer? (NULL is not.) */
+static inline bool UMN_IS_ERR(const void *ptr)
+{
+	return (uintptr_t)ptr >= (uintptr_t)-UMN_MAX_ERRNO;
+}
+/** UMN_IS_ERR_OR_NULL - is ptr NULL or an error pointer? */
+static inline bool UMN_IS_ERR_OR_NULL(const void *ptr)
+{
+	return ptr == NULL || UMN_IS_ERR(ptr);
+}
+
+/* ------------------------------------------------------------------------------------------------ */
 /* Address spaces                                                                                    */
 
 /** An address space: its interval notifiers, classic notifiers and sequence numbers. Opaque. */
@@ -380,8 +412,9 @@ struct umn_notifier_ops {
 	/** Secondary TLBs sharing the CPU page tables. Must not sleep. Exclusive with start/end. */
 	void (*arch_invalidate_secondary_tlbs)(struct umn_notifier *sub, struct umn_mm *mm, uint64_t start,
 					       uint64_t end);
-	/** get only: a new notifier for mm (umn sets its ops), or NULL for ENOMEM. Runs with the address
-	 *  space's registration lock held: must not call get/put on mm. May sleep. */
+	/** get only: a new notifier for mm (umn sets its ops); on failure an error pointer
+	 *  (UMN_ERR_PTR(-errno), handed back by get as it is) or NULL (get returns UMN_ERR_PTR(-ENOMEM)).
+	 *  Runs with the address space's registration lock held: must not call get/put on mm. May sleep. */
 	struct umn_notifier *(*alloc_notifier)(struct umn_mm *mm);
 	/** get only: free what alloc_notifier returned. Runs on liburcu's callback thread; must not sleep. */
 	void (*free_notifier)(struct umn_notifier *sub);
@@ -400,7 +433,7 @@ struct umn_notifier {
  * until unregister or teardown. Waits until no invalidation of mm is in flight (see Locking above);
  * sets sub->mm and sub->users = 1; takes a reference on mm. New notifiers are called first.
  * Context: may sleep; not from a callback; not between a range_start and its range_end on this thread.
- * Return: 0; -EINVAL (WARNed) for NULL sub, mm or ops, ops with arch_invalidate_secondary_tlbs together
+ * Return: 0; -EINVAL (WARNed) for a NULL or error-pointer sub, NULL mm or ops, ops with arch_invalidate_secondary_tlbs together
  * with invalidate_range_start or _end, a notifier already registered, or an address space already
  * released; -ENOMEM; -EDEADLK (misuse) when called from a callback.
  */
@@ -413,7 +446,8 @@ UMN_API int umn_notifier_register(struct umn_notifier *sub, struct umn_mm *mm);
  * first), then drops the reference on mm. When it returns no callback of sub runs or will run; the
  * caller may free sub. Never calls free_notifier. Safe after teardown.
  * Context: may sleep; not from a callback (detected: misuse). Misuse, diagnosed and ignored: NULL
- * arguments, mm not sub->mm, sub not registered (twice), or sub obtained from umn_notifier_get.
+ * or error-pointer arguments, mm not sub->mm, sub not registered (twice), or sub obtained from
+ * umn_notifier_get.
  */
 UMN_API void umn_notifier_unregister(struct umn_notifier *sub, struct umn_mm *mm);
 
@@ -424,12 +458,14 @@ UMN_API void umn_notifier_unregister(struct umn_notifier *sub, struct umn_mm *mm
  * as umn_notifier_register does (waiting for in-flight invalidations). Notifiers registered with
  * umn_notifier_register are never returned by get.
  * Context: may sleep; not from a callback; not between a range_start and its range_end on this thread.
- * Return: the notifier, or NULL with errno: EINVAL for NULL ops or mm, ops without alloc_notifier or
- * free_notifier (these WARNed), or an address space whose teardown has begun (no WARN: racing teardown is
- * legal; a registration of these ops made before the teardown is not returned, its ->release has run);
- * ENOMEM when alloc_notifier returns NULL or umn runs out of memory; EOVERFLOW when users is already
- * UINT_MAX (unchanged); EDEADLK (misuse) from a callback. After a failed registration the fresh
- * notifier is given back to free_notifier at once (it was never visible).
+ * Return: the notifier, or an error pointer (never NULL; test with UMN_IS_ERR, read with UMN_PTR_ERR):
+ * -EINVAL for NULL ops or mm, ops without alloc_notifier or free_notifier (these WARNed), or an address
+ * space whose teardown has begun (no WARN: racing teardown is legal; a registration of these ops made
+ * before the teardown is not returned, its ->release has run); the error pointer alloc_notifier
+ * returned, as it is; -ENOMEM when alloc_notifier returns NULL or umn runs out of memory; -EOVERFLOW
+ * when users is already UINT_MAX (unchanged); -EDEADLK (misuse) from a callback. errno is not set.
+ * After a failed registration the fresh notifier is given back to free_notifier at once (it was never
+ * visible).
  */
 UMN_API struct umn_notifier *umn_notifier_get(const struct umn_notifier_ops *ops, struct umn_mm *mm);
 
@@ -438,8 +474,8 @@ UMN_API struct umn_notifier *umn_notifier_get(const struct umn_notifier_ops *ops
  * ->release: stop and drop your secondary mappings before) and, after a grace period, calls
  * ops->free_notifier(sub) on liburcu's callback thread, then drops the reference on mm. Does not wait.
  * Context: any thread, including every callback (->release included); does not sleep.
- * Misuse, diagnosed and ignored: NULL, or a notifier not from get. A put with users already 0 is WARNed
- * and changes nothing.
+ * Misuse, diagnosed and ignored: NULL, an error pointer (a failed get has nothing to put), or a notifier
+ * not from get. A put with users already 0 is WARNed and changes nothing.
  */
 UMN_API void umn_notifier_put(struct umn_notifier *sub);
 

@@ -8,7 +8,8 @@
 //               synchronize (every walk that could still hold the notifier has left), drop the mm
 //               reference. Never free_notifier.
 //   get:        lookup by ops pointer under the lock; else, under ClassicList::get_lock, look again,
-//               alloc_notifier, register. So alloc_notifier runs once per (ops, mm).
+//               alloc_notifier, register. So alloc_notifier runs once per (ops, mm). Failures are error
+//               pointers (UMN_ERR_PTR), as the kernel's; alloc_notifier's own error pointer goes back as is.
 //   put:        users-- under the lock; the last one unlinks and queues free_notifier + mm reference
 //               drop behind a grace period (call_rcu). synchronize is rcu_barrier: all queued frees ran.
 // Progress: registration can wait without bound under a steady stream of overlapping invalidations
@@ -43,10 +44,13 @@ bool is_live(uintptr_t state) noexcept {
   return state == kClassicRegistered || state == kClassicUnregistering || state == kClassicFreeing;
 }
 
+// get's failure: err (a negative errno) as an error pointer.
+umn_notifier* error_pointer(int err) noexcept { return static_cast<umn_notifier*>(UMN_ERR_PTR(err)); }
+
 // Register's argument checks. Return: 0 or -EINVAL (warned).
 int check_register_args(umn_notifier* sub, umn_mm* mm) noexcept {
-  if (UMN_WARN_ON(sub == nullptr || mm == nullptr || sub->ops == nullptr, kRegisterCall,
-                  "NULL notifier, address space or ops"))
+  if (UMN_WARN_ON(UMN_IS_ERR_OR_NULL(sub) || mm == nullptr || sub->ops == nullptr, kRegisterCall,
+                  "NULL or error-pointer notifier, NULL address space or ops"))
     return -EINVAL;
   const umn_notifier_ops* ops = sub->ops;
   if (UMN_WARN_ON(ops->arch_invalidate_secondary_tlbs != nullptr &&
@@ -123,38 +127,30 @@ umn_notifier* find_and_get(Subscriptions& subs, const umn_mm* mm, const umn_noti
 }
 
 // Allocates and registers the notifier of (ops, mm). Context: subs.classic.get_lock held.
+// Return: the notifier or an error pointer.
 umn_notifier* alloc_and_register(const umn_notifier_ops* ops, umn_mm* mm) noexcept {
   umn_notifier* sub = ops->alloc_notifier(mm);
-  if (sub == nullptr) {
-    errno = ENOMEM;
-    return nullptr;
-  }
+  if (sub == nullptr) return error_pointer(-ENOMEM);
+  if (UMN_IS_ERR(sub)) return sub;  // the driver's own error, handed back as the kernel does
   sub->ops = ops;
   classic_word(sub, kWordState).store(0, std::memory_order_relaxed);  // fresh memory: never registered
   if (int err = register_notifier(sub, mm, kClassicFromGet); err != 0) {
     ops->free_notifier(sub);  // never published: no grace period needed
-    errno = -err;
-    return nullptr;
+    return error_pointer(err);
   }
   return sub;
 }
 
+// Return: the notifier or an error pointer.
 umn_notifier* get_notifier(const umn_notifier_ops* ops, umn_mm* mm) noexcept {
   Subscriptions* subs = subscriptions_get_or_create(mm);
-  if (subs == nullptr) {
-    errno = ENOMEM;
-    return nullptr;
-  }
+  if (subs == nullptr) return error_pointer(-ENOMEM);
   int err;
-  if (umn_notifier* sub = find_and_get(*subs, mm, ops, &err); sub != nullptr || err != 0) {
-    if (err != 0) errno = -err;
-    return sub;
-  }
+  if (umn_notifier* sub = find_and_get(*subs, mm, ops, &err); sub != nullptr || err != 0)
+    return err != 0 ? error_pointer(err) : sub;
   std::lock_guard get_guard(subs->classic.get_lock);
-  if (umn_notifier* sub = find_and_get(*subs, mm, ops, &err); sub != nullptr || err != 0) {
-    if (err != 0) errno = -err;
-    return sub;  // another get registered it while we waited for get_lock
-  }
+  if (umn_notifier* sub = find_and_get(*subs, mm, ops, &err); sub != nullptr || err != 0)
+    return err != 0 ? error_pointer(err) : sub;  // another get registered it while we waited for get_lock
   return alloc_and_register(ops, mm);
 }
 
@@ -242,8 +238,8 @@ int umn_notifier_register(umn_notifier* sub, umn_mm* mm) {
 }
 
 void umn_notifier_unregister(umn_notifier* sub, umn_mm* mm) {
-  if (!UMN_CHECK(sub != nullptr && mm != nullptr && sub->mm == mm, kUnregisterCall,
-                 "NULL notifier or address space, or not the notifier's address space"))
+  if (!UMN_CHECK(!UMN_IS_ERR_OR_NULL(sub) && mm != nullptr && sub->mm == mm, kUnregisterCall,
+                 "NULL or error-pointer notifier, NULL address space, or not the notifier's address space"))
     return;
   if (!UMN_CHECK(!rcu::read_ongoing(), kUnregisterCall, "called from a classic notifier callback")) return;
   uintptr_t expected = kClassicRegistered;
@@ -258,19 +254,17 @@ void umn_notifier_unregister(umn_notifier* sub, umn_mm* mm) {
 umn_notifier* umn_notifier_get(const umn_notifier_ops* ops, umn_mm* mm) {
   if (UMN_WARN_ON(ops == nullptr || mm == nullptr || ops->alloc_notifier == nullptr ||
                       ops->free_notifier == nullptr,
-                  kGetCall, "NULL ops or address space, or ops without alloc_notifier/free_notifier")) {
-    errno = EINVAL;
-    return nullptr;
-  }
-  if (!UMN_CHECK(!rcu::read_ongoing(), kGetCall, "called from a classic notifier callback")) {
-    errno = EDEADLK;
-    return nullptr;
-  }
+                  kGetCall, "NULL ops or address space, or ops without alloc_notifier/free_notifier"))
+    return error_pointer(-EINVAL);
+  if (!UMN_CHECK(!rcu::read_ongoing(), kGetCall, "called from a classic notifier callback"))
+    return error_pointer(-EDEADLK);
   return get_notifier(ops, mm);
 }
 
 void umn_notifier_put(umn_notifier* sub) {
-  if (!UMN_CHECK(sub != nullptr && sub->mm != nullptr, kPutCall, "NULL notifier")) return;
+  if (!UMN_CHECK(!UMN_IS_ERR_OR_NULL(sub) && sub->mm != nullptr, kPutCall,
+                 "NULL or error-pointer notifier (a failed umn_notifier_get has nothing to put)"))
+    return;
   Subscriptions* subs = subscriptions_of(sub->mm);
   if (!UMN_CHECK(subs != nullptr, kPutCall, "notifier was never registered")) return;
   bool last;

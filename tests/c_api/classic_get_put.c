@@ -1,6 +1,7 @@
 /* classic_get_put.c - umn_notifier_get / put / synchronize from C11: one registration per (ops, mm)
- * shared by several users, errors (EINVAL, ENOMEM, EOVERFLOW), free_notifier after the last put, and
- * umn_notifier_synchronize waiting for it. Exit status 0 on success. */
+ * shared by several users, errors as error pointers (EINVAL, ENOMEM, EOVERFLOW, and alloc_notifier's
+ * own), free_notifier after the last put, and umn_notifier_synchronize waiting for it. Exit status 0 on
+ * success. */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -14,14 +15,17 @@ struct driver_mm {
 	int buffers;
 };
 
-static int allocs, frees, fail_alloc;
+static int allocs, frees;
+static enum { ALLOC_OK, ALLOC_NULL, ALLOC_EIO } fail_alloc;
 
 static struct umn_notifier *alloc_driver_mm(struct umn_mm *mm)
 {
 	struct driver_mm *d;
 	(void)mm;
-	if (fail_alloc)
+	if (fail_alloc == ALLOC_NULL)
 		return NULL;
+	if (fail_alloc == ALLOC_EIO)
+		return UMN_ERR_PTR(-EIO);
 	d = calloc(1, sizeof(*d));
 	if (d != NULL)
 		allocs++;
@@ -46,21 +50,20 @@ int main(void)
 	umn_set_diagnostic_hook(NULL, NULL); /* default hook: the EINVAL below prints one warning line */
 	first = umn_notifier_get(&ops, mm);
 	second = umn_notifier_get(&ops, mm);
-	CHECK(first != NULL && first == second && first->users == 2 && allocs == 1);
+	CHECK(!UMN_IS_ERR_OR_NULL(first) && first == second && first->users == 2 && allocs == 1);
 	((struct driver_mm *)first)->buffers = 2;
 
-	errno = 0;
-	CHECK(umn_notifier_get(&no_free, mm) == NULL && errno == EINVAL);
+	CHECK(UMN_PTR_ERR(umn_notifier_get(&no_free, mm)) == -EINVAL);
 
-	fail_alloc = 1;
-	errno = 0;
-	CHECK(umn_notifier_get(&ops, other) == NULL && errno == ENOMEM);
-	fail_alloc = 0;
+	fail_alloc = ALLOC_NULL;
+	CHECK(UMN_PTR_ERR(umn_notifier_get(&ops, other)) == -ENOMEM);
+	fail_alloc = ALLOC_EIO; /* alloc_notifier's own error pointer comes back as it is */
+	CHECK(UMN_PTR_ERR(umn_notifier_get(&ops, other)) == -EIO);
+	fail_alloc = ALLOC_OK;
 	umn_mm_destroy(other);
 
 	first->users = UINT_MAX;
-	errno = 0;
-	CHECK(umn_notifier_get(&ops, mm) == NULL && errno == EOVERFLOW && first->users == UINT_MAX);
+	CHECK(UMN_PTR_ERR(umn_notifier_get(&ops, mm)) == -EOVERFLOW && first->users == UINT_MAX);
 	first->users = 2;
 
 	umn_notifier_put(second);

@@ -728,14 +728,14 @@ void Runner::op_get(int key, bool alloc_fails) {
   }
   get_key_ = key;
   alloc_fails_ = alloc_fails;
-  errno = 0;
   umn_notifier* sub = umn_notifier_get(&kGetOps[key], mm_);
-  const int actual = sub != nullptr ? classic_of(sub).id : -errno;
+  const bool failed = UMN_IS_ERR_OR_NULL(sub);
+  const int actual = failed ? static_cast<int>(UMN_PTR_ERR(sub)) : classic_of(sub).id;
   compare_calls(expected);
   if (actual != expected_id)
-    fail("get returned " + (sub != nullptr ? "c" + std::to_string(actual) : "errno " + std::to_string(-actual)) +
+    fail("get returned " + (failed ? "error " + std::to_string(-actual) : "c" + std::to_string(actual)) +
          ", model " + std::to_string(expected_id));
-  if (sub != nullptr && (sub->mm != mm_ || sub->ops != &kGetOps[key])) fail("get: notifier's mm or ops not set");
+  if (!failed && (sub->mm != mm_ || sub->ops != &kGetOps[key])) fail("get: notifier's mm or ops not set");
 }
 
 void Runner::op_put(int id) {

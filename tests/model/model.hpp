@@ -133,7 +133,7 @@ class Model {
   // umn_notifier_unregister(c, mm); also for an id from get (misuse). Appends ->release if it calls it.
   void classic_unregister(int id, std::vector<Call>* calls);
   // umn_notifier_get(key's ops, mm). alloc_fails: what alloc_notifier does if called. Return: the classic
-  // id, or a negative errno (get returns NULL). Appends kAlloc when alloc_notifier is called.
+  // id, or a negative errno (get returns it as an error pointer). Appends kAlloc when alloc_notifier is called.
   int get(int key, ClassicOps ops, bool alloc_fails, std::vector<Call>* calls, bool* would_block);
   // umn_notifier_put(id). A last put queues the free (see synchronize).
   void put(int id);

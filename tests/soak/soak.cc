@@ -412,8 +412,8 @@ void getter(Totals* totals, unsigned seed) {
   while (!g_stop.load(std::memory_order_relaxed)) {
     const auto t0 = Clock::now();
     umn_notifier* sub = umn_notifier_get(&kGetOps, g_mm);
-    if (sub == nullptr) {
-      std::fprintf(stderr, "soak: get failed: errno %d\n", errno);
+    if (UMN_IS_ERR_OR_NULL(sub)) {
+      std::fprintf(stderr, "soak: get failed: error %ld\n", UMN_PTR_ERR(sub));
       std::abort();
     }
     ClassicDevice* dev = classic_of(sub);

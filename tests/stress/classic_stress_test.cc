@@ -181,8 +181,9 @@ void get_put_until(umn_mm* mm, const std::atomic<bool>& stop) {
   std::vector<umn_notifier*> held;
   for (unsigned i = 0; !stop.load(std::memory_order_relaxed) || !held.empty(); ++i) {
     if (!stop.load(std::memory_order_relaxed) && held.size() < 4 && i % 3 != 2) {
-      if (umn_notifier* sub = umn_notifier_get(&kSharedOps, mm)) held.push_back(sub);
-      else ASSERT_EQ(errno, EINVAL);  // the address space was released meanwhile
+      umn_notifier* sub = umn_notifier_get(&kSharedOps, mm);
+      if (!UMN_IS_ERR(sub)) held.push_back(sub);
+      else ASSERT_EQ(UMN_PTR_ERR(sub), -EINVAL);  // the address space was released meanwhile
     } else if (!held.empty()) {
       umn_notifier_put(held.back());
       held.pop_back();

@@ -103,7 +103,8 @@ TEST(FaultInjection, EveryNothrowAllocationFailureIsReportedAndRecovered) {
   EXPECT_GE(injected, 2) << "the failing allocator never fired: umn allocates differently now";
 }
 
-// get() whose alloc_notifier fails: NULL with errno ENOMEM, nothing registered, a later get works.
+// get() whose alloc_notifier fails (returns NULL): the error pointer -ENOMEM, nothing registered, a later
+// get works.
 std::atomic<int> g_allocs_to_fail{0};
 std::atomic<int> g_live_classic{0};
 umn_notifier* failing_alloc(umn_mm*) {
@@ -132,12 +133,10 @@ TEST(FaultInjection, AllocNotifierFailureLeavesNothingRegistered) {
   }
   umn_notifier_unregister(&probe, mm);
   g_allocs_to_fail = 2;
-  errno = 0;
-  EXPECT_EQ(umn_notifier_get(&kGetOps, mm), nullptr);
-  EXPECT_EQ(errno, ENOMEM);
-  EXPECT_EQ(umn_notifier_get(&kGetOps, mm), nullptr);
+  EXPECT_EQ(UMN_PTR_ERR(umn_notifier_get(&kGetOps, mm)), -ENOMEM);
+  EXPECT_EQ(UMN_PTR_ERR(umn_notifier_get(&kGetOps, mm)), -ENOMEM);
   umn_notifier* sub = umn_notifier_get(&kGetOps, mm);
-  ASSERT_NE(sub, nullptr);
+  ASSERT_FALSE(UMN_IS_ERR_OR_NULL(sub));
   EXPECT_EQ(umn_notifier_get(&kGetOps, mm), sub);
   umn_notifier_put(sub);
   umn_notifier_put(sub);
@@ -464,7 +463,7 @@ TEST(FaultInjection, ForkWhileClassicCallbackRunsLeavesChildRcuUsable) {
     while (!in_callback) std::this_thread::yield();
     umn_mm* other = umn_mm_create();  // a free queued for the call_rcu thread at fork time
     umn_notifier* queued = umn_notifier_get(&child_ops, other);
-    ASSERT_NE(queued, nullptr);
+    ASSERT_FALSE(UMN_IS_ERR_OR_NULL(queued));
     umn_notifier_put(queued);
     umn_mm_destroy(other);
     const pid_t child = fork();
@@ -476,7 +475,7 @@ TEST(FaultInjection, ForkWhileClassicCallbackRunsLeavesChildRcuUsable) {
       int ok = fresh != nullptr && umn_notifier_register(&n, fresh) == 0;
       if (ok) umn_notifier_unregister(&n, fresh);  // a grace period in the child
       umn_notifier* got = ok ? umn_notifier_get(&child_ops, fresh) : nullptr;
-      ok = ok && got != nullptr;
+      ok = ok && !UMN_IS_ERR_OR_NULL(got);
       if (ok) umn_notifier_put(got);
       umn_notifier_synchronize();  // the child's queued frees run in the child
       ok = ok && g_live_classic.load() == 0;

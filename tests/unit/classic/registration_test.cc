@@ -77,7 +77,7 @@ class Registration : public ::testing::Test {
 TEST_F(Registration, SameKeySharesOneNotifier) {
   umn_notifier* a = umn_notifier_get(&kOps, mm_);
   umn_notifier* b = umn_notifier_get(&kOps, mm_);
-  ASSERT_NE(a, nullptr);
+  ASSERT_FALSE(UMN_IS_ERR_OR_NULL(a));
   EXPECT_EQ(a, b);
   EXPECT_EQ(a->users, 2u);
   EXPECT_EQ(a->mm, mm_);
@@ -108,59 +108,90 @@ TEST_F(Registration, GetIgnoresPlainRegistrations) {
   plain.c.ops = &kOps;
   ASSERT_EQ(umn_notifier_register(&plain.c, mm_), 0);
   umn_notifier* got = umn_notifier_get(&kOps, mm_);
-  ASSERT_NE(got, nullptr);
+  ASSERT_FALSE(UMN_IS_ERR_OR_NULL(got));
   EXPECT_NE(got, &plain.c);
   EXPECT_EQ(plain.c.users, 1u);
   umn_notifier_put(got);
   umn_notifier_unregister(&plain.c, mm_);
 }
 
-// Ops without alloc_notifier or free_notifier, or NULL arguments: NULL with errno EINVAL (WARNed).
+// Ops without alloc_notifier or free_notifier, or NULL arguments: the error pointer -EINVAL (WARNed).
 TEST_F(Registration, GetWithoutAllocOrFreeIsEinval) {
   Diags diags;
   umn_notifier_ops no_alloc = kOps, no_free = kOps;
   no_alloc.alloc_notifier = nullptr;
   no_free.free_notifier = nullptr;
-  errno = 0;
-  EXPECT_EQ(umn_notifier_get(&no_alloc, mm_), nullptr);
-  EXPECT_EQ(errno, EINVAL);
-  errno = 0;
-  EXPECT_EQ(umn_notifier_get(&no_free, mm_), nullptr);
-  EXPECT_EQ(errno, EINVAL);
-  errno = 0;
-  EXPECT_EQ(umn_notifier_get(nullptr, mm_), nullptr);
-  EXPECT_EQ(errno, EINVAL);
-  errno = 0;
-  EXPECT_EQ(umn_notifier_get(&kOps, nullptr), nullptr);
-  EXPECT_EQ(errno, EINVAL);
+  EXPECT_EQ(UMN_PTR_ERR(umn_notifier_get(&no_alloc, mm_)), -EINVAL);
+  EXPECT_EQ(UMN_PTR_ERR(umn_notifier_get(&no_free, mm_)), -EINVAL);
+  EXPECT_EQ(UMN_PTR_ERR(umn_notifier_get(nullptr, mm_)), -EINVAL);
+  EXPECT_EQ(UMN_PTR_ERR(umn_notifier_get(&kOps, nullptr)), -EINVAL);
   EXPECT_EQ(diags.count("alloc_notifier/free_notifier"), 4u);
   EXPECT_EQ(g_allocs, 0);
 }
 
-// alloc_notifier returning NULL: NULL with errno ENOMEM, nothing registered.
+// alloc_notifier returning NULL: the error pointer -ENOMEM, nothing registered.
 TEST_F(Registration, AllocFailureIsEnomem) {
   g_fail_alloc = true;
-  errno = 0;
-  EXPECT_EQ(umn_notifier_get(&kOps, mm_), nullptr);
-  EXPECT_EQ(errno, ENOMEM);
+  EXPECT_EQ(UMN_PTR_ERR(umn_notifier_get(&kOps, mm_)), -ENOMEM);
   g_fail_alloc = false;
   umn_notifier* sub = umn_notifier_get(&kOps, mm_);  // the key is still free
-  ASSERT_NE(sub, nullptr);
+  ASSERT_FALSE(UMN_IS_ERR_OR_NULL(sub));
   EXPECT_EQ(sub->users, 1u);
   umn_notifier_put(sub);
+}
+
+// alloc_notifier's own error pointer is what get returns, as in the kernel: umn does not write through it
+// (ops, private words), calls no free_notifier for it, and the key stays free. (Before error pointers,
+// get stored ops through the returned pointer and crashed.)
+TEST_F(Registration, GetReturnsAllocNotifierErrorPointerAsIs) {
+  static const umn_notifier_ops eio_ops = {nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
+                                           [](umn_mm*) { return static_cast<umn_notifier*>(UMN_ERR_PTR(-EIO)); },
+                                           &free_counted};
+  umn_notifier* got = umn_notifier_get(&eio_ops, mm_);
+  EXPECT_EQ(got, UMN_ERR_PTR(-EIO));
+  EXPECT_TRUE(UMN_IS_ERR(got));
+  EXPECT_EQ(UMN_PTR_ERR(got), -EIO);
+  EXPECT_EQ(g_frees, 0);
+  umn_notifier* sub = umn_notifier_get(&kOps, mm_);  // the address space is unharmed
+  ASSERT_FALSE(UMN_IS_ERR_OR_NULL(sub));
+  umn_notifier_put(sub);
+}
+
+// A put, unregister or register of an error pointer (a failed get's result) is diagnosed and ignored,
+// never dereferenced. (Before: put read sub->mm at the error address and crashed.)
+TEST_F(Registration, ErrorPointerArgumentsAreDiagnosedNotDereferenced) {
+  Diags diags;
+  auto* failed = static_cast<umn_notifier*>(UMN_ERR_PTR(-ENOMEM));
+  umn_notifier_put(failed);
+  EXPECT_EQ(diags.count("error-pointer notifier"), 1u);
+  umn_notifier_unregister(failed, mm_);
+  EXPECT_EQ(diags.count("error-pointer notifier"), 2u);
+  EXPECT_EQ(umn_notifier_register(failed, mm_), -EINVAL);
+  EXPECT_EQ(diags.count("error-pointer notifier"), 3u);
+}
+
+// The error-pointer helpers: the top UMN_MAX_ERRNO addresses are errors, NULL and the address below are
+// not, and PTR_ERR inverts ERR_PTR at both ends of the range.
+TEST(ErrorPointer, TopMaxErrnoAddressesAreErrors) {
+  EXPECT_TRUE(UMN_IS_ERR(UMN_ERR_PTR(-1)));
+  EXPECT_TRUE(UMN_IS_ERR(UMN_ERR_PTR(-UMN_MAX_ERRNO)));
+  EXPECT_FALSE(UMN_IS_ERR(UMN_ERR_PTR(-UMN_MAX_ERRNO - 1)));
+  EXPECT_FALSE(UMN_IS_ERR(nullptr));
+  EXPECT_TRUE(UMN_IS_ERR_OR_NULL(nullptr));
+  EXPECT_FALSE(UMN_IS_ERR_OR_NULL(&g_allocs));
+  EXPECT_EQ(UMN_PTR_ERR(UMN_ERR_PTR(-1)), -1);
+  EXPECT_EQ(UMN_PTR_ERR(UMN_ERR_PTR(-UMN_MAX_ERRNO)), -UMN_MAX_ERRNO);
 }
 
 // At UINT_MAX users get fails with EOVERFLOW and leaves users unchanged.
 TEST_F(Registration, GetAtUintMaxIsEoverflow) {
   umn_notifier* sub = umn_notifier_get(&kOps, mm_);
-  ASSERT_NE(sub, nullptr);
+  ASSERT_FALSE(UMN_IS_ERR_OR_NULL(sub));
   sub->users = UINT_MAX - 1;  // no other thread uses this address space
   umn_notifier* again = umn_notifier_get(&kOps, mm_);
   EXPECT_EQ(again, sub);
   EXPECT_EQ(sub->users, UINT_MAX);
-  errno = 0;
-  EXPECT_EQ(umn_notifier_get(&kOps, mm_), nullptr);
-  EXPECT_EQ(errno, EOVERFLOW);
+  EXPECT_EQ(UMN_PTR_ERR(umn_notifier_get(&kOps, mm_)), -EOVERFLOW);
   EXPECT_EQ(sub->users, UINT_MAX);
   EXPECT_EQ(g_allocs, 1);
   sub->users = 1;
@@ -171,7 +202,7 @@ TEST_F(Registration, GetAtUintMaxIsEoverflow) {
 TEST_F(Registration, PutAtZeroWarnsAndChangesNothing) {
   Diags diags;
   umn_notifier* sub = umn_notifier_get(&kOps, mm_);
-  ASSERT_NE(sub, nullptr);
+  ASSERT_FALSE(UMN_IS_ERR_OR_NULL(sub));
   sub->users = 0;
   umn_notifier_put(sub);
   EXPECT_EQ(diags.count("0 users"), 1u);
@@ -190,7 +221,7 @@ TEST_F(Registration, PutAtZeroWarnsAndChangesNothing) {
 TEST_F(Registration, LastPutFreesAfterGracePeriod) {
   Diags diags;
   umn_notifier* sub = umn_notifier_get(&kOps, mm_);
-  ASSERT_NE(sub, nullptr);
+  ASSERT_FALSE(UMN_IS_ERR_OR_NULL(sub));
   detail::rcu::read_lock();  // a walker that still holds sub
   umn_notifier_put(sub);
   umn_notifier_put(sub);  // users already 0, free pending
@@ -235,9 +266,7 @@ TEST_F(Registration, TeardownKeepsUsersAndPutFromReleaseWorks) {
 TEST_F(Registration, GetAfterReleaseIsEinval) {
   Diags diags;
   umn_notifier_release(mm_);
-  errno = 0;
-  EXPECT_EQ(umn_notifier_get(&kOps, mm_), nullptr);
-  EXPECT_EQ(errno, EINVAL);
+  EXPECT_EQ(UMN_PTR_ERR(umn_notifier_get(&kOps, mm_)), -EINVAL);
   EXPECT_EQ(g_allocs, 0);
 }
 
@@ -286,10 +315,10 @@ TEST_F(Registration, ConcurrentGetsAllocateOnce) {
 
 namespace reentry {
 umn_mm* mm;
-std::atomic<int> get_errno{0};
+std::atomic<long> get_error{0};
 int start_and_get(umn_notifier*, const umn_notifier_range*) {
-  errno = 0;
-  if (umn_notifier_get(&kOps, mm) == nullptr) get_errno = errno;
+  umn_notifier* got = umn_notifier_get(&kOps, mm);
+  get_error = UMN_IS_ERR(got) ? UMN_PTR_ERR(got) : 0;
   return 0;
 }
 }  // namespace reentry
@@ -299,11 +328,11 @@ int start_and_get(umn_notifier*, const umn_notifier_range*) {
 // have). A notifier the parent still holds at the fork is the child's too.
 TEST_F(Registration, ForkedChildCanPutAndSynchronize) {
   umn_notifier* warm = umn_notifier_get(&kOps, mm_);
-  ASSERT_NE(warm, nullptr);
+  ASSERT_FALSE(UMN_IS_ERR_OR_NULL(warm));
   umn_notifier_put(warm);
   umn_notifier_synchronize();  // the parent's call_rcu thread now exists and has run a free
   umn_notifier* held = umn_notifier_get(&kOps, mm_);
-  ASSERT_NE(held, nullptr);
+  ASSERT_FALSE(UMN_IS_ERR_OR_NULL(held));
   const pid_t child = fork();
   ASSERT_NE(child, -1);
   if (child == 0) {
@@ -324,7 +353,7 @@ TEST_F(Registration, ForkedChildCanPutAndSynchronize) {
   umn_notifier_put(held);
 }
 
-// get from a callback is misuse: NULL with errno EDEADLK, no deadlock.
+// get from a callback is misuse: the error pointer -EDEADLK, no deadlock.
 TEST_F(Registration, GetFromCallbackIsEdeadlk) {
   Diags diags;
   reentry::mm = mm_;
@@ -332,7 +361,7 @@ TEST_F(Registration, GetFromCallbackIsEdeadlk) {
   getter.ops.invalidate_range_start = &reentry::start_and_get;
   ASSERT_EQ(umn_notifier_register(&getter.sub, mm_), 0);
   invalidate(mm_);
-  EXPECT_EQ(reentry::get_errno, EDEADLK);
+  EXPECT_EQ(reentry::get_error, -EDEADLK);
   EXPECT_EQ(diags.count("from a classic notifier callback"), 1u);
   umn_notifier_unregister(&getter.sub, mm_);
 }

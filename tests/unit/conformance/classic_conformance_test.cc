@@ -596,7 +596,7 @@ TEST_F(ClassicConformance, I18_UnregisterCallsReleaseOnceAndNeverFreeNotifier) {
 // callbacks) is the key; the last put frees exactly once, and after synchronize every such free ran.
 TEST_F(ClassicConformance, I19_GetWithSameOpsReturnsSameObjectAndCountsUsers) {
   umn_notifier* first = umn_notifier_get(&kGetOps, mm_);
-  ASSERT_NE(first, nullptr);
+  ASSERT_FALSE(UMN_IS_ERR_OR_NULL(first));
   EXPECT_EQ(first->users, 1u);
   EXPECT_EQ(first->mm, mm_);
   EXPECT_EQ(first->ops, &kGetOps);
@@ -604,7 +604,7 @@ TEST_F(ClassicConformance, I19_GetWithSameOpsReturnsSameObjectAndCountsUsers) {
   EXPECT_EQ(again, first);
   EXPECT_EQ(first->users, 2u);
   umn_notifier* other = umn_notifier_get(&kGetOtherOps, mm_);  // same callbacks, other key
-  ASSERT_NE(other, nullptr);
+  ASSERT_FALSE(UMN_IS_ERR_OR_NULL(other));
   EXPECT_NE(other, first);
   EXPECT_EQ(g_get.allocs, 1);
   EXPECT_EQ(g_get_other.allocs, 1);
@@ -619,7 +619,7 @@ TEST_F(ClassicConformance, I19_GetWithSameOpsReturnsSameObjectAndCountsUsers) {
   EXPECT_EQ(g_get.releases, 0) << "put never calls ->release";
   // After the last put, a get allocates a new registration.
   umn_notifier* fresh = umn_notifier_get(&kGetOps, mm_);
-  ASSERT_NE(fresh, nullptr);
+  ASSERT_FALSE(UMN_IS_ERR_OR_NULL(fresh));
   EXPECT_EQ(g_get.allocs, 2);
   umn_notifier_put(fresh);
 }
@@ -632,7 +632,7 @@ TEST_F(ClassicConformance, I19_GetWithSameOpsReturnsSameObjectAndCountsUsers) {
 TEST_F(ClassicConformance, I19_LastPutFreesOnlyAfterWalkersLeave) {
   Latch gate;
   umn_notifier* sub = umn_notifier_get(&kGetOps, mm_);
-  ASSERT_NE(sub, nullptr);
+  ASSERT_FALSE(UMN_IS_ERR_OR_NULL(sub));
   gotten(sub).young_gate = &gate;
   AsyncCall walker([&] { umn_notifier_clear_young(mm_, 0, 0x1000); });
   ASSERT_TRUE(gate.await_entered());
@@ -650,7 +650,7 @@ TEST_F(ClassicConformance, I19_LastPutFreesOnlyAfterWalkersLeave) {
 TEST_F(ClassicConformance, I19_PutAtZeroUsersWarnsAndChangesNothing) {
   Diags diags;
   umn_notifier* sub = umn_notifier_get(&kGetOps, mm_);
-  ASSERT_NE(sub, nullptr);
+  ASSERT_FALSE(UMN_IS_ERR_OR_NULL(sub));
   gotten(sub).keep_memory = true;
   umn_notifier_put(sub);
   umn_notifier_synchronize();
@@ -669,14 +669,12 @@ TEST_F(ClassicConformance, I19_PutAtZeroUsersWarnsAndChangesNothing) {
 // alone, and the earlier registration still needs (and accepts) its put.
 TEST_F(ClassicConformance, I19_GetAfterReleaseIsEinval) {
   umn_notifier* before = umn_notifier_get(&kGetOps, mm_);
-  ASSERT_NE(before, nullptr);
+  ASSERT_FALSE(UMN_IS_ERR_OR_NULL(before));
   umn_notifier_release(mm_);
   EXPECT_EQ(g_get.releases, 1);
   EXPECT_EQ(before->users, 1u);
   for (const umn_notifier_ops* ops : {&kGetOps, &kGetOtherOps}) {
-    errno = 0;
-    EXPECT_EQ(umn_notifier_get(ops, mm_), nullptr);
-    EXPECT_EQ(errno, EINVAL);
+    EXPECT_EQ(UMN_PTR_ERR(umn_notifier_get(ops, mm_)), -EINVAL);
   }
   EXPECT_EQ(before->users, 1u);
   EXPECT_EQ(g_get.allocs + g_get_other.allocs, 1);
@@ -689,15 +687,13 @@ TEST_F(ClassicConformance, I19_GetAfterReleaseIsEinval) {
 // not hand out a registration whose ->release has run or is about to run.
 TEST_F(ClassicConformance, I19_GetDuringTeardownIsEinval) {
   umn_notifier* before = umn_notifier_get(&kGetOps, mm_);
-  ASSERT_NE(before, nullptr);
+  ASSERT_FALSE(UMN_IS_ERR_OR_NULL(before));
   Blocker blocker;
   ASSERT_EQ(umn_notifier_register(&blocker.node.sub, mm_), 0);  // newest: its ->release runs first
   AsyncCall teardown([&] { umn_notifier_release(mm_); });
   ASSERT_TRUE(blocker.gate.await_entered());
   for (const umn_notifier_ops* ops : {&kGetOps, &kGetOtherOps}) {
-    errno = 0;
-    EXPECT_EQ(umn_notifier_get(ops, mm_), nullptr);
-    EXPECT_EQ(errno, EINVAL);
+    EXPECT_EQ(UMN_PTR_ERR(umn_notifier_get(ops, mm_)), -EINVAL);
   }
   EXPECT_EQ(before->users, 1u);
   EXPECT_EQ(g_get_other.allocs, 0);
@@ -712,7 +708,7 @@ TEST_F(ClassicConformance, I19_GetDuringTeardownIsEinval) {
 TEST_F(ClassicConformance, I19_PutFromReleaseIsAllowed) {
   Diags diags;
   umn_notifier* sub = umn_notifier_get(&kGetOps, mm_);
-  ASSERT_NE(sub, nullptr);
+  ASSERT_FALSE(UMN_IS_ERR_OR_NULL(sub));
   gotten(sub).put_in_release = true;
   umn_notifier_release(mm_);
   umn_notifier_synchronize();
@@ -736,7 +732,7 @@ TEST_F(ClassicConformance, I19_ConcurrentFirstGetsAllocateOnce) {
     ASSERT_TRUE(one.finishes());
     ASSERT_TRUE(two.finishes());
   }
-  ASSERT_NE(got[0], nullptr);
+  ASSERT_FALSE(UMN_IS_ERR_OR_NULL(got[0]));
   EXPECT_EQ(got[0], got[1]);
   EXPECT_EQ(got[0]->users, 2u);
   EXPECT_EQ(g_get.allocs, 1);
@@ -754,22 +750,16 @@ TEST_F(ClassicConformance, I19_GetErrorsAndSynchronousFreeOfAFailedRegistration)
   Diags diags;
   static const umn_notifier_ops no_free = {nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
                                            [](umn_mm*) { return gotten_alloc(g_get); }, nullptr};
-  errno = 0;
-  EXPECT_EQ(umn_notifier_get(&no_free, mm_), nullptr);
-  EXPECT_EQ(errno, EINVAL);
+  EXPECT_EQ(UMN_PTR_ERR(umn_notifier_get(&no_free, mm_)), -EINVAL);
   EXPECT_EQ(g_get.allocs, 0);
   static const umn_notifier_ops null_alloc = {nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
                                               [](umn_mm*) -> umn_notifier* { return nullptr; }, &gotten_free};
-  errno = 0;
-  EXPECT_EQ(umn_notifier_get(&null_alloc, mm_), nullptr);
-  EXPECT_EQ(errno, ENOMEM);
+  EXPECT_EQ(UMN_PTR_ERR(umn_notifier_get(&null_alloc, mm_)), -ENOMEM);
   static const umn_notifier_ops mixed = {
       nullptr, nullptr, nullptr, nullptr, [](umn_notifier*, const umn_notifier_range*) { return 0; }, nullptr,
       [](umn_notifier*, umn_mm*, uint64_t, uint64_t) {}, [](umn_mm*) { return gotten_alloc(g_get); },
       &gotten_free};
-  errno = 0;
-  EXPECT_EQ(umn_notifier_get(&mixed, mm_), nullptr);
-  EXPECT_EQ(errno, EINVAL);
+  EXPECT_EQ(UMN_PTR_ERR(umn_notifier_get(&mixed, mm_)), -EINVAL);
   EXPECT_EQ(g_get.allocs, 1);
   EXPECT_EQ(g_get.frees, 1) << "the failed registration is freed before get returns";
   EXPECT_GE(diags.count(), 2u);
@@ -1062,19 +1052,17 @@ TEST_F(ClassicConformance, S4_1_FirstRegisterWaitsForARangeStartedBeforeAnySubsc
 TEST_F(ClassicConformance, S4_CallsThatWaitAreRefusedFromCallbacksButPutIsAllowed) {
   Diags diags;
   static umn_mm* s_mm;
-  static int s_register, s_errno;
+  static int s_register;
   static umn_notifier* s_got;
   static umn_notifier* s_to_put;
   s_mm = mm_;
   s_to_put = umn_notifier_get(&kGetOps, mm_);
-  ASSERT_NE(s_to_put, nullptr);
+  ASSERT_FALSE(UMN_IS_ERR_OR_NULL(s_to_put));
   BareNotifier self;
   self.ops.invalidate_range_start = [](umn_notifier* sub, const umn_notifier_range*) {
     Rec inner("inner", nullptr, kRange);
     s_register = umn_notifier_register(&inner.c, s_mm);
-    errno = 0;
     s_got = umn_notifier_get(&kGetOtherOps, s_mm);
-    s_errno = errno;
     umn_notifier_unregister(sub, s_mm);
     umn_notifier_synchronize();
     if (s_to_put != nullptr) umn_notifier_put(std::exchange(s_to_put, nullptr));
@@ -1083,8 +1071,7 @@ TEST_F(ClassicConformance, S4_CallsThatWaitAreRefusedFromCallbacksButPutIsAllowe
   ASSERT_EQ(umn_notifier_register(&self.sub, mm_), 0);
   invalidate_range();
   EXPECT_EQ(s_register, -EDEADLK);
-  EXPECT_EQ(s_got, nullptr);
-  EXPECT_EQ(s_errno, EDEADLK);
+  EXPECT_EQ(UMN_PTR_ERR(s_got), -EDEADLK);
   EXPECT_EQ(diags.count(), 4u);
   EXPECT_EQ(s_to_put, nullptr);
   EXPECT_EQ(g_get_other.allocs, 0);
@@ -1142,7 +1129,7 @@ TEST(ClassicConformanceTeardown, DestroyWithLiveRegistrationsWarnsAndStaysSafe) 
   Rec a("a", nullptr, kRelease | kRange);
   ASSERT_EQ(umn_notifier_register(&a.c, mm), 0);
   umn_notifier* got = umn_notifier_get(&kGetOps, mm);
-  ASSERT_NE(got, nullptr);
+  ASSERT_FALSE(UMN_IS_ERR_OR_NULL(got));
   ::testing::internal::CaptureStderr();
   umn_mm_destroy(mm);
   EXPECT_EQ(::testing::internal::GetCapturedStderr(), "") << "an installed hook is the only report";

@@ -294,10 +294,8 @@ TEST_F(Misuse, BadGetPutAreDiagnosed) {
   never.ops = &kYoungOps;
   never.mm = mm;
   umn_notifier_put(&never);
-  errno = 0;
-  EXPECT_EQ(umn_notifier_get(&kYoungOps, mm), nullptr);  // no alloc_notifier / free_notifier
-  EXPECT_EQ(errno, EINVAL);
-  EXPECT_EQ(umn_notifier_get(nullptr, mm), nullptr);
+  EXPECT_EQ(UMN_PTR_ERR(umn_notifier_get(&kYoungOps, mm)), -EINVAL);  // no alloc_notifier / free_notifier
+  EXPECT_EQ(UMN_PTR_ERR(umn_notifier_get(nullptr, mm)), -EINVAL);
   const auto calls = diags.take();
   ASSERT_EQ(calls.size(), 4u);
   EXPECT_EQ(calls[0], "umn_notifier_put");
@@ -333,7 +331,7 @@ void ExpectClassicUsable(umn_mm* mm, Diagnostics& diags) {
   registered.notifier.ops = &kProbeOps;
   ASSERT_EQ(umn_notifier_register(&registered.notifier, mm), 0);
   umn_notifier* got = umn_notifier_get(&kProbeOps, mm);
-  ASSERT_NE(got, nullptr);
+  ASSERT_FALSE(UMN_IS_ERR_OR_NULL(got));
   umn_notifier_range range;
   umn_notifier_range_init(&range, UMN_NOTIFY_UNMAP, 0, mm, 0, kPage);
   umn_notifier_invalidate_range_start(&range);
@@ -357,7 +355,7 @@ TEST_F(Misuse, ClassicCrossMisuseAndPutWithoutGetAreDiagnosed) {
   registered.notifier.ops = &kProbeOps;
   ASSERT_EQ(umn_notifier_register(&registered.notifier, mm), 0);
   umn_notifier* got = umn_notifier_get(&kProbeOps, mm);
-  ASSERT_NE(got, nullptr);
+  ASSERT_FALSE(UMN_IS_ERR_OR_NULL(got));
   umn_notifier_put(&registered.notifier);         // not from get
   umn_notifier_unregister(got, mm);               // from get: use put
   umn_mm* other = umn_mm_create();
@@ -388,7 +386,7 @@ TEST_F(Misuse, ClassicCrossMisuseAndPutWithoutGetAreDiagnosed) {
                                             [](umn_mm*) { s_kept = new ClassicProbe; return &s_kept->notifier; },
                                             [](umn_notifier*) { g_classic_frees++; }};
   umn_notifier* once = umn_notifier_get(&keep_ops, mm);
-  ASSERT_NE(once, nullptr);
+  ASSERT_FALSE(UMN_IS_ERR_OR_NULL(once));
   umn_notifier_put(once);
   umn_notifier_synchronize();
   umn_notifier_put(once);  // users already 0: WARN, nothing freed twice
@@ -405,7 +403,7 @@ TEST_F(Misuse, ClassicCrossMisuseAndPutWithoutGetAreDiagnosed) {
 TEST_F(Misuse, ClassicCallsFromCallbacksAreDiagnosed) {
   if (!ClassicAvailable(mm)) GTEST_SKIP() << "classic notifiers not built";
   static umn_mm* s_mm;
-  static int s_register, s_errno;
+  static int s_register;
   static umn_notifier* s_got;
   s_mm = mm;
   static const umn_notifier_ops reentrant = {
@@ -414,9 +412,7 @@ TEST_F(Misuse, ClassicCallsFromCallbacksAreDiagnosed) {
         ClassicProbe inner;
         inner.notifier.ops = &kProbeOps;
         s_register = umn_notifier_register(&inner.notifier, s_mm);
-        errno = 0;
         s_got = umn_notifier_get(&kProbeOps, s_mm);
-        s_errno = errno;
         umn_notifier_unregister(self, s_mm);
         umn_notifier_synchronize();
         return 0;
@@ -430,8 +426,7 @@ TEST_F(Misuse, ClassicCallsFromCallbacksAreDiagnosed) {
   umn_notifier_invalidate_range_start(&range);
   umn_notifier_invalidate_range_end(&range);
   EXPECT_EQ(s_register, -EDEADLK);
-  EXPECT_EQ(s_got, nullptr);
-  EXPECT_EQ(s_errno, EDEADLK);
+  EXPECT_EQ(UMN_PTR_ERR(s_got), -EDEADLK);
   ExpectDiagnostics({"umn_notifier_register", "umn_notifier_get", "umn_notifier_unregister",
                      "umn_notifier_synchronize"});
   umn_notifier_unregister(&sub.notifier, mm);  // still registered: the callback's unregister was refused
@@ -443,7 +438,7 @@ TEST_F(Misuse, ClassicCallsFromCallbacksAreDiagnosed) {
       }};
   const int frees = g_classic_frees;
   umn_notifier* got = umn_notifier_get(&sync_in_free, mm);
-  ASSERT_NE(got, nullptr);
+  ASSERT_FALSE(UMN_IS_ERR_OR_NULL(got));
   umn_notifier_put(got);
   umn_notifier_synchronize();
   EXPECT_EQ(g_classic_frees, frees + 1);
@@ -457,14 +452,12 @@ TEST_F(Misuse, RegistrationAfterReleaseIsRefused) {
   if (!ClassicAvailable(mm)) GTEST_SKIP() << "classic notifiers not built";
   umn_mm* doomed = umn_mm_create();
   umn_notifier* got = umn_notifier_get(&kProbeOps, doomed);
-  ASSERT_NE(got, nullptr);
+  ASSERT_FALSE(UMN_IS_ERR_OR_NULL(got));
   umn_notifier_release(doomed);
   ClassicProbe late;
   late.notifier.ops = &kProbeOps;
   EXPECT_EQ(umn_notifier_register(&late.notifier, doomed), -EINVAL);
-  errno = 0;
-  EXPECT_EQ(umn_notifier_get(&kProbeOps, doomed), nullptr);
-  EXPECT_EQ(errno, EINVAL);
+  EXPECT_EQ(UMN_PTR_ERR(umn_notifier_get(&kProbeOps, doomed)), -EINVAL);
   ExpectDiagnostics({"umn_notifier_register"});
   const int frees = g_classic_frees;
   umn_notifier_put(got);
