@@ -1,0 +1,620 @@
+// regcache.cc - the registration cache (contract: include/umn/regcache.h; guide: docs/regcache.md).
+//
+// Algorithm
+//   Lookup. The cached regions form an immutable sorted array of disjoint intervals (table.hpp),
+//   published through an atomic pointer and read under RCU. A hit is a binary search, a state check, a
+//   reference taken with one CAS on the region (inc-not-zero), and a second state check.
+//   Notification. Interval notifiers are inserted per 1 GiB-aligned chunk of address space that holds
+//   cached regions, not per region: a miss inserts one only the first time a chunk is used (chunks are
+//   dropped by flush when empty). An insert on umn_mm_process() holds the thread's signals back
+//   (two rt_sigprocmask calls, ~2 us here, src/core/subscriptions.hpp) so a munmapping signal handler
+//   never runs inside the address space's lock; with chunks a cache miss does not pay that. The chunk's
+//   callback finds the overlapping regions in the current table and marks each kInvalid with one
+//   atomic exchange; it takes no lock, so it may run in a signal handler interrupting a cache call.
+//   Misses (under the cache lock), the collision-retry protocol:
+//     1. Purge: regions marked invalid leave the table (their dereg follows at their last reference).
+//     2. Union with the overlapping valid regions; insert the chunks' notifiers if missing.
+//     3. Publish the region kPending in a new table, then a seq_cst fence, then read_begin on each chunk.
+//     4. reg, then accept with CAS kPending -> kValid; if the notifier marked it kInvalid meanwhile,
+//        dereg and retry (at most UMN_REGCACHE_MAX_RETRIES times, then -EBUSY).
+//   Why no invalidation is missed: an invalidation whose callback walks the table after step 3's
+//   publication finds the pending region and marks it; one whose callback walked an older table has
+//   already called set_seq(cur_seq) on the chunk. The callback's seq_cst fence between its set_seq and
+//   its table load, and ours between publication and read_begin, make one side see the other (store
+//   buffering): either the callback sees the region, or read_begin sees the chunk's odd seq and waits
+//   for that invalidation to end, after which reg registers the memory as it is then. An invalidation
+//   that began before the chunk was inserted is handled by the core (insert then read_begin waits).
+//   Deferred work. The notifier only marks regions and sets work_pending. The next get, put or flush
+//   (get/put: if the lock is free) purges the table; dereg runs when the region's last reference goes,
+//   always under the cache lock, never in the notifier.
+//   Reclamation. Old tables and dead regions are retired in batches through one RCU callback each, so
+//   a miss does not wake liburcu's thread every time.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <mutex>
+#include <vector>
+
+#include "base/check.hpp"
+#include "core/rcu.hpp"
+#include "umn/regcache.h"
+#include "users/regcache/table.hpp"
+
+namespace umn::detail::regcache {
+
+// One interval notifier over a 1 GiB-aligned chunk of address space.
+struct Chunk {
+  umn_interval_notifier notifier{};  // first member: a notifier* is a Chunk*
+  umn_regcache* cache = nullptr;
+  uint64_t start = 0, end = 0;
+};
+
+inline constexpr unsigned kChunkShift = 30;
+inline constexpr size_t kRetireBatch = 64;
+
+// An object whose memory RCU readers may still touch: freed after a grace period.
+struct Retired {
+  void* object;
+  void (*free)(void*) noexcept;
+};
+
+}  // namespace umn::detail::regcache
+
+struct umn_regcache {
+  umn_mm* mm = nullptr;
+  umn_regcache_ops ops{};
+  void* ctx = nullptr;
+  size_t max_regions = 0;
+  uint64_t max_bytes = 0;
+  uint64_t align_mask = 0;
+
+  std::mutex lock;
+  // Written under lock (release), read by hits and the notifier under RCU (acquire).
+  std::atomic<umn::detail::regcache::Table*> table{nullptr};
+  // Set (release) by the notifier after marking regions; exchanged (acq_rel) by purge before its scan.
+  std::atomic<bool> work_pending{false};
+  std::atomic<bool> released{false};  // the notifier saw RELEASE; read by misses
+  // Written under lock; read (relaxed) by put as the LRU stamp.
+  std::atomic<uint64_t> clock{0};
+  std::atomic<uint64_t> invalidations{0};  // relaxed: the notifier counts
+  std::vector<umn::detail::regcache::Chunk*> chunks;    // guarded by lock, sorted by start
+  std::vector<umn::detail::regcache::Retired> retired;  // guarded by lock
+  umn::detail::regcache::Region* live = nullptr;        // guarded by lock: every region not yet freed
+  size_t live_count = 0;                                // guarded by lock
+  bool destroyed = false;                               // guarded by lock
+  uint64_t hits_retired = 0, misses = 0, retries = 0, evictions = 0;  // guarded by lock
+};
+
+namespace umn::detail::regcache {
+namespace {
+
+using Cache = umn_regcache;
+
+// ---- reclamation ----------------------------------------------------------------------------------
+
+struct Batch {
+  uintptr_t head[rcu::kHeadWords];  // first member: the rcu_head
+  std::vector<Retired> items;
+};
+
+void free_batch(rcu_head* head) {
+  rcu::callback_entered();
+  auto* batch = reinterpret_cast<Batch*>(head);
+  for (const Retired& item : batch->items) item.free(item.object);
+  delete batch;
+  rcu::callback_exited();
+}
+
+void flush_retired_locked(Cache* rc) noexcept {
+  if (rc->retired.empty()) return;
+  auto* batch = new (std::nothrow) Batch;
+  if (batch == nullptr) {  // no memory for the batch: wait for the readers instead
+    rcu::synchronize();
+    for (const Retired& item : rc->retired) item.free(item.object);
+    rc->retired.clear();
+    return;
+  }
+  batch->items.swap(rc->retired);
+  rcu::call(reinterpret_cast<rcu_head*>(batch->head), &free_batch);
+}
+
+void retire_locked(Cache* rc, void* object, void (*free)(void*) noexcept) noexcept {
+  try {
+    rc->retired.push_back({object, free});
+  } catch (...) {
+    rcu::synchronize();
+    free(object);
+    return;
+  }
+  if (rc->retired.size() >= kRetireBatch) flush_retired_locked(rc);
+}
+
+void free_table(void* table) noexcept { Table::destroy(static_cast<Table*>(table)); }
+void free_region(void* region) noexcept { delete static_cast<Region*>(region); }
+
+// ---- regions --------------------------------------------------------------------------------------
+
+void link_live_locked(Cache* rc, Region* region) noexcept {
+  region->live_next = rc->live;
+  if (rc->live != nullptr) rc->live->live_prev = region;
+  rc->live = region;
+  rc->live_count++;
+}
+
+void unlink_live_locked(Cache* rc, Region* region) noexcept {
+  if (region->live_prev != nullptr) region->live_prev->live_next = region->live_next;
+  if (region->live_next != nullptr) region->live_next->live_prev = region->live_prev;
+  if (rc->live == region) rc->live = region->live_next;
+  rc->live_count--;
+}
+
+// The last reference went: dereg, fold the hit count, retire the memory.
+void free_region_locked(Cache* rc, Region* region) noexcept {
+  if (region->registered) rc->ops.dereg(rc->ctx, &region->pub);
+  rc->hits_retired += region->refs.load(std::memory_order_relaxed) >> kHitShift;
+  unlink_live_locked(rc, region);
+  retire_locked(rc, region, &free_region);
+}
+
+// Drops `amount` references (kCachedRef, or 1 + kHit for a hit given back); frees on the last.
+void drop_locked(Cache* rc, Region* region, uint64_t amount) noexcept {
+  // acq_rel pairs with the other droppers: the last sees every holder's writes before dereg.
+  uint64_t before = region->refs.fetch_sub(amount, std::memory_order_acq_rel);
+  if (((before - amount) & kRefMask) == 0) free_region_locked(rc, region);
+}
+
+// ---- the table ------------------------------------------------------------------------------------
+
+bool reachable(const Region* region) noexcept {
+  uint32_t state = region->state.load(std::memory_order_acquire);
+  return state == kValid || state == kPending;
+}
+
+// Publishes `next` and retires the current table.
+void publish_locked(Cache* rc, Table* next) noexcept {
+  // Pairs with the acquire loads of hits and of the notifier.
+  Table* old = rc->table.exchange(next, std::memory_order_acq_rel);
+  if (old != nullptr) retire_locked(rc, old, &free_table);
+}
+
+// Builds the table of the current one's regions for which keep(region) holds, plus `extra` (may be
+// null) in start order; drops the cache's reference of every region left out. Return: -ENOMEM or 0.
+template <class Keep>
+int rebuild_locked(Cache* rc, Keep keep, Region* extra) noexcept {
+  Table* current = rc->table.load(std::memory_order_relaxed);
+  Table* next = Table::create(current->count() + 1);
+  if (next == nullptr) return -ENOMEM;
+  std::vector<Region*> dropped;
+  bool extra_placed = extra == nullptr;
+  for (size_t i = 0; i < current->count(); ++i) {
+    Region* region = current->at(i);
+    if (!keep(region)) {
+      dropped.push_back(region);
+      continue;
+    }
+    if (!extra_placed && extra->start() < region->start()) {
+      next->append(extra);
+      extra_placed = true;
+    }
+    next->append(region);
+  }
+  if (!extra_placed) next->append(extra);
+  publish_locked(rc, next);
+  for (Region* region : dropped) drop_locked(rc, region, kCachedRef);
+  return 0;
+}
+
+// Removes the regions the notifier marked (step 1 of a miss; also put, flush).
+void purge_locked(Cache* rc) noexcept {
+  // Pairs with the release store in chunk_invalidate: a mark made before it is seen by the scan below.
+  if (!rc->work_pending.exchange(false, std::memory_order_acq_rel)) return;
+  if (rebuild_locked(rc, reachable, nullptr) != 0) rc->work_pending.store(true, std::memory_order_relaxed);
+}
+
+// A get or put that finds work pending does it if nobody holds the lock (whoever does will see it).
+void try_purge(Cache* rc) noexcept {
+  std::unique_lock guard(rc->lock, std::try_to_lock);
+  if (guard.owns_lock() && !rc->destroyed) purge_locked(rc);
+}
+
+// ---- the notifier ---------------------------------------------------------------------------------
+
+bool event_invalidates(umn_notifier_event event) noexcept {
+  return event != UMN_NOTIFY_PROTECTION_PAGE && event != UMN_NOTIFY_SOFT_DIRTY;
+}
+
+// Marks region kInvalid if it is reachable; calls ops->invalidate if it was valid. Return: marked.
+bool invalidate_region(Cache* rc, Region* region) noexcept {
+  uint32_t state = region->state.load(std::memory_order_relaxed);
+  while (state == kValid || state == kPending) {
+    // acq_rel: pairs with the acceptance CAS of a miss and the acquire loads of hits.
+    if (region->state.compare_exchange_weak(state, kInvalid, std::memory_order_acq_rel)) {
+      if (state == kValid) {
+        rc->invalidations.fetch_add(1, std::memory_order_relaxed);
+        if (rc->ops.invalidate != nullptr) rc->ops.invalidate(rc->ctx, &region->pub);
+      }
+      return true;
+    }
+  }
+  return false;
+}
+
+bool chunk_invalidate(umn_interval_notifier* sub, const umn_notifier_range* range, unsigned long cur_seq) {
+  auto* chunk = reinterpret_cast<Chunk*>(sub);
+  Cache* rc = chunk->cache;
+  if (!event_invalidates(range->event)) return true;
+  if (range->event == UMN_NOTIFY_RELEASE) rc->released.store(true, std::memory_order_relaxed);
+  umn_interval_set_seq(sub, cur_seq);
+  // Pairs with the fence in register_locked (store buffering, see the file comment).
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  const uint64_t start = std::max(range->start, chunk->start), end = std::min(range->end, chunk->end);
+  bool marked = false;
+  {
+    rcu::ReadGuard guard;
+    Table* table = rc->table.load(std::memory_order_acquire);
+    table->for_each_overlapping(start, end, [&](Region* region) { marked |= invalidate_region(rc, region); });
+  }
+  // Pairs with the exchange in purge_locked.
+  if (marked) rc->work_pending.store(true, std::memory_order_release);
+  return true;
+}
+
+const umn_interval_notifier_ops kChunkOps = {&chunk_invalidate, nullptr, nullptr};
+
+Chunk* find_chunk_locked(Cache* rc, uint64_t start) noexcept {
+  auto it = std::lower_bound(rc->chunks.begin(), rc->chunks.end(), start,
+                             [](const Chunk* chunk, uint64_t addr) { return chunk->start < addr; });
+  return it != rc->chunks.end() && (*it)->start == start ? *it : nullptr;
+}
+
+int add_chunk_locked(Cache* rc, uint64_t start) noexcept {
+  auto* chunk = new (std::nothrow) Chunk;
+  if (chunk == nullptr) return -ENOMEM;
+  chunk->cache = rc;
+  chunk->start = start;
+  // The chunk at the very top of the address space stops one byte short (insert refuses to wrap).
+  const uint64_t length = start + (uint64_t{1} << kChunkShift) == 0 ? (uint64_t{1} << kChunkShift) - 1
+                                                                     : uint64_t{1} << kChunkShift;
+  chunk->end = start + length;
+  try {
+    rc->chunks.reserve(rc->chunks.size() + 1);
+  } catch (...) {
+    delete chunk;
+    return -ENOMEM;
+  }
+  if (int err = umn_interval_notifier_insert(&chunk->notifier, rc->mm, start, length, &kChunkOps); err != 0) {
+    delete chunk;
+    return err;
+  }
+  auto it = std::lower_bound(rc->chunks.begin(), rc->chunks.end(), start,
+                             [](const Chunk* c, uint64_t addr) { return c->start < addr; });
+  rc->chunks.insert(it, chunk);
+  return 0;
+}
+
+int ensure_chunks_locked(Cache* rc, uint64_t start, uint64_t end) noexcept {
+  for (uint64_t index = start >> kChunkShift; index <= (end - 1) >> kChunkShift; ++index) {
+    if (find_chunk_locked(rc, index << kChunkShift) != nullptr) continue;
+    if (int err = add_chunk_locked(rc, index << kChunkShift); err != 0) return err;
+  }
+  return 0;
+}
+
+// Waits for running invalidations of the chunks over [start, end) (step 3).
+void wait_for_chunks_locked(Cache* rc, uint64_t start, uint64_t end) noexcept {
+  for (uint64_t index = start >> kChunkShift; index <= (end - 1) >> kChunkShift; ++index)
+    (void)umn_interval_read_begin(&find_chunk_locked(rc, index << kChunkShift)->notifier);
+}
+
+// Removes every chunk no cached region overlaps (all of them when `all`).
+void remove_chunks_locked(Cache* rc, bool all) noexcept {
+  Table* table = rc->table.load(std::memory_order_relaxed);
+  std::erase_if(rc->chunks, [&](Chunk* chunk) {
+    bool used = false;
+    table->for_each_overlapping(chunk->start, chunk->end, [&](Region*) { used = true; });
+    if (used && !all) return false;
+    umn_interval_notifier_remove(&chunk->notifier);  // waits for a callback running on it
+    delete chunk;
+    return true;
+  });
+}
+
+// ---- hits -----------------------------------------------------------------------------------------
+
+// A hit, or nullptr. `locked`: the caller holds the cache lock.
+Region* lookup(Cache* rc, uint64_t start, uint64_t end, bool locked) noexcept {
+  Region* region;
+  {
+    rcu::ReadGuard guard;
+    region = rc->table.load(std::memory_order_acquire)->find_covering(start, end);
+    if (region == nullptr || region->state.load(std::memory_order_acquire) != kValid) return nullptr;
+    if (!try_get_hit(region)) return nullptr;
+    // An invalidation that began before this load is seen; one that begins after it follows the get.
+    if (region->state.load(std::memory_order_seq_cst) == kValid) return region;
+  }
+  // Give the hit back: possibly the last reference.
+  if (locked) {
+    drop_locked(rc, region, 1 + kHit);
+  } else {
+    std::lock_guard guard(rc->lock);
+    drop_locked(rc, region, 1 + kHit);
+  }
+  return nullptr;
+}
+
+// ---- misses ---------------------------------------------------------------------------------------
+
+// Drops a pending region that failed (reg error, or invalidated): out of the table, dereg if owed.
+void abandon_locked(Cache* rc, Region* region) noexcept {
+  uint32_t pending = kPending;
+  region->state.compare_exchange_strong(pending, kDropped, std::memory_order_acq_rel);
+  if (rebuild_locked(rc, [&](Region* r) { return r != region; }, nullptr) != 0) {
+    rc->work_pending.store(true, std::memory_order_relaxed);  // it is not reachable: purge drops it later
+  }
+}
+
+// Evicts unused valid regions, least recently released first, while keep_going(); never `spare`.
+// `counted`: the evictions count in stats (limits, -ENOMEM), not flush's.
+template <class KeepGoing>
+void evict_locked(Cache* rc, Region* spare, bool counted, KeepGoing keep_going) noexcept {
+  Table* table = rc->table.load(std::memory_order_relaxed);
+  std::vector<Region*> candidates;
+  for (size_t i = 0; i < table->count(); ++i) {
+    Region* region = table->at(i);
+    if (region != spare && (region->refs.load(std::memory_order_relaxed) & kUserRefMask) == 0)
+      candidates.push_back(region);
+  }
+  std::sort(candidates.begin(), candidates.end(), [](const Region* a, const Region* b) {
+    return a->last_release.load(std::memory_order_relaxed) < b->last_release.load(std::memory_order_relaxed);
+  });
+  size_t count = table->count();
+  uint64_t bytes = table->bytes();
+  std::vector<Region*> evicted;
+  for (Region* region : candidates) {
+    if (!keep_going(count, bytes)) break;
+    uint32_t valid = kValid;
+    if (!region->state.compare_exchange_strong(valid, kDropped, std::memory_order_acq_rel)) continue;
+    evicted.push_back(region);
+    count--;
+    bytes -= region->size();
+  }
+  if (evicted.empty()) return;
+  if (counted) rc->evictions += evicted.size();
+  if (rebuild_locked(rc, reachable, nullptr) != 0) rc->work_pending.store(true, std::memory_order_relaxed);
+}
+
+bool over_limits(const Cache* rc, size_t count, uint64_t bytes) noexcept {
+  return (rc->max_regions != 0 && count > rc->max_regions) || (rc->max_bytes != 0 && bytes > rc->max_bytes);
+}
+
+// Step 2: widens [*start, *end) to the valid regions it overlaps.
+void merge_bounds_locked(Cache* rc, uint64_t* start, uint64_t* end) noexcept {
+  rc->table.load(std::memory_order_relaxed)->for_each_overlapping(*start, *end, [&](Region* region) {
+    if (region->state.load(std::memory_order_acquire) != kValid) return;
+    *start = std::min(*start, region->start());
+    *end = std::max(*end, region->end());
+  });
+}
+
+// Steps 2-4 once. Return: 0 (accepted, *out referenced), -EAGAIN (invalidated: retry), or an error.
+int register_once_locked(Cache* rc, uint64_t start, uint64_t end, Region** out) noexcept {
+  merge_bounds_locked(rc, &start, &end);
+  if (int err = ensure_chunks_locked(rc, start, end); err != 0) return err;
+  auto* region = new (std::nothrow) Region;
+  if (region == nullptr) return -ENOMEM;
+  region->pub.start = start;
+  region->pub.end = end;
+  link_live_locked(rc, region);
+  // Overlapped regions leave the cache: valid ones are merged (dropped), invalid ones purged.
+  auto outside = [&](Region* r) { return r->end() <= start || end <= r->start(); };
+  auto keep = [&](Region* r) {
+    if (outside(r)) return reachable(r);
+    uint32_t valid = kValid;
+    r->state.compare_exchange_strong(valid, kDropped, std::memory_order_acq_rel);
+    return false;
+  };
+  if (rebuild_locked(rc, keep, region) != 0) {
+    drop_locked(rc, region, kCachedRef);
+    return -ENOMEM;
+  }
+  // Pairs with the fence in chunk_invalidate (store buffering, see the file comment).
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  wait_for_chunks_locked(rc, start, end);
+  int err = rc->ops.reg(rc->ctx, &region->pub);
+  if (err != 0) {
+    abandon_locked(rc, region);
+    return err > 0 ? -err : err;
+  }
+  region->registered = true;
+  uint32_t pending = kPending;
+  // Release: pairs with the acquire state loads of hits (they see what reg wrote).
+  if (!region->state.compare_exchange_strong(pending, kValid, std::memory_order_release)) {
+    abandon_locked(rc, region);
+    return -EAGAIN;
+  }
+  region->refs.fetch_add(1, std::memory_order_relaxed);  // the caller's; the table's is held
+  *out = region;
+  return 0;
+}
+
+int miss_locked(Cache* rc, uint64_t start, uint64_t end, Region** out) noexcept {
+  bool evicted_for_memory = false;
+  for (unsigned attempt = 0;;) {
+    if (rc->released.load(std::memory_order_relaxed)) return -EINVAL;
+    int err = register_once_locked(rc, start, end, out);
+    if (err == 0) {
+      rc->misses++;
+      rc->clock.store(rc->misses, std::memory_order_relaxed);
+      evict_locked(rc, *out, true, [&](size_t count, uint64_t bytes) { return over_limits(rc, count, bytes); });
+      return 0;
+    }
+    if (err == -ENOMEM && !evicted_for_memory) {
+      evicted_for_memory = true;
+      evict_locked(rc, nullptr, true, [](size_t, uint64_t) { return true; });
+      continue;
+    }
+    if (err != -EAGAIN) return err;
+    if (attempt++ == UMN_REGCACHE_MAX_RETRIES) return -EBUSY;
+    rc->retries++;
+    purge_locked(rc);
+  }
+}
+
+// ---- argument checks ------------------------------------------------------------------------------
+
+bool valid_alignment(uint64_t alignment) noexcept { return alignment != 0 && (alignment & (alignment - 1)) == 0; }
+
+// The aligned request, or false when it is empty or overflows.
+bool aligned_range(const Cache* rc, const void* addr, size_t len, uint64_t* start, uint64_t* end) noexcept {
+  const auto first = reinterpret_cast<uint64_t>(addr);
+  if (len == 0 || first + len < first) return false;
+  const uint64_t last = first + len - 1;
+  if (last + rc->align_mask < last) return false;
+  *start = first & ~rc->align_mask;
+  *end = (last | rc->align_mask) + 1;
+  return *end != 0;
+}
+
+void destroy_locked(Cache* rc) noexcept {
+  for (size_t i = 0; i < rc->table.load(std::memory_order_relaxed)->count(); ++i) {
+    Region* region = rc->table.load(std::memory_order_relaxed)->at(i);
+    uint32_t state = region->state.load(std::memory_order_relaxed);
+    while ((state == kValid || state == kPending) &&
+           !region->state.compare_exchange_weak(state, kDropped, std::memory_order_acq_rel)) {
+    }
+  }
+  rebuild_locked(rc, [](Region*) { return false; }, nullptr);  // capacity 1 if it fails: cannot
+  remove_chunks_locked(rc, true);
+  rc->work_pending.store(false, std::memory_order_relaxed);  // no notifier left to set it
+  rc->destroyed = true;
+  flush_retired_locked(rc);
+}
+
+void free_cache(Cache* rc) noexcept {
+  Table::destroy(rc->table.load(std::memory_order_relaxed));  // no reader left: chunks removed, no gets
+  delete rc;
+}
+
+}  // namespace
+}  // namespace umn::detail::regcache
+
+using namespace umn::detail::regcache;
+
+extern "C" {
+
+int umn_regcache_create(umn_mm* mm, const umn_regcache_params* params, const umn_regcache_ops* ops, void* ctx,
+                        umn_regcache** out) {
+  if (mm == nullptr || ops == nullptr || out == nullptr || ops->reg == nullptr || ops->dereg == nullptr)
+    return -EINVAL;
+  const umn_regcache_params defaults{};
+  if (params == nullptr) params = &defaults;
+  const uint64_t alignment = params->alignment != 0 ? params->alignment : static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  if (!valid_alignment(alignment) || params->flags != 0) return -EINVAL;
+  auto* rc = new (std::nothrow) umn_regcache;
+  Table* table = Table::create(0);
+  if (rc == nullptr || table == nullptr) {
+    delete rc;
+    Table::destroy(table);
+    return -ENOMEM;
+  }
+  rc->mm = mm;
+  rc->ops = *ops;
+  rc->ctx = ctx;
+  rc->max_regions = params->max_regions;
+  rc->max_bytes = params->max_bytes;
+  rc->align_mask = alignment - 1;
+  rc->table.store(table, std::memory_order_release);
+  *out = rc;
+  return 0;
+}
+
+int umn_regcache_get(umn_regcache* rc, const void* addr, size_t len, umn_regcache_region** out) {
+  uint64_t start, end;
+  if (rc == nullptr || out == nullptr || !aligned_range(rc, addr, len, &start, &end)) return -EINVAL;
+  if (rc->work_pending.load(std::memory_order_relaxed)) try_purge(rc);
+  if (Region* region = lookup(rc, start, end, false)) {
+    *out = &region->pub;
+    return 0;
+  }
+  std::lock_guard guard(rc->lock);
+  if (!UMN_CHECK(!rc->destroyed, "umn_regcache_get", "cache destroyed")) return -EINVAL;
+  purge_locked(rc);
+  if (Region* region = lookup(rc, start, end, true)) {  // another thread registered it meanwhile
+    *out = &region->pub;
+    return 0;
+  }
+  Region* region;
+  int err = miss_locked(rc, start, end, &region);
+  if (err == 0) *out = &region->pub;
+  return err;
+}
+
+void umn_regcache_put(umn_regcache* rc, umn_regcache_region* pub) {
+  if (!UMN_CHECK(rc != nullptr && pub != nullptr, "umn_regcache_put", "NULL cache or region")) return;
+  Region* region = Region::of(pub);
+  // Read before the reference goes: after it, only a holder keeps a destroyed cache alive.
+  const bool pending = rc->work_pending.load(std::memory_order_relaxed);
+  region->last_release.store(rc->clock.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  uint64_t refs = region->refs.load(std::memory_order_relaxed);
+  do {
+    if (!UMN_CHECK((refs & kUserRefMask) != 0, "umn_regcache_put", "region put more often than got")) return;
+    // Release: pairs with the acq_rel drop that frees the region (it sees this holder's writes).
+  } while (!region->refs.compare_exchange_weak(refs, refs - 1, std::memory_order_release,
+                                               std::memory_order_relaxed));
+  if (((refs - 1) & kRefMask) == 0) {
+    bool free_it;
+    {
+      std::lock_guard guard(rc->lock);
+      std::atomic_thread_fence(std::memory_order_acquire);  // pairs with the other holders' release puts
+      free_region_locked(rc, region);
+      free_it = rc->destroyed && rc->live_count == 0;
+      if (rc->destroyed) flush_retired_locked(rc);
+    }
+    if (free_it) free_cache(rc);
+    return;
+  }
+  if (pending) try_purge(rc);
+}
+
+void umn_regcache_flush(umn_regcache* rc) {
+  if (!UMN_CHECK(rc != nullptr, "umn_regcache_flush", "NULL cache")) return;
+  std::lock_guard guard(rc->lock);
+  if (rc->destroyed) return;
+  purge_locked(rc);
+  evict_locked(rc, nullptr, false, [](size_t, uint64_t) { return true; });
+  remove_chunks_locked(rc, false);
+  flush_retired_locked(rc);
+}
+
+void umn_regcache_destroy(umn_regcache* rc) {
+  if (rc == nullptr) return;
+  bool in_use;
+  {
+    std::lock_guard guard(rc->lock);
+    if (!UMN_CHECK(!rc->destroyed, "umn_regcache_destroy", "cache destroyed twice")) return;
+    destroy_locked(rc);
+    in_use = rc->live_count != 0;
+  }
+  if (!UMN_CHECK(!in_use, "umn_regcache_destroy",
+                 "regions still in use: they stay registered until their put, which frees the cache"))
+    return;
+  free_cache(rc);
+}
+
+void umn_regcache_stats(umn_regcache* rc, struct umn_regcache_stats* out) {
+  if (!UMN_CHECK(rc != nullptr && out != nullptr, "umn_regcache_stats", "NULL cache or stats")) return;
+  std::lock_guard guard(rc->lock);
+  out->hits = rc->hits_retired;
+  for (Region* region = rc->live; region != nullptr; region = region->live_next)
+    out->hits += region->refs.load(std::memory_order_relaxed) >> kHitShift;
+  out->misses = rc->misses;
+  out->retries = rc->retries;
+  out->invalidations = rc->invalidations.load(std::memory_order_relaxed);
+  out->evictions = rc->evictions;
+  Table* table = rc->table.load(std::memory_order_relaxed);
+  out->regions = table->count();
+  out->bytes = table->bytes();
+}
+
+}  // extern "C"

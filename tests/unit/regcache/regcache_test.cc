@@ -1,0 +1,373 @@
+// regcache_test.cc - the registration cache's rules on a simulated address space: hit, miss, merge,
+// eviction and their boundaries; invalidation by each event; in use at invalidation; reg failures and
+// the -ENOMEM retry; the collision-retry bound; bad input and misuse; destroy with regions in use.
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "device.hpp"
+#include "umn/regcache.h"
+#include "umn/umn.h"
+
+namespace {
+
+using umn::test::FakeDevice;
+using umn::test::kFakeOps;
+
+constexpr uint64_t kPage = 4096;
+constexpr uint64_t kBase = uint64_t{1} << 32;  // a simulated address
+
+const void* at(uint64_t addr) { return reinterpret_cast<const void*>(addr); }
+
+// Records diagnostics instead of aborting.
+class Diagnostics {
+ public:
+  Diagnostics() { umn_set_diagnostic_hook(&Diagnostics::hook, this); }
+  ~Diagnostics() { umn_set_diagnostic_hook(nullptr, nullptr); }
+  std::vector<std::string> calls;
+
+ private:
+  static void hook(void* self, const char* call, const char*) { static_cast<Diagnostics*>(self)->calls.emplace_back(call); }
+};
+
+class RegCacheSim : public ::testing::Test {
+ protected:
+  void SetUp() override { create({}); }
+  void TearDown() override {
+    if (rc_ != nullptr) umn_regcache_destroy(rc_);
+    umn_mm_destroy(mm_);
+  }
+  void create(const umn_regcache_params& params) {
+    if (rc_ != nullptr) umn_regcache_destroy(rc_);
+    rc_ = nullptr;
+    ASSERT_EQ(umn_regcache_create(mm_, &params, &kFakeOps, &device_, &rc_), 0);
+  }
+  umn_regcache_region* get(uint64_t addr, uint64_t len) {
+    umn_regcache_region* region = nullptr;
+    EXPECT_EQ(umn_regcache_get(rc_, at(addr), len, &region), 0);
+    return region;
+  }
+  void get_put(uint64_t addr, uint64_t len) { umn_regcache_put(rc_, get(addr, len)); }
+  void invalidate(uint64_t start, uint64_t end, umn_notifier_event event = UMN_NOTIFY_UNMAP) {
+    umn_notifier_range range;
+    umn_notifier_range_init(&range, event, UMN_NOTIFIER_RANGE_BLOCKABLE, mm_, start, end);
+    umn_notifier_invalidate_range_start(&range);
+    umn_notifier_invalidate_range_end(&range);
+  }
+  struct umn_regcache_stats stats() {
+    struct umn_regcache_stats out {};
+    umn_regcache_stats(rc_, &out);
+    return out;
+  }
+
+  umn_mm* mm_ = umn_mm_create();
+  FakeDevice device_;
+  umn_regcache* rc_ = nullptr;
+};
+
+// A second get of the same range is a hit: same region, no second reg.
+TEST_F(RegCacheSim, HitReusesRegionWithoutReg) {
+  umn_regcache_region* first = get(kBase, 4 * kPage);
+  umn_regcache_put(rc_, first);
+  umn_regcache_region* second = get(kBase + kPage, kPage);
+  EXPECT_EQ(second, first);
+  EXPECT_EQ(device_.reg_count(), 1u);
+  umn_regcache_put(rc_, second);
+  EXPECT_EQ(stats().hits, 1u);
+  EXPECT_EQ(stats().misses, 1u);
+}
+
+// Requests are aligned outward to the page (alignment 0).
+TEST_F(RegCacheSim, RequestIsAlignedOutwardToThePage) {
+  umn_regcache_region* region = get(kBase + 1, 10);
+  EXPECT_EQ(region->start, kBase);
+  EXPECT_EQ(region->end, kBase + kPage);
+  EXPECT_NE(region->handle, nullptr);
+  umn_regcache_put(rc_, region);
+}
+
+// A larger power-of-two alignment widens the region.
+TEST_F(RegCacheSim, AlignmentParameterWidensTheRegion) {
+  create({0, 0, 64 * 1024, 0});
+  umn_regcache_region* region = get(kBase + 5 * kPage, kPage);
+  EXPECT_EQ(region->start, kBase);
+  EXPECT_EQ(region->end, kBase + 64 * 1024);
+  umn_regcache_put(rc_, region);
+}
+
+// Hit boundaries: last byte inside hits; one page before start and one at end are misses that do not
+// merge with the adjacent region.
+TEST_F(RegCacheSim, HitBoundariesAtStartMinusOneAndEnd) {
+  get_put(kBase, 4 * kPage);
+  get_put(kBase + 4 * kPage - 1, 1);
+  EXPECT_EQ(device_.reg_count(), 1u);
+  get_put(kBase - 1, 1);
+  get_put(kBase + 4 * kPage, 1);
+  EXPECT_EQ(device_.reg_count(), 3u);
+  EXPECT_EQ(stats().regions, 3u);
+  EXPECT_EQ(device_.dereg_count(), 0u);  // adjacent regions do not merge
+}
+
+// A request overlapping a cached region registers the union, and the overlapped region (unused) is
+// deregistered.
+TEST_F(RegCacheSim, OverlappingMissMergesIntoTheUnion) {
+  get_put(kBase, 2 * kPage);
+  umn_regcache_region* merged = get(kBase + kPage, 2 * kPage);
+  EXPECT_EQ(merged->start, kBase);
+  EXPECT_EQ(merged->end, kBase + 3 * kPage);
+  EXPECT_EQ(device_.dereg_count(), 1u);
+  EXPECT_EQ(stats().regions, 1u);
+  EXPECT_EQ(stats().bytes, 3 * kPage);
+  umn_regcache_put(rc_, merged);
+}
+
+// A merged-away region that is held stays registered until its put.
+TEST_F(RegCacheSim, MergedAwayRegionHeldStaysRegisteredUntilPut) {
+  umn_regcache_region* held = get(kBase, 2 * kPage);
+  umn_regcache_region* merged = get(kBase + kPage, 2 * kPage);
+  EXPECT_NE(merged, held);
+  EXPECT_EQ(device_.dereg_count(), 0u);
+  umn_regcache_put(rc_, held);
+  EXPECT_EQ(device_.dereg_count(), 1u);
+  umn_regcache_put(rc_, merged);
+}
+
+// An invalidation of one byte's page drops the region: the next get registers again; dereg is deferred
+// out of the notifier to that get.
+TEST_F(RegCacheSim, InvalidationDropsRegionAndDeregIsDeferred) {
+  get_put(kBase, 4 * kPage);
+  invalidate(kBase + 3 * kPage, kBase + 3 * kPage + 1);
+  EXPECT_EQ(device_.dereg_count(), 0u);
+  EXPECT_EQ(device_.invalidates.load(), 1);
+  get_put(kBase, 4 * kPage);
+  EXPECT_EQ(device_.dereg_count(), 1u);
+  EXPECT_EQ(device_.reg_count(), 2u);
+  EXPECT_EQ(stats().invalidations, 1u);
+}
+
+// Invalidation boundaries: ranges ending at start or starting at end leave the region cached.
+TEST_F(RegCacheSim, InvalidationBoundaries) {
+  get_put(kBase, 4 * kPage);
+  invalidate(kBase - kPage, kBase);
+  invalidate(kBase + 4 * kPage, kBase + 5 * kPage);
+  get_put(kBase, 4 * kPage);
+  EXPECT_EQ(device_.reg_count(), 1u);
+  invalidate(kBase - kPage, kBase + 1);
+  get_put(kBase, 4 * kPage);
+  EXPECT_EQ(device_.reg_count(), 2u);
+}
+
+// Each event that changes translations invalidates.
+class RegCacheEvent : public RegCacheSim, public ::testing::WithParamInterface<umn_notifier_event> {};
+TEST_P(RegCacheEvent, EventInvalidates) {
+  get_put(kBase, kPage);
+  invalidate(kBase, kBase + kPage, GetParam());
+  get_put(kBase, kPage);
+  EXPECT_EQ(device_.reg_count(), 2u);
+}
+INSTANTIATE_TEST_SUITE_P(Events, RegCacheEvent,
+                         ::testing::Values(UMN_NOTIFY_UNMAP, UMN_NOTIFY_CLEAR, UMN_NOTIFY_PROTECTION_VMA,
+                                           UMN_NOTIFY_MIGRATE, UMN_NOTIFY_EXCLUSIVE));
+
+// PROTECTION_PAGE (what fork announces) and SOFT_DIRTY keep the region.
+TEST_F(RegCacheSim, ProtectionPageAndSoftDirtyKeepTheRegion) {
+  get_put(kBase, kPage);
+  invalidate(kBase, kBase + kPage, UMN_NOTIFY_PROTECTION_PAGE);
+  invalidate(kBase, kBase + kPage, UMN_NOTIFY_SOFT_DIRTY);
+  get_put(kBase, kPage);
+  EXPECT_EQ(device_.reg_count(), 1u);
+  EXPECT_EQ(device_.invalidates.load(), 0);
+}
+
+// A region in use at invalidation stays registered for its holder, is never returned again, and is
+// deregistered at the holder's put; ops->invalidate ran once although it was invalidated twice.
+TEST_F(RegCacheSim, InUseAtInvalidationStaysRegisteredUntilLastPut) {
+  umn_regcache_region* held = get(kBase, kPage);
+  invalidate(kBase, kBase + kPage);
+  invalidate(kBase, kBase + kPage);
+  EXPECT_EQ(device_.invalidates.load(), 1);
+  umn_regcache_region* fresh = get(kBase, kPage);
+  EXPECT_NE(fresh, held);
+  EXPECT_EQ(device_.dereg_count(), 0u);
+  umn_regcache_put(rc_, held);
+  ASSERT_EQ(device_.dereg_count(), 1u);
+  EXPECT_EQ(device_.deregs[0].first, kBase);
+  umn_regcache_put(rc_, fresh);
+}
+
+// max_regions: at the limit nothing is evicted; past it the least recently released unused region is
+// (released before the previous miss; regions released between two misses are equally recent).
+TEST_F(RegCacheSim, EvictionPastMaxRegionsDropsLeastRecentlyReleased) {
+  create({2, 0, 0, 0});
+  get_put(kBase, kPage);
+  get_put(kBase + 2 * kPage, kPage);
+  EXPECT_EQ(stats().evictions, 0u);
+  get_put(kBase + 4 * kPage, kPage);
+  EXPECT_EQ(stats().evictions, 1u);
+  ASSERT_EQ(device_.dereg_count(), 1u);
+  EXPECT_EQ(device_.deregs[0].first, kBase);
+  EXPECT_EQ(stats().regions, 2u);
+}
+
+// max_bytes: exactly at the limit keeps everything; one page more evicts.
+TEST_F(RegCacheSim, EvictionPastMaxBytes) {
+  create({0, 3 * kPage, 0, 0});
+  get_put(kBase, 2 * kPage);
+  get_put(kBase + 4 * kPage, kPage);
+  EXPECT_EQ(stats().evictions, 0u);
+  get_put(kBase + 8 * kPage, kPage);
+  EXPECT_EQ(stats().evictions, 1u);
+  EXPECT_LE(stats().bytes, 3 * kPage);
+}
+
+// Regions in use are never evicted, even past the limit.
+TEST_F(RegCacheSim, InUseRegionsAreNotEvicted) {
+  create({1, 0, 0, 0});
+  umn_regcache_region* a = get(kBase, kPage);
+  umn_regcache_region* b = get(kBase + 2 * kPage, kPage);
+  EXPECT_EQ(device_.dereg_count(), 0u);
+  EXPECT_EQ(stats().regions, 2u);
+  umn_regcache_put(rc_, a);
+  umn_regcache_put(rc_, b);
+}
+
+// 0 means unlimited.
+TEST_F(RegCacheSim, ZeroLimitsMeanUnlimited) {
+  for (uint64_t i = 0; i < 100; ++i) get_put(kBase + 2 * i * kPage, kPage);
+  EXPECT_EQ(stats().regions, 100u);
+  EXPECT_EQ(stats().evictions, 0u);
+}
+
+// A reg failure is returned and nothing is cached or deregistered.
+TEST_F(RegCacheSim, RegFailureIsReturnedAndNothingIsCached) {
+  device_.fail_with = -EFAULT;
+  device_.fail_times = 1;
+  umn_regcache_region* region = nullptr;
+  EXPECT_EQ(umn_regcache_get(rc_, at(kBase), kPage, &region), -EFAULT);
+  EXPECT_EQ(stats().regions, 0u);
+  EXPECT_EQ(device_.dereg_count(), 0u);
+  get_put(kBase, kPage);
+  EXPECT_EQ(device_.reg_count(), 1u);
+}
+
+// -ENOMEM from reg evicts every unused region and retries once.
+TEST_F(RegCacheSim, RegEnomemEvictsUnusedAndRetriesOnce) {
+  get_put(kBase, kPage);
+  get_put(kBase + 2 * kPage, kPage);
+  umn_regcache_region* held = get(kBase + 4 * kPage, kPage);
+  device_.fail_with = -ENOMEM;
+  device_.fail_times = 1;
+  umn_regcache_region* region = get(kBase + 8 * kPage, kPage);
+  ASSERT_NE(region, nullptr);
+  EXPECT_EQ(stats().evictions, 2u);
+  EXPECT_EQ(device_.dereg_count(), 2u);
+  umn_regcache_put(rc_, region);
+  device_.fail_times = 2;  // a second -ENOMEM is returned
+  EXPECT_EQ(umn_regcache_get(rc_, at(kBase + 16 * kPage), kPage, &region), -ENOMEM);
+  umn_regcache_put(rc_, held);
+}
+
+// An invalidation racing with reg (here: inside it) makes the miss deregister and register again.
+TEST_F(RegCacheSim, InvalidationDuringRegRetries) {
+  int races = 1;
+  device_.during_reg = [&](umn_regcache_region* region) {
+    if (races-- > 0) invalidate(region->start, region->end);
+  };
+  umn_regcache_region* region = get(kBase, kPage);
+  ASSERT_NE(region, nullptr);
+  EXPECT_EQ(stats().retries, 1u);
+  EXPECT_EQ(device_.reg_count(), 2u);
+  EXPECT_EQ(device_.dereg_count(), 1u);
+  EXPECT_EQ(device_.invalidates.load(), 0);  // it was never valid
+  umn_regcache_put(rc_, region);
+}
+
+// When every registration races with an invalidation, get gives up with -EBUSY after the bound.
+TEST_F(RegCacheSim, EndlessRacesFailWithEbusyAfterTheBound) {
+  device_.during_reg = [&](umn_regcache_region* region) { invalidate(region->start, region->end); };
+  umn_regcache_region* region = nullptr;
+  EXPECT_EQ(umn_regcache_get(rc_, at(kBase), kPage, &region), -EBUSY);
+  EXPECT_EQ(stats().retries, uint64_t{UMN_REGCACHE_MAX_RETRIES});
+  EXPECT_EQ(device_.reg_count(), device_.dereg_count());
+  EXPECT_EQ(stats().regions, 0u);
+}
+
+// Bad input is -EINVAL and changes nothing.
+TEST_F(RegCacheSim, BadInputIsEinvalAndChangesNothing) {
+  umn_regcache_region* region = nullptr;
+  EXPECT_EQ(umn_regcache_get(rc_, at(kBase), 0, &region), -EINVAL);
+  EXPECT_EQ(umn_regcache_get(rc_, at(UINT64_MAX - 10), 100, &region), -EINVAL);
+  EXPECT_EQ(umn_regcache_get(rc_, at(UINT64_MAX - 10), 5, &region), -EINVAL);  // aligned end wraps
+  EXPECT_EQ(umn_regcache_get(nullptr, at(kBase), 1, &region), -EINVAL);
+  EXPECT_EQ(umn_regcache_get(rc_, at(kBase), 1, nullptr), -EINVAL);
+  umn_regcache* other = nullptr;
+  umn_regcache_params flags{0, 0, 0, 1};
+  EXPECT_EQ(umn_regcache_create(mm_, &flags, &kFakeOps, &device_, &other), -EINVAL);
+  umn_regcache_params three{0, 0, 3, 0};
+  EXPECT_EQ(umn_regcache_create(mm_, &three, &kFakeOps, &device_, &other), -EINVAL);
+  umn_regcache_ops no_dereg = {&FakeDevice::reg, nullptr, nullptr};
+  EXPECT_EQ(umn_regcache_create(mm_, nullptr, &no_dereg, &device_, &other), -EINVAL);
+  EXPECT_EQ(umn_regcache_create(nullptr, nullptr, &kFakeOps, &device_, &other), -EINVAL);
+  EXPECT_EQ(other, nullptr);
+  EXPECT_EQ(device_.reg_count(), 0u);
+  EXPECT_EQ(stats().regions, 0u);
+}
+
+// A put without a matching get is diagnosed and ignored: the region stays cached and usable.
+TEST_F(RegCacheSim, SecondPutIsDiagnosed) {
+  Diagnostics diagnostics;
+  umn_regcache_region* region = get(kBase, kPage);
+  umn_regcache_put(rc_, region);
+  umn_regcache_put(rc_, region);
+  ASSERT_EQ(diagnostics.calls.size(), 1u);
+  EXPECT_EQ(diagnostics.calls[0], "umn_regcache_put");
+  EXPECT_EQ(get(kBase, kPage), region);
+  umn_regcache_put(rc_, region);
+  EXPECT_EQ(device_.dereg_count(), 0u);
+}
+
+// Flush deregisters unused and invalid regions now and keeps those in use.
+TEST_F(RegCacheSim, FlushDeregistersUnusedAndKeepsInUse) {
+  get_put(kBase, kPage);
+  umn_regcache_region* held = get(kBase + 2 * kPage, kPage);
+  get_put(kBase + 4 * kPage, kPage);
+  invalidate(kBase + 4 * kPage, kBase + 5 * kPage);
+  umn_regcache_flush(rc_);
+  EXPECT_EQ(device_.dereg_count(), 2u);
+  EXPECT_EQ(stats().regions, 1u);
+  EXPECT_EQ(stats().evictions, 0u);  // flush is not eviction
+  EXPECT_EQ(get(kBase + 2 * kPage, kPage), held);
+  umn_regcache_put(rc_, held);
+  umn_regcache_put(rc_, held);
+}
+
+// Destroy with a region in use is diagnosed; the region stays registered until its put, which
+// deregisters it and frees what remains (ASan checks that nothing leaks).
+TEST_F(RegCacheSim, DestroyWithRegionInUseIsDiagnosedAndPutFreesTheRest) {
+  Diagnostics diagnostics;
+  umn_regcache_region* held = get(kBase, kPage);
+  get_put(kBase + 2 * kPage, kPage);
+  umn_regcache_destroy(rc_);
+  umn_regcache* destroyed = rc_;
+  rc_ = nullptr;
+  ASSERT_EQ(diagnostics.calls.size(), 1u);
+  EXPECT_EQ(diagnostics.calls[0], "umn_regcache_destroy");
+  EXPECT_EQ(device_.dereg_count(), 1u);
+  EXPECT_NE(held->handle, nullptr);
+  umn_regcache_put(destroyed, held);
+  EXPECT_EQ(device_.dereg_count(), 2u);
+}
+
+// After the address space is released every region is invalid and gets fail with -EINVAL.
+TEST_F(RegCacheSim, ReleaseInvalidatesEverything) {
+  get_put(kBase, kPage);
+  umn_notifier_release(mm_);
+  EXPECT_EQ(device_.invalidates.load(), 1);
+  umn_regcache_region* region = nullptr;
+  EXPECT_EQ(umn_regcache_get(rc_, at(kBase), kPage, &region), -EINVAL);
+}
+
+}  // namespace
