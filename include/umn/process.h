@@ -106,12 +106,17 @@ struct umn_process_event {
 	uint64_t end;                  /* page-aligned, exclusive */
 	uintptr_t caller;              /* return address into the caller of the libc function, or 0 */
 	long result;                   /* at UMN_PROCESS_PHASE_END: the raw syscall result (-errno) */
+	long nr;                       /* the hooked system call (SYS_munmap, ...) as issued; -1 for an
+					  event not made by one call */
+	const long *args;              /* its six raw arguments (NULL with nr -1), valid during the
+					  observer call: what the range does not say, such as the old
+					  range of an mremap growing in place (QUIET) */
 };
 
 #define UMN_PROCESS_PHASE_START 0  /* before the memory goes */
 #define UMN_PROCESS_PHASE_END 1    /* after the call returned */
 #define UMN_PROCESS_PHASE_QUIET 2  /* after a hooked call that caused no event (mmap, mprotect adding
-				      access, brk growing...); only for observers added with
+				      access, brk growing, mremap growing in place...); only for observers added with
 				      UMN_PROCESS_OBSERVE_QUIET; event->event is meaningless then */
 #define UMN_PROCESS_SCRATCH_SIZE 64
 

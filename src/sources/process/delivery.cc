@@ -61,7 +61,7 @@ void deliver_quiet(long nr, const long* a, long result, uintptr_t caller) noexce
   DeliveryScope scope;
   const bool returns_addr = nr == SYS_mmap || nr == SYS_mremap || nr == SYS_shmat;
   const uint64_t addr = static_cast<uint64_t>(returns_addr ? result : a[0]);
-  umn_process_event event = {UMN_CALL_QUIET, UMN_NOTIFY_UNMAP, addr, addr, caller, result};
+  umn_process_event event = {UMN_CALL_QUIET, UMN_NOTIFY_UNMAP, addr, addr, caller, result, nr, a};
   alignas(16) unsigned char scratch[UMN_PROCESS_SCRATCH_SIZE];
   const unsigned used = registry->used.load(std::memory_order_acquire);
   for (unsigned i = 0; i < used && i < kRegistrySlots; ++i) {

@@ -49,6 +49,8 @@ long process_madvise_call(const long* a, uintptr_t caller) noexcept {
     Pending pending;
     const unsigned events = make_event(&pending.event, UMN_CALL_PROCESS_MADVISE, UMN_NOTIFY_CLEAR,
                                        reinterpret_cast<uint64_t>(one.iov_base), one.iov_len, caller);
+    pending.event.nr = SYS_process_madvise;
+    pending.event.args = a;
     if (events != 0) deliver_start(&pending);
     long result = sys::call(SYS_process_madvise, a[0], reinterpret_cast<long>(&one), 1, a[3], 0);
     if (events != 0) deliver_end(&pending, result);
@@ -92,6 +94,8 @@ long hooked_call(long nr, const long* a, uintptr_t caller) noexcept {
   }
   Pending pending;
   if (events_of(nr, a, &pending.event, caller) == 0) return quiet_call(nr, a, caller);
+  pending.event.nr = nr;
+  pending.event.args = a;
   deliver_start(&pending);
   long result = sys::call(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
   deliver_end(&pending, result);

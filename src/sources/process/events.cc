@@ -19,7 +19,7 @@ unsigned make_event(umn_process_event* event, umn_process_call call, umn_notifie
   if ((addr & (sys::kPageSize - 1)) != 0 || length == 0) return 0;
   uint64_t end = sys::page_up(addr + length);
   if (end <= addr) return 0;  // overflow: the kernel refuses it
-  *event = {call, kind, addr, end, caller, 0};
+  *event = {call, kind, addr, end, caller, 0, -1, nullptr};  // nr, args: set by the dispatcher
   return 1;
 }
 

@@ -19,7 +19,7 @@
 
 namespace umn::detail {
 
-inline constexpr uint32_t kRegistryAbi = 0x756d6e03;  // 03: umn_process_call grew SHMAT, PROCESS_MADVISE
+inline constexpr uint32_t kRegistryAbi = 0x756d6e04;  // 04: umn_process_event grew nr, args
 inline constexpr unsigned kRegistrySlots = 8;
 
 struct Registry {
