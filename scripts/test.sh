@@ -2,7 +2,7 @@
 # test.sh - builds and runs every test: the normal build, ASan+UBSan, and TSan.
 #   scripts/test.sh          CI-sized stress tests
 #   scripts/test.sh --long   long stress runs (UMN_STRESS_LONG=1)
-# Build folders: build/test, build/asan, build/tsan.
+# Build folders: build/test, build/nohooks, build/asan, build/tsan.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -32,6 +32,12 @@ run_tests() {
 
 configure_build test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUMN_BUILD_BENCH=ON
 run_tests test
+
+# The process hooks compiled out, as on every architecture but x86-64: the library must build and link
+# without them, the core tests must pass, and the process API must answer -ENOSYS (tests/unit/nohooks).
+configure_build nohooks -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUMN_PROCESS_HOOKS=OFF -DUMN_BUILD_TOOLS=OFF \
+  -DUMN_BUILD_EXAMPLES=OFF "-DUMN_UNIT_ONLY=core;classic;cxx;itree;misuse;nohooks"
+run_tests nohooks
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1

@@ -13,8 +13,8 @@
 #include <new>
 
 #include "base/check.hpp"
+#include "core/query.hpp"
 #include "core/subscriptions.hpp"
-#include "sources/process/hooks.hpp"
 
 namespace umn::detail {
 
@@ -64,6 +64,18 @@ SignalsHeld::~SignalsHeld() {
   if (held_) pthread_sigmask(SIG_SETMASK, &saved_, nullptr);
 }
 
+bool mm_has_subscriptions(const umn_mm* mm) noexcept { return subscriptions_of(mm) != nullptr; }
+
+umn_mm* process_address_space() noexcept {
+  // Constructed on first use and never destroyed: hooks may fire during static destruction.
+  static umn_mm* const process_mm = [] {
+    static umn_mm storage;
+    storage.is_process = true;
+    return &storage;
+  }();
+  return process_mm;
+}
+
 void mm_get(umn_mm* mm) noexcept { mm->refs.fetch_add(1, std::memory_order_relaxed); }
 
 void mm_put(umn_mm* mm) noexcept {
@@ -84,18 +96,6 @@ umn_mm* umn_mm_create(void) {
   auto* mm = new (std::nothrow) umn_mm;
   if (mm == nullptr) errno = ENOMEM;
   return mm;
-}
-
-umn_mm* umn_mm_process(void) {
-  // Constructed on first use and never destroyed: hooks may fire during static destruction.
-  static umn_mm* const process_mm = [] {
-    static umn_mm storage;
-    storage.is_process = true;
-    return &storage;
-  }();
-  // The process hooks (src/sources/process/install.cc) feed this address space; installed on first use.
-  umn_detail_process_autoinstall(process_mm);
-  return process_mm;
 }
 
 void umn_mm_destroy(umn_mm* mm) {

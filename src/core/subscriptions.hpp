@@ -39,6 +39,9 @@
 
 namespace umn::detail {
 
+// The address space's interval index, over the node embedded in every interval notifier.
+using IntervalTree = IntervalTreeOf<umn_itree_node>;
+
 // umn_interval_notifier::state: magic values, so that zeroed or garbage memory reads as "never inserted".
 enum NotifierState : uint32_t {
   kStateRemoved = 0x756d6e10,        // was inserted, now removed (may be inserted again)

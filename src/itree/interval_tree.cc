@@ -19,24 +19,24 @@
 
 namespace umn::detail {
 
-struct IntervalTree::IndexNode {
+struct IntervalIndex::IndexNode {
   IndexNode* parent;  // in the spare pool: the next spare node
   int count;
   bool leaf;
   uint64_t max_last[kFanout];   // leaf: the entry's last; internal: the child's largest last
   uint64_t min_start[kFanout];  // leaf: the entry's start; internal: the child's smallest start
-  void* slot[kFanout];          // leaf: Node*; internal: IndexNode*
+  void* slot[kFanout];          // leaf: Link* (a node's leaf field); internal: IndexNode*
 };
 
 namespace {
 
-using IndexNode = IntervalTree::IndexNode;
-using Node = IntervalTree::Node;
-constexpr int kFanout = IntervalTree::kFanout;
+using IndexNode = IntervalIndex::IndexNode;
+using Link = IntervalIndex::Link;
+constexpr int kFanout = IntervalIndex::kFanout;
 
 IndexNode* child(const IndexNode* n, int i) noexcept { return static_cast<IndexNode*>(n->slot[i]); }
-Node* entry(const IndexNode* n, int i) noexcept { return static_cast<Node*>(n->slot[i]); }
-IndexNode* leaf_of(const Node* node) noexcept { return static_cast<IndexNode*>(node->leaf); }
+Link* entry(const IndexNode* n, int i) noexcept { return static_cast<Link*>(n->slot[i]); }
+IndexNode* leaf_of(const Link* link) noexcept { return static_cast<IndexNode*>(*link); }
 
 uint64_t largest_last(const IndexNode* n) noexcept {
   return *std::max_element(n->max_last, n->max_last + n->count);
@@ -47,8 +47,8 @@ int index_in_parent(const IndexNode* n) noexcept {
   return static_cast<int>(std::find(p->slot, p->slot + p->count, n) - p->slot);
 }
 
-int index_of_entry(const IndexNode* leaf, const Node* node) noexcept {
-  return static_cast<int>(std::find(leaf->slot, leaf->slot + leaf->count, node) - leaf->slot);
+int index_of_entry(const IndexNode* leaf, const Link* link) noexcept {
+  return static_cast<int>(std::find(leaf->slot, leaf->slot + leaf->count, link) - leaf->slot);
 }
 
 // The first slot at or after `from` whose largest last reaches start; n->count if none.
@@ -61,7 +61,7 @@ int first_reaching(const IndexNode* n, int from, uint64_t start) noexcept {
 // Points slot i's back link (an entry's leaf link, or a child's parent link) at n.
 void adopt(IndexNode* n, int i) noexcept {
   if (n->leaf)
-    entry(n, i)->leaf = n;
+    *entry(n, i) = n;
   else
     child(n, i)->parent = n;
 }
@@ -102,7 +102,7 @@ void refresh_up(IndexNode* n) noexcept {
 }
 
 // From a node whose subtree reaches start: the first entry with last >= start if it starts by `last`.
-Node* descend(const IndexNode* n, uint64_t start, uint64_t last) noexcept {
+Link* descend(const IndexNode* n, uint64_t start, uint64_t last) noexcept {
   for (;;) {
     const int i = first_reaching(n, 0, start);
     if (i == n->count || n->min_start[i] > last) return nullptr;
@@ -124,12 +124,12 @@ void free_subtree(IndexNode* n) noexcept {
 
 }  // namespace
 
-IntervalTree::~IntervalTree() {
+IntervalIndex::~IntervalIndex() {
   if (root_ != nullptr) free_subtree(root_);
   release(pool_);
 }
 
-IntervalTree::NodeChain IntervalTree::allocate(size_t count) noexcept {
+IntervalIndex::NodeChain IntervalIndex::allocate(size_t count) noexcept {
   NodeChain chain;
   for (; chain.count < count; ++chain.count) {
     auto* n = new (std::nothrow) IndexNode;
@@ -140,7 +140,7 @@ IntervalTree::NodeChain IntervalTree::allocate(size_t count) noexcept {
   return chain;
 }
 
-void IntervalTree::release(NodeChain chain) noexcept {
+void IntervalIndex::release(NodeChain chain) noexcept {
   while (chain.head != nullptr) {
     IndexNode* next = chain.head->parent;
     delete chain.head;
@@ -148,7 +148,7 @@ void IntervalTree::release(NodeChain chain) noexcept {
   }
 }
 
-void IntervalTree::donate(NodeChain chain) noexcept {
+void IntervalIndex::donate(NodeChain chain) noexcept {
   while (chain.head != nullptr) {
     IndexNode* next = chain.head->parent;
     free_node(chain.head);
@@ -156,7 +156,7 @@ void IntervalTree::donate(NodeChain chain) noexcept {
   }
 }
 
-IntervalTree::NodeChain IntervalTree::take_surplus(size_t keep) noexcept {
+IntervalIndex::NodeChain IntervalIndex::take_surplus(size_t keep) noexcept {
   NodeChain surplus;
   while (pool_.count > keep) {
     IndexNode* n = pool_.head;
@@ -169,7 +169,7 @@ IntervalTree::NodeChain IntervalTree::take_surplus(size_t keep) noexcept {
   return surplus;
 }
 
-IntervalTree::IndexNode* IntervalTree::new_node(bool leaf) noexcept {
+IntervalIndex::IndexNode* IntervalIndex::new_node(bool leaf) noexcept {
   IndexNode* n = pool_.head;
   if (n != nullptr) {
     pool_.head = n->parent;
@@ -184,14 +184,14 @@ IntervalTree::IndexNode* IntervalTree::new_node(bool leaf) noexcept {
   return n;
 }
 
-void IntervalTree::free_node(IndexNode* n) noexcept {
+void IntervalIndex::free_node(IndexNode* n) noexcept {
   n->parent = pool_.head;
   pool_.head = n;
   ++pool_.count;
 }
 
 // Splits parent's full child i in two halves; the upper half becomes child i + 1.
-bool IntervalTree::split_child(IndexNode* parent, int i) noexcept {
+bool IntervalIndex::split_child(IndexNode* parent, int i) noexcept {
   IndexNode* left = child(parent, i);
   IndexNode* right = new_node(left->leaf);
   if (right == nullptr) return false;
@@ -208,7 +208,7 @@ bool IntervalTree::split_child(IndexNode* parent, int i) noexcept {
 }
 
 // Puts a new root above a full root and splits it.
-bool IntervalTree::grow_root() noexcept {
+bool IntervalIndex::grow_root() noexcept {
   IndexNode* old_root = root_;
   IndexNode* top = new_node(false);
   if (top == nullptr) return false;
@@ -227,7 +227,7 @@ bool IntervalTree::grow_root() noexcept {
   return true;
 }
 
-bool IntervalTree::insert(Node* node) noexcept {
+bool IntervalIndex::insert_link(Link* link, uint64_t start, uint64_t last) noexcept {
   if (root_ == nullptr) {
     root_ = new_node(true);
     if (root_ == nullptr) return false;
@@ -236,28 +236,28 @@ bool IntervalTree::insert(Node* node) noexcept {
   if (root_->count == kFanout && !grow_root()) return false;
   IndexNode* n = root_;
   while (!n->leaf) {
-    int i = std::max(upper_slot(n, node->start) - 1, 0);
+    int i = std::max(upper_slot(n, start) - 1, 0);
     if (child(n, i)->count == kFanout) {
       if (!split_child(n, i)) return false;
-      if (n->min_start[i + 1] <= node->start) ++i;
+      if (n->min_start[i + 1] <= start) ++i;
     }
     n = child(n, i);
   }
-  const int at = upper_slot(n, node->start);
+  const int at = upper_slot(n, start);
   open_slot(n, at);
-  n->min_start[at] = node->start;
-  n->max_last[at] = node->last;
-  n->slot[at] = node;
-  node->leaf = n;
+  n->min_start[at] = start;
+  n->max_last[at] = last;
+  n->slot[at] = link;
+  *link = n;
   ++size_;
   refresh_up(n);
   return true;
 }
 
-void IntervalTree::erase(Node* node) noexcept {
-  IndexNode* n = leaf_of(node);
-  close_slot(n, index_of_entry(n, node));
-  node->leaf = nullptr;
+void IntervalIndex::erase_link(Link* link) noexcept {
+  IndexNode* n = leaf_of(link);
+  close_slot(n, index_of_entry(n, link));
+  *link = nullptr;
   --size_;
   if (n->count == 0) {
     unlink_empty(n);
@@ -269,7 +269,7 @@ void IntervalTree::erase(Node* node) noexcept {
 }
 
 // Removes an empty index node from its parent (and the parent too if that empties it).
-void IntervalTree::unlink_empty(IndexNode* n) noexcept {
+void IntervalIndex::unlink_empty(IndexNode* n) noexcept {
   IndexNode* parent = n->parent;
   if (parent == nullptr) {
     root_ = nullptr;
@@ -287,7 +287,7 @@ void IntervalTree::unlink_empty(IndexNode* n) noexcept {
 }
 
 // Folds a node below a quarter full into a neighbour with room, keeping the tree compact after erases.
-void IntervalTree::merge_if_sparse(IndexNode* n) noexcept {
+void IntervalIndex::merge_if_sparse(IndexNode* n) noexcept {
   IndexNode* parent = n->parent;
   if (parent == nullptr || n->count >= kFanout / 4) return;
   const int i = index_in_parent(n);
@@ -310,7 +310,7 @@ void IntervalTree::merge_if_sparse(IndexNode* n) noexcept {
   merge_if_sparse(parent);
 }
 
-void IntervalTree::shrink_root() noexcept {
+void IntervalIndex::shrink_root() noexcept {
   while (root_ != nullptr && !root_->leaf && root_->count == 1) {
     IndexNode* old_root = root_;
     root_ = child(old_root, 0);
@@ -320,13 +320,13 @@ void IntervalTree::shrink_root() noexcept {
   }
 }
 
-Node* IntervalTree::first_overlap(uint64_t start, uint64_t last) const noexcept {
+IntervalIndex::Link* IntervalIndex::first_link(uint64_t start, uint64_t last) const noexcept {
   return root_ == nullptr ? nullptr : descend(root_, start, last);
 }
 
-Node* IntervalTree::next_overlap(const Node* node, uint64_t start, uint64_t last) noexcept {
-  const IndexNode* n = leaf_of(node);
-  int from = index_of_entry(n, node) + 1;
+IntervalIndex::Link* IntervalIndex::next_link(const Link* link, uint64_t start, uint64_t last) noexcept {
+  const IndexNode* n = leaf_of(link);
+  int from = index_of_entry(n, link) + 1;
   for (;;) {
     const int i = first_reaching(n, from, start);
     if (i < n->count) {
@@ -342,6 +342,7 @@ Node* IntervalTree::next_overlap(const Node* node, uint64_t start, uint64_t last
 namespace {
 
 struct VerifyState {
+  IntervalIndex::EntryCheck entry_ok;
   size_t entries = 0;
   uint64_t previous_start = 0;
   bool ok = true;
@@ -353,10 +354,11 @@ void verify_node(const IndexNode* n, const IndexNode* parent, size_t depth, size
   if (!s.ok) return;
   for (int i = 0; i < n->count; ++i) {
     if (n->leaf) {
-      const Node* e = entry(n, i);
-      s.ok = s.ok && depth == height && e->leaf == n && e->start == n->min_start[i] &&
-             e->last == n->max_last[i] && e->start <= e->last && e->start >= s.previous_start;
-      s.previous_start = e->start;
+      const Link* e = entry(n, i);
+      const uint64_t start = n->min_start[i];
+      s.ok = s.ok && depth == height && *e == n && s.entry_ok(e, start, n->max_last[i]) &&
+             start <= n->max_last[i] && start >= s.previous_start;
+      s.previous_start = start;
       ++s.entries;
       continue;
     }
@@ -369,9 +371,9 @@ void verify_node(const IndexNode* n, const IndexNode* parent, size_t depth, size
 
 }  // namespace
 
-bool IntervalTree::verify() const noexcept {
+bool IntervalIndex::verify_links(EntryCheck entry_ok) const noexcept {
   if (root_ == nullptr) return size_ == 0 && height_ == 0;
-  VerifyState state;
+  VerifyState state{entry_ok};
   verify_node(root_, nullptr, 1, height_, state);
   return state.ok && state.entries == size_;
 }

@@ -1,6 +1,7 @@
 // interval_tree.hpp - the interval index of an address space: a B+tree over closed intervals
-// [start, last] whose entries point at nodes (struct umn_itree_node, from umn.h) embedded in the caller's
-// objects.
+// [start, last] whose entries point at nodes embedded in the caller's objects. The tree knows nothing of
+// the notifiers: any standard-layout node with `uint64_t start, last` and a `void* leaf` link will do
+// (the IntervalNode concept); the core instantiates it for umn.h's struct umn_itree_node.
 //
 // Synopsis. Leaves hold up to kFanout entries (start, last, node*) sorted by start; equal starts keep
 // insertion order (an insert goes after its equals). Internal nodes hold, per child, the smallest start
@@ -21,20 +22,31 @@
 // concurrently with each other but not with mutations. umn's core guarantees that with the subscription
 // lock for mutations and the odd sequence number (a frozen tree) for its lock-free walks.
 //
-// Lifetime: an inserted umn_itree_node must stay alive until erased. Index nodes belong to the tree;
+// Lifetime: an inserted node must stay alive until erased. Index nodes belong to the tree;
 // spare nodes (the pool) let a reserved insert run without allocating.
 #pragma once
 
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
-
-#include "umn/umn.h"
+#include <type_traits>
 
 namespace umn::detail {
 
-class IntervalTree {
+// What the tree needs of a caller's node: its interval and one pointer it may write (the index leaf that
+// holds the node, nullptr while the node is not in a tree).
+template <class N>
+concept IntervalNode = std::is_standard_layout_v<N> && requires(N& node) {
+  { node.start } -> std::same_as<uint64_t&>;
+  { node.last } -> std::same_as<uint64_t&>;
+  { node.leaf } -> std::same_as<void*&>;
+};
+
+// The tree itself, on links: a link is the address of a node's leaf field. IntervalTreeOf<Node> below is
+// the typed face; use that.
+class IntervalIndex {
  public:
-  using Node = umn_itree_node;
+  using Link = void*;
   static constexpr int kFanout = 16;
   struct IndexNode;
 
@@ -44,26 +56,13 @@ class IntervalTree {
     size_t count = 0;
   };
 
-  IntervalTree() noexcept = default;
-  IntervalTree(const IntervalTree&) = delete;
-  IntervalTree& operator=(const IntervalTree&) = delete;
-  ~IntervalTree();
-
-  // Inserts node (start <= last set by the caller). Uses spare nodes first and allocates only when there
-  // are too few. Return: false (tree unchanged) when an allocation failed.
-  bool insert(Node* node) noexcept;
-  // Removes node, which must be in this tree; emptied index nodes go to the spare pool.
-  void erase(Node* node) noexcept;
-
-  // The overlapping node with the smallest start (oldest among equal starts), or nullptr.
-  [[nodiscard]] Node* first_overlap(uint64_t start, uint64_t last) const noexcept;
-  // The overlapping node that follows node in tree order, or nullptr.
-  [[nodiscard]] static Node* next_overlap(const Node* node, uint64_t start, uint64_t last) noexcept;
+  IntervalIndex() noexcept = default;
+  IntervalIndex(const IntervalIndex&) = delete;
+  IntervalIndex& operator=(const IntervalIndex&) = delete;
+  ~IntervalIndex();
 
   [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
   [[nodiscard]] size_t size() const noexcept { return size_; }
-  // True if node is in some tree (its leaf link is set).
-  [[nodiscard]] static bool linked(const Node* node) noexcept { return node->leaf != nullptr; }
 
   // Reservation, so that inserts under a lock never allocate (and deferred inserts cannot fail):
   // spare nodes needed before `inserts` more inserts, each at most one split per level plus a new root.
@@ -76,8 +75,16 @@ class IntervalTree {
   [[nodiscard]] static NodeChain allocate(size_t count) noexcept;
   static void release(NodeChain chain) noexcept;
 
-  // Checks every invariant (order, summaries, parent and leaf links, equal leaf depth, size); O(n).
-  [[nodiscard]] bool verify() const noexcept;
+  // Does the node behind link still hold [start, last] (the copy in its leaf entry)?
+  using EntryCheck = bool (*)(const Link* link, uint64_t start, uint64_t last) noexcept;
+
+ protected:
+
+  bool insert_link(Link* link, uint64_t start, uint64_t last) noexcept;
+  void erase_link(Link* link) noexcept;
+  [[nodiscard]] Link* first_link(uint64_t start, uint64_t last) const noexcept;
+  [[nodiscard]] static Link* next_link(const Link* link, uint64_t start, uint64_t last) noexcept;
+  [[nodiscard]] bool verify_links(EntryCheck entry_ok) const noexcept;
 
  private:
   IndexNode* new_node(bool leaf) noexcept;
@@ -92,6 +99,43 @@ class IntervalTree {
   size_t size_ = 0;
   size_t height_ = 0;  // levels; 0 when empty
   NodeChain pool_;
+};
+
+template <IntervalNode Node>
+class IntervalTreeOf : public IntervalIndex {
+ public:
+  // Inserts node (start <= last set by the caller). Uses spare nodes first and allocates only when there
+  // are too few. Return: false (tree unchanged) when an allocation failed.
+  bool insert(Node* node) noexcept { return insert_link(&node->leaf, node->start, node->last); }
+  // Removes node, which must be in this tree; emptied index nodes go to the spare pool.
+  void erase(Node* node) noexcept { erase_link(&node->leaf); }
+
+  // The overlapping node with the smallest start (oldest among equal starts), or nullptr.
+  [[nodiscard]] Node* first_overlap(uint64_t start, uint64_t last) const noexcept {
+    return node_of(first_link(start, last));
+  }
+  // The overlapping node that follows node in tree order, or nullptr.
+  [[nodiscard]] static Node* next_overlap(const Node* node, uint64_t start, uint64_t last) noexcept {
+    return node_of(next_link(&node->leaf, start, last));
+  }
+  // True if node is in some tree (its leaf link is set).
+  [[nodiscard]] static bool linked(const Node* node) noexcept { return node->leaf != nullptr; }
+
+  // Checks every invariant (order, summaries, parent and leaf links, equal leaf depth, size, and that
+  // each node still holds the interval it was indexed under); O(n).
+  [[nodiscard]] bool verify() const noexcept { return verify_links(&holds); }
+
+ private:
+  // The node whose leaf field is *link (the kernel's container_of).
+  static Node* node_of(const Link* link) noexcept {
+    if (link == nullptr) return nullptr;
+    const auto* bytes = reinterpret_cast<const unsigned char*>(link) - offsetof(Node, leaf);
+    return const_cast<Node*>(reinterpret_cast<const Node*>(bytes));
+  }
+  static bool holds(const Link* link, uint64_t start, uint64_t last) noexcept {
+    const Node* node = node_of(link);
+    return node->start == start && node->last == last;
+  }
 };
 
 }  // namespace umn::detail

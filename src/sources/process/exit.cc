@@ -3,7 +3,7 @@
 
 #include <atomic>
 
-#include "core/subscriptions.hpp"
+#include "core/query.hpp"
 
 namespace umn::detail {
 namespace {
@@ -12,7 +12,7 @@ std::atomic<umn_mm*> g_release_mm{nullptr};  // release in arm_release_at_exit, 
 
 [[gnu::destructor(101)]] void release_at_exit() {
   umn_mm* mm = g_release_mm.load(std::memory_order_acquire);
-  if (mm != nullptr && subscriptions_of(mm) != nullptr) umn_notifier_release(mm);
+  if (mm != nullptr && mm_has_subscriptions(mm)) umn_notifier_release(mm);
 }
 
 }  // namespace

@@ -6,7 +6,7 @@
 
 #include <atomic>
 
-#include "core/subscriptions.hpp"
+#include "core/query.hpp"
 #include "sources/process/delivery.hpp"
 #include "sources/process/events.hpp"
 #include "sources/process/state.hpp"
@@ -22,7 +22,7 @@ std::atomic<bool> g_fork_lock{false};
 
 bool anyone_listening() noexcept {
   umn_mm* mm = process_mm();
-  if (mm != nullptr && subscriptions_of(mm) != nullptr) return true;
+  if (mm != nullptr && mm_has_subscriptions(mm)) return true;
   return active_registry()->used.load(std::memory_order_acquire) > 0;
 }
 

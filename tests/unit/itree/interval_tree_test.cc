@@ -15,22 +15,28 @@
 
 namespace {
 
-using umn::detail::IntervalTree;
+// The tree's node concept, met by a node of the test's own (the core uses umn.h's struct TestNode).
+struct TestNode {
+  uint64_t start = 0;
+  uint64_t last = 0;
+  void* leaf = nullptr;
+};
+using IntervalTree = umn::detail::IntervalTreeOf<TestNode>;
 constexpr uint64_t kMax = UINT64_MAX;
 
 // A tree node with an identity; the node comes first so a Node* is an Item*.
 struct Item {
-  umn_itree_node node{};
+  TestNode node;
   int id = 0;
 };
 static_assert(offsetof(Item, node) == 0);
 
-Item* item_of(umn_itree_node* node) { return reinterpret_cast<Item*>(node); }
+Item* item_of(TestNode* node) { return reinterpret_cast<Item*>(node); }
 
 // The ids the tree's overlap walk visits for [start, last], in visiting order.
 std::vector<int> walk(const IntervalTree& tree, uint64_t start, uint64_t last) {
   std::vector<int> ids;
-  for (umn_itree_node* n = tree.first_overlap(start, last); n != nullptr;
+  for (TestNode* n = tree.first_overlap(start, last); n != nullptr;
        n = IntervalTree::next_overlap(n, start, last))
     ids.push_back(item_of(n)->id);
   return ids;

@@ -1,0 +1,25 @@
+// query.hpp - what the event sources (src/sources/) may ask of the core: the one core header on their
+// include path (cmake/umn_layers.cmake), so that they never depend on the core's private state.
+//
+// Locking: none; each call is one atomic load or a function-local static.
+// Lifetime: the process address space is created on first use and never destroyed (hooks may fire
+// during static destruction).
+// Context: any thread, signal handlers included (no lock, no allocation).
+// Memory ordering: mm_has_subscriptions() is an acquire load of the pointer that the core publishes with
+// a seq_cst CAS (subscriptions_get_or_create in mm.cc), so a true answer also shows the subscriptions'
+// initialised state.
+#pragma once
+
+struct umn_mm;
+
+namespace umn::detail {
+
+// True once anything has subscribed to mm (an interval notifier inserted or a notifier registered, even
+// if since removed). A false answer lets a source skip the delivery of an event.
+[[nodiscard]] bool mm_has_subscriptions(const umn_mm* mm) noexcept;
+
+// The process's address space, without installing anything: umn_mm_process() (src/sources/process/)
+// is this plus the installation of the hooks that feed it.
+[[nodiscard]] umn_mm* process_address_space() noexcept;
+
+}  // namespace umn::detail
