@@ -14,12 +14,15 @@
  * Expected: UCX never reports a moved page, and every changing round registers once more (the count is
  * exact), the unchanged rounds never. Rounds per kind: argv[1] (default 2000; UMN_STRESS_LONG=1: 50000).
  *
+ * --threads: two threads share the cache, each with its own buffer (madvise and map-fixed rounds): the
+ * same expectations, events arriving from both threads while the other gets and registers.
  * --control: no event source; the program declares UCM_EVENT_VM_UNMAPPED external itself (as a bridge
  * that delivers nothing would) and runs munmap+remap rounds in a child, which must die in UCX's PFN
  * check. Exit 0 when the expectation of the mode holds, 1 otherwise.
  */
 #define _GNU_SOURCE
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -39,9 +42,11 @@ enum kind { UNCHANGED, MUNMAP_REMAP, MADVISE, MAP_FIXED_OVER, MREMAP_MOVE, MREMA
 static const char *const kind_names[KINDS] = {"unchanged",   "munmap+remap", "madvise",
 					      "map-fixed",   "mremap-move",  "mremap-grow"};
 
-static volatile unsigned long g_regs; /* volatile: see unmapped_events.c (leaf functions) */
+/* Per thread (--threads): registrations are counted by the thread whose get registers. volatile: see
+ * unmapped_events.c (leaf functions). */
+static _Thread_local volatile unsigned long g_regs;
 static size_t g_page, g_len;
-static char *g_scratch; /* a place of g_len bytes kept mapped, away from the buffer */
+static _Thread_local char *g_scratch; /* a place of g_len bytes kept mapped, away from the buffer */
 
 static ucs_status_t reg(void *ctx, ucs_rcache_t *rcache, void *arg, ucs_rcache_region_t *region, uint16_t flags)
 {
@@ -161,9 +166,8 @@ static void restore(enum kind kind, char *buf)
 	memset(buf, 0x5a, g_len);
 }
 
-static int rounds(unsigned per_kind, unsigned kinds_mask)
+static int rounds(ucs_rcache_t *rcache, unsigned per_kind, unsigned kinds_mask)
 {
-	ucs_rcache_t *rcache = make_rcache();
 	g_scratch = map_touched(NULL, g_len, 0);
 	char *buf = map_touched(NULL, g_len + g_page, 0);
 	munmap(buf + g_len, g_page); /* the page mremap-grow grows into */
@@ -196,9 +200,38 @@ static int rounds(unsigned per_kind, unsigned kinds_mask)
 			failed = 1;
 		}
 	}
-	ucs_rcache_destroy(rcache);
 	munmap(buf, g_len);
 	munmap(g_scratch, g_len);
+	return failed;
+}
+
+/* --threads: two threads, one cache, each changing its own buffer with the kinds that leave no hole
+ * another thread's mmap could take (madvise, map-fixed), and unchanged rounds. */
+enum { THREADS = 2 };
+static ucs_rcache_t *g_shared;
+static unsigned g_per_kind;
+
+static void *thread_rounds(void *arg)
+{
+	(void)arg;
+	return (void *)(intptr_t)rounds(g_shared, g_per_kind, (1u << UNCHANGED) | (1u << MADVISE) | (1u << MAP_FIXED_OVER));
+}
+
+static int threaded(unsigned per_kind)
+{
+	g_shared = make_rcache();
+	g_per_kind = per_kind;
+	pthread_t threads[THREADS];
+	for (int t = 0; t < THREADS; ++t)
+		if (pthread_create(&threads[t], NULL, thread_rounds, NULL) != 0)
+			die("pthread_create");
+	int failed = 0;
+	for (int t = 0; t < THREADS; ++t) {
+		void *result;
+		pthread_join(threads[t], &result);
+		failed |= result != NULL;
+	}
+	ucs_rcache_destroy(g_shared);
 	return failed;
 }
 
@@ -216,7 +249,7 @@ static int control(unsigned per_kind)
 		dup2(pipefd[1], STDERR_FILENO);
 		close(pipefd[0]);
 		ucm_set_external_event(UCM_EVENT_VM_UNMAPPED);
-		rounds(per_kind, 1u << MUNMAP_REMAP);
+		rounds(make_rcache(), per_kind, 1u << MUNMAP_REMAP);
 		_exit(0);
 	}
 	close(pipefd[1]);
@@ -244,7 +277,7 @@ int main(int argc, char **argv)
 {
 	g_page = (size_t)sysconf(_SC_PAGESIZE);
 	g_len = PAGES * g_page;
-	int is_control = argc > 1 && strcmp(argv[argc - 1], "--control") == 0;
+	const char *mode = argc > 1 && argv[argc - 1][0] == '-' ? argv[argc - 1] : "";
 	unsigned per_kind = getenv("UMN_STRESS_LONG") != NULL && strcmp(getenv("UMN_STRESS_LONG"), "1") == 0 ? 50000 : 2000;
 	if (argc > 1 && argv[1][0] != '-')
 		per_kind = (unsigned)strtoul(argv[1], NULL, 10);
@@ -253,5 +286,12 @@ int main(int argc, char **argv)
 			ucs_global_opts.rcache_check_pfn);
 		return 1;
 	}
-	return is_control ? control(per_kind) : rounds(per_kind, (1u << KINDS) - 1);
+	if (strcmp(mode, "--control") == 0)
+		return control(per_kind);
+	if (strcmp(mode, "--threads") == 0)
+		return threaded(per_kind);
+	ucs_rcache_t *rcache = make_rcache();
+	int failed = rounds(rcache, per_kind, (1u << KINDS) - 1);
+	ucs_rcache_destroy(rcache);
+	return failed;
 }
