@@ -10,7 +10,8 @@
  * Each child makes a ucs_rcache (as UCP does: UCM_EVENT_VM_UNMAPPED, one region cached elsewhere, so that
  * every event walks a non-empty cache) and times
  *   pair  mmap + munmap of one page, per pair;
- *   free  free() of a 4 MiB block (malloc'd above a fixed mmap threshold, so free is a munmap), per free.
+ *   free  free() of a block of 4 MiB and more (malloc'd above a fixed mmap threshold, so free is a munmap),
+ *         per free; 16 sizes in turn, so that the placements of the blocks average out.
  * On a shared machine the runs are short, many and interleaved; each run reports the fastest batch of 50
  * operations (per operation), and the medians of those are printed.
  * Usage: ucx_bridge_bench [path/to/libumn-ucx.so]   (default: the one built next to this program)
@@ -97,7 +98,10 @@ static int child(int with_cache)
 	for (int b = 0; b < FREES / BATCH; ++b) {
 		double in_free = 0;
 		for (int i = 0; i < BATCH; ++i) {
-			char *volatile block = malloc(big);
+			/* sizes cycling over 16 steps of 68 KiB: the blocks land at varying alignments, so that
+			 * no configuration is favoured by where its mappings happen to fall (page tables freed
+			 * or not by the munmap) */
+			char *volatile block = malloc(big + (size_t)(i % 16) * (68u << 10));
 			block[0] = 1;
 			double t = now_ns();
 			free(block);
