@@ -173,7 +173,7 @@ int main(int argc, char **argv)
 				v[k][c][r] = out[k];
 		}
 	printf("medians of %d interleaved runs each of the fastest batch of %d (per op); %d mmap+munmap pairs and %d "
-	       "free(%u MiB) per run\n", REPS, BATCH, PAIRS, FREES, BIG_MIB);
+	       "free(%u MiB and more) per run\n", REPS, BATCH, PAIRS, FREES, BIG_MIB);
 	printf("%-5s %12s %12s\n", "", "pair (ns)", "free (ns)");
 	for (int c = 0; c < CONFIGS; ++c) {
 		for (int k = 0; k < K; ++k) {
