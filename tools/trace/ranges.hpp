@@ -1,0 +1,24 @@
+// ranges.hpp - half-open address ranges and the two set operations `umn trace --verify` needs: what
+// of a call's effect no announcement covers, and what of that is mapped.
+//
+// Locking: none (values). Context: the tracer process.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace umn::trace {
+
+struct Range {
+  uint64_t start = 0, end = 0;  // [start, end)
+  bool empty() const noexcept { return start >= end; }
+};
+
+// Every part of `from` that no range of `cover` contains, in order.
+std::vector<Range> subtract(const std::vector<Range>& from, const std::vector<Range>& cover);
+
+// Every part of `from` that lies inside some range of `within` (which may overlap each other only at
+// their ends, as /proc maps lines do).
+std::vector<Range> intersect(const std::vector<Range>& from, const std::vector<Range>& within);
+
+}  // namespace umn::trace

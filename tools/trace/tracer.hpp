@@ -1,0 +1,68 @@
+// tracer.hpp - runs a command under ptrace and follows its whole process tree (fork, vfork, clone, exec),
+// and with verification stops every memory-changing system call (seccomp_filter.hpp) to match it
+// against the announcements the calling thread's hooks have open in the shared record: any part of the
+// call's effect (syscall_effect.hpp) that no open announcement of the same call covers, and that was
+// mapped, is a miss -- unless the kernel then refused the call (checked at its exit).
+//
+// A process image (one exec, or one fork child until it execs) is verified from the moment its hooks
+// report ready in its record (a fork child inherits its parent's state); its calls before that (the
+// loader mapping the program and the preload) are counted as before_hooks: no notifier can exist in an
+// image before umn is loaded in it. An image that never gets hooks is reported as not verifiable.
+//
+// Locking: none (single-threaded). Lifetime: Tracer borrows the Region for run(). Context: the tracer
+// process; every tracee stops while the tracer handles it.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "sources/preload/trace_record.hpp"
+#include "trace/proc_maps.hpp"
+#include "trace/syscall_effect.hpp"
+
+namespace umn::trace {
+
+struct Image {
+  pid_t pid = 0, ppid = 0;
+  std::string exe;
+  uint32_t watermark = 0;  // records claimed before this image began: its own has an index >= this
+  bool hooked = false;     // hooks and the trace observer are up (its record said so, or inherited)
+  int record = -1;         // its ProcessRecord, once known
+  std::string ended = "running";
+  uint64_t trapped = 0, checked = 0, before_hooks = 0, misses = 0;
+  uint64_t brk = 0;            // the last break a brk returned (0: none seen yet)
+  std::vector<MapLine> maps;   // the last snapshot (at exec and thread exits), for naming call sites
+};
+
+struct SyscallTally {
+  uint64_t trapped = 0, checked = 0, before_hooks = 0, misses = 0;
+};
+
+struct Miss {
+  pid_t pid = 0, tid = 0;
+  std::string exe, syscall, detail, where;
+};
+
+struct TraceRun {
+  std::vector<Image> images;
+  std::map<std::string, SyscallTally> syscalls;
+  std::vector<Miss> misses;
+  std::vector<std::string> problems;  // why some part of the run could not be verified
+  int status = 0;                     // the command's exit status as a shell reports it
+};
+
+// Runs command (PATH searched); setup runs in the child just before exec (to set the environment).
+// verify: trap and check the memory-changing calls; otherwise only exec is trapped.
+TraceRun run_traced(Region* region, bool verify, const std::vector<std::string>& command,
+                    const std::function<void()>& setup);
+
+// After the run: gives each image its ProcessRecord (the first claimed by its pid after the image began)
+// and marks the images whose record says hooked.
+void settle_records(const Region* region, TraceRun* run);
+
+}  // namespace umn::trace
