@@ -56,10 +56,11 @@ struct Summary {
   unsigned long events = 0, bytes = 0, checks = 0;
 };
 
+// An absolute path: the traced programs may change directory before they exec others.
 std::string find_preload() {
-  if (!g_opt.preload.empty()) return g_opt.preload;
-  if (const char* env = std::getenv("UMN_PRELOAD_PATH")) return env;
   std::error_code ec;
+  if (!g_opt.preload.empty()) return std::filesystem::absolute(g_opt.preload, ec).string();
+  if (const char* env = std::getenv("UMN_PRELOAD_PATH")) return std::filesystem::absolute(env, ec).string();
   auto exe = std::filesystem::read_symlink("/proc/self/exe", ec).parent_path();
   for (const char* rel : {"../src/sources/libumn-preload.so", "../lib/libumn-preload.so",
                           "../lib/x86_64-linux-gnu/libumn-preload.so", "libumn-preload.so"}) {
