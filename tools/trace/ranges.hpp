@@ -12,6 +12,7 @@ namespace umn::trace {
 struct Range {
   uint64_t start = 0, end = 0;  // [start, end)
   bool empty() const noexcept { return start >= end; }
+  bool operator==(const Range&) const = default;
 };
 
 // Every part of `from` that no range of `cover` contains, in order.

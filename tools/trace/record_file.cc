@@ -21,6 +21,7 @@ bool RecordFile::create(bool log) {
   region_ = static_cast<Region*>(at);
   region_->header.version = kVersion;
   region_->header.log = log ? 1 : 0;
+  region_->header.region_size = sizeof(Region);
   region_->header.magic = kMagic;  // last: a process mapping the file checks it
   return true;
 }

@@ -245,8 +245,8 @@ std::string json_syscalls(const TraceRun& run) {
 
 std::string render_json(const Region& region, const Summary& s, const TraceRun& run, int status) {
   std::string out = "{\"command\":" + json_list(g_opt.command);
-  out += fmt::format(",\"status\":{},\"command_status\":{},\"processes\":{},\"events\":{},\"bytes\":{},\"misses\":{},", status,
-                     run.status, s.processes.size(), s.events, s.bytes, run.misses.size());
+  out += fmt::format(",\"status\":{},\"exit_status\":{},\"processes\":{},\"events\":{},\"bytes\":{},\"misses\":{},",
+                     run.status, status, s.processes.size(), s.events, s.bytes, run.misses.size());
   out += fmt::format("\"verified\":{},\"checks\":{},\"by_call\":{}", g_opt.verify ? "true" : "false", s.checks, json_by_call(s));
   out += ",\"sites\":[";
   bool first = true;

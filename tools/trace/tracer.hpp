@@ -16,6 +16,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <string>
@@ -49,7 +50,7 @@ struct Miss {
 };
 
 struct TraceRun {
-  std::vector<Image> images;
+  std::deque<Image> images;  // a deque: the tracer holds pointers to images while it adds more
   std::map<std::string, SyscallTally> syscalls;
   std::vector<Miss> misses;
   std::vector<std::string> problems;  // why some part of the run could not be verified

@@ -5,7 +5,7 @@
 // process address space in the process: umn_mm_process(), umn_process_hooks_install() or an observer
 // registration (as the tracer below does) -- so a program nobody observes runs unhooked and pays only
 // for loading the object (docs/process.md, "When the hooks are installed", has the reasons).
-// When UMN_TRACE_FILE is set (by `umn trace`), the tracer in trace.cc is started here, which installs
+// When UMN_TRACE_FILE is set (by `umn trace`), the trace observer in trace.cc is started here, which installs
 // the hooks before main().
 //
 // The object links libumn.so, so a program that also links libumn.so shares one umn_mm_process() with

@@ -125,7 +125,6 @@ ProcessRecord* claim_record() noexcept {
   uint32_t n = g_region->header.next_record.fetch_add(1, std::memory_order_relaxed);
   if (n >= kProcessRecords) return nullptr;  // the tracer reports the process as not verifiable
   ProcessRecord* record = &g_region->records[n];
-  record->ppid = static_cast<int32_t>(getppid());
   record->pid.store(static_cast<int32_t>(sys::getpid()), std::memory_order_relaxed);
   return record;
 }
@@ -155,7 +154,8 @@ Region* map_region(const char* path) noexcept {
   close(fd);
   if (at == MAP_FAILED) return nullptr;
   auto* region = static_cast<Region*>(at);
-  if (region->header.magic == kMagic && region->header.version == kVersion) return region;
+  const Header& header = region->header;
+  if (header.magic == kMagic && header.version == kVersion && header.region_size == sizeof(Region)) return region;
   munmap(at, sizeof(Region));
   return nullptr;
 }

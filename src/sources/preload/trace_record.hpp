@@ -82,7 +82,6 @@ inline constexpr uint32_t kRecordUnhooked = 2;  // installation failed: hooks_st
 
 struct ProcessRecord {
   std::atomic<int32_t> pid;
-  int32_t ppid;
   int32_t hooks_status;  // umn_process_hooks_install()'s result
   uint32_t sites_patched, sites_shared, sites_foreign, sites_unsafe;
   int32_t raw_syscall_covered;
@@ -103,6 +102,7 @@ struct Header {
   uint64_t magic;
   uint32_t version;
   uint32_t log;  // 1: fill the event log
+  uint64_t region_size;  // sizeof(Region) of the tracer: a preload of another layout refuses the file
   std::atomic<uint32_t> next_record;      // claims of ProcessRecord (may pass kProcessRecords)
   std::atomic<uint32_t> thread_overflow;  // threads that found no free ThreadSlot
   std::atomic<uint64_t> next_log;         // claims of LogEntry (may pass kLogEntries)
