@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -85,6 +86,12 @@ Effect effect(umn_process_call call, Loss loss, std::vector<Range> ranges = {}) 
   return e;
 }
 
+Effect unresolved(Effect e, const char* why) {
+  e.unresolved = true;
+  e.why = why;
+  return e;
+}
+
 bool discards(int advice) {
   switch (advice) {
     case MADV_DONTNEED: case MADV_FREE: case MADV_REMOVE:
@@ -132,7 +139,9 @@ Effect mprotect_effect(const Syscall& c) {
   e.ranges = page_range(c.args[0], c.args[1]);
   if ((prot & PROT_GROWSDOWN) != 0 && !e.ranges.empty()) {
     // The kernel starts at the beginning of a VM_GROWSDOWN mapping (mm/mprotect.c).
-    for (const MapLine& line : read_maps(c.tgid))
+    const std::vector<MapLine> maps = read_maps(c.tgid);
+    if (maps.empty()) return unresolved(e, "PROT_GROWSDOWN in a process whose mappings could not be read");
+    for (const MapLine& line : maps)
       if (line.range.start <= e.ranges[0].start && e.ranges[0].start < line.range.end) e.ranges[0].start = line.range.start;
   }
   return e;
@@ -151,7 +160,9 @@ Effect shmdt_effect(const Syscall& c) {
   const uint64_t addr = c.args[0];
   Effect e = effect(UMN_CALL_SHMDT, Loss::kMapping);
   uint64_t inode = 0, limit = 0;
-  for (const MapLine& line : read_maps(c.tgid)) {
+  const std::vector<MapLine> maps = read_maps(c.tgid);
+  if (maps.empty()) return unresolved(e, "shmdt in a process whose mappings could not be read");
+  for (const MapLine& line : maps) {
     const bool sysv = line.path.rfind("/SYSV", 0) == 0;
     if (!sysv || line.range.start < addr || line.offset != line.range.start - addr) continue;
     if (inode == 0) {
@@ -171,11 +182,9 @@ Effect shmat_effect(const Syscall& c) {
   Effect e = effect(UMN_CALL_SHMAT, Loss::kMapping);
   if (uint64_t size = segment_size(c.args[0]); size != 0) {
     e.ranges = page_range(addr, size);
-  } else {
-    e.unresolved = true;
-    e.why = "segment size unknown";
+    return e;
   }
-  return e;
+  return unresolved(e, "shmat(SHM_REMAP) of a segment whose size could not be read");
 }
 
 // The thread group of the process a pidfd refers to, from /proc/TID/fdinfo/FD; 0 if unknown.
@@ -196,17 +205,17 @@ Effect process_madvise_effect(const Syscall& c) {
   if (!discards(static_cast<int>(c.args[3]))) return {};
   Effect e = effect(UMN_CALL_PROCESS_MADVISE, Loss::kMapping);
   const pid_t target = pidfd_target(c, static_cast<int>(c.args[0]));
-  if (target != c.tgid) {
-    // Another process's memory: its own hooks cannot announce a call made here.
-    e.unresolved = target != 0;
-    e.why = fmt::format("advises process {}", target);
-    return e;
-  }
+  if (target == 0) return unresolved(e, "process_madvise through a pidfd that could not be resolved");
+  // Another process's memory: its own hooks cannot announce a call made here.
+  if (target != c.tgid) return unresolved(e, "process_madvise of another process");
   const size_t count = std::min<uint64_t>(c.args[2], 1024);  // UIO_MAXIOV
   const size_t width = c.arch == AUDIT_ARCH_X86_64 ? 16 : 8;
   std::vector<unsigned char> raw(count * width);
   iovec local{raw.data(), raw.size()}, remote{reinterpret_cast<void*>(c.args[1]), raw.size()};
-  if (process_vm_readv(c.tid, &local, 1, &remote, 1, 0) != static_cast<ssize_t>(raw.size())) return {};  // -EFAULT
+  if (process_vm_readv(c.tid, &local, 1, &remote, 1, 0) != static_cast<ssize_t>(raw.size())) {
+    if (errno == EFAULT) return {};  // the kernel refuses the call too
+    return unresolved(e, "process_madvise whose iovecs could not be read");
+  }
   for (size_t i = 0; i < count; ++i) {
     uint64_t base = 0, len = 0;
     std::memcpy(&base, &raw[i * width], width / 2);

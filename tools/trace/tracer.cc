@@ -354,10 +354,16 @@ void Tracer::check_call(pid_t tid, Task* task) {
   p.if_moved = subtract(effect.if_moved, p.announced);
   if (p.residue.empty() && p.if_moved.empty()) return resume(tid, PTRACE_CONT);
   const std::vector<MapLine> maps = read_maps(task->tgid);
-  p.residue = mapped_part(p.residue, maps, effect);
-  p.if_moved = mapped_part(p.if_moved, maps, effect);
-  if (p.residue.empty() && p.if_moved.empty()) return resume(tid, PTRACE_CONT);
-  p.where = describe_address(maps, call.ip);
+  if (maps.empty()) {
+    // Unreadable (a non-dumpable process, without CAP_SYS_PTRACE): what was mapped is unknown, so the
+    // whole residue counts; a check that cannot be made never passes.
+    p.where = "?: its mappings could not be read";
+  } else {
+    p.residue = mapped_part(p.residue, maps, effect);
+    p.if_moved = mapped_part(p.if_moved, maps, effect);
+    if (p.residue.empty() && p.if_moved.empty()) return resume(tid, PTRACE_CONT);
+    p.where = describe_address(maps, call.ip);
+  }
   p.active = true;
   resume(tid, PTRACE_SYSCALL);
 }

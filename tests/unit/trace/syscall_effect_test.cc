@@ -107,6 +107,18 @@ TEST(TraceSyscallEffect, ProcessMadviseOnSelfTakesEachIovec) {
                                                  MADV_WILLNEED, 0})).loss, Loss::kNone);
 }
 
+// process_madvise of another process cannot have been announced here: unresolved, so reported.
+TEST(TraceSyscallEffect, ProcessMadviseOfAnotherProcessIsUnresolved) {
+  const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, getppid(), 0));
+  ASSERT_GE(pidfd, 0);
+  iovec iov = {reinterpret_cast<void*>(kBase), kPage};
+  Effect other = effect_of(call(SYS_process_madvise, {static_cast<uint64_t>(pidfd), reinterpret_cast<uint64_t>(&iov), 1,
+                                                      MADV_PAGEOUT, 0}));
+  EXPECT_TRUE(other.unresolved);
+  EXPECT_EQ(other.loss, Loss::kMapping);
+  close(pidfd);
+}
+
 // shmdt detaches every fragment of the segment attached at addr, past a hole (ipc/shm.c ksys_shmdt),
 // and nothing when addr is no attachment.
 TEST(TraceSyscallEffect, ShmdtTakesEveryFragmentPastHoles) {
