@@ -13,7 +13,7 @@
  * What reaches UCX, as UCM_EVENT_VM_UNMAPPED through ucm_vm_munmap(), before the memory goes:
  * munmap; mmap(MAP_FIXED) over the target; mremap: the whole old range, for every mremap (also when it
  * only shrinks, and when the kernel grows it in place or it fails: that one after the call, since no page
- * moved); madvise and process_madvise with discarding advice; brk shrinking; shmdt; shmat(SHM_REMAP) --
+ * moved), and with MREMAP_FIXED the target range it replaces (after the call when the old size is 0); madvise and process_madvise with discarding advice; brk shrinking; shmdt; shmat(SHM_REMAP) --
  * from the program, from libc itself (free, realloc) and through syscall(). Not forwarded, like UCX's own
  * hooks: mprotect, fork.
  *

@@ -7,7 +7,9 @@
  *   deliver    the handler registers, and a one-page munmap reaches it with exactly that range;
  *   refuse     ucm_set_event_handler() answers UCS_ERR_UNSUPPORTED (nothing can deliver: the control);
  *   semantics  every call UCM announces, as UCM announces it (ucm/event/event.c): the expected range for
- *              each, none for mprotect; mremap grown in place by the kernel included;
+ *              each, none for mprotect; mremap grown in place by the kernel included; announced while the
+ *              memory is still there (but for the QUIET mremap cases); and what UCM misses: the target
+ *              that mremap(MREMAP_FIXED) replaces, process_madvise;
  *   alone      deliver, and UCX's own mmap hooks were turned off by the bridge although the environment
  *              did not ask (UCX defaults), so that umn alone delivered.
  * Exit 0 when the mode's expectation holds; otherwise a "FAIL:" line and exit 1.
@@ -21,6 +23,7 @@
 #include <sys/mman.h>
 #include <sys/shm.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <ucm/api/ucm.h>
@@ -36,8 +39,21 @@ static volatile struct {
 	uintptr_t lo, hi; /* only events overlapping [lo, hi) are recorded: ours, not the allocator's */
 	unsigned n;
 	uintptr_t start[MAX_SEEN], end[MAX_SEEN];
+	int intact[MAX_SEEN]; /* the range's first page was still there, holding kFill, when announced */
 } g_seen;
 static size_t g_page;
+
+/* The byte the test writes into every watched range before the call that takes it away: an event that
+ * comes before the call finds it there; one after the call finds the page gone, zeroed or replaced. */
+enum { kFill = 1 };
+
+/* Whether the page at addr is mapped (mincore, which no hook sees) and starts with kFill. */
+static int intact(uintptr_t addr)
+{
+	unsigned char resident;
+	void *page = (void *)(addr & ~(g_page - 1));
+	return mincore(page, g_page, &resident) == 0 && *(volatile const char *)addr == kFill;
+}
 
 static void handler(ucm_event_type_t type, ucm_event_t *event, void *arg)
 {
@@ -48,6 +64,7 @@ static void handler(ucm_event_type_t type, ucm_event_t *event, void *arg)
 		return;
 	g_seen.start[g_seen.n] = start;
 	g_seen.end[g_seen.n] = end;
+	g_seen.intact[g_seen.n] = intact(start);
 	g_seen.n++;
 }
 
@@ -69,8 +86,9 @@ static void watch(void *lo, size_t length)
 	g_seen.n = 0;
 }
 
-/* The recorded events are exactly one, [start, start + length) after page alignment. */
-static void expect_one(const char *what, void *start, size_t length)
+/* The recorded events are exactly one, [start, start + length) after page alignment; announced before the
+ * memory went when before is set. */
+static void expect_range(const char *what, void *start, size_t length, int before)
 {
 	uintptr_t s = (uintptr_t)start & ~(g_page - 1);
 	uintptr_t e = ((uintptr_t)start + length + g_page - 1) & ~(g_page - 1);
@@ -80,8 +98,14 @@ static void expect_one(const char *what, void *start, size_t length)
 		uintptr_t ge = (g_seen.end[0] + g_page - 1) & ~(g_page - 1);
 		EXPECT(gs == s && ge == e, "%s: event [%#lx, %#lx), expected [%#lx, %#lx)", what,
 		       (unsigned long)gs, (unsigned long)ge, (unsigned long)s, (unsigned long)e);
+		EXPECT(!before || g_seen.intact[0], "%s: announced after the memory went", what);
 	}
 	printf("%-34s -> %u event(s)\n", what, g_seen.n);
+}
+
+static void expect_one(const char *what, void *start, size_t length)
+{
+	expect_range(what, start, length, 1);
 }
 
 static void *map(void *at, size_t length, int extra)
@@ -91,7 +115,7 @@ static void *map(void *at, size_t length, int extra)
 		perror("mmap");
 		exit(2);
 	}
-	memset(p, 1, length);
+	memset(p, kFill, length);
 	return p;
 }
 
@@ -127,9 +151,24 @@ static void semantics_mremap(void)
 	watch(p, g_page);
 	q = mremap(p, g_page, g_page, MREMAP_MAYMOVE | MREMAP_FIXED, hole);
 	EXPECT(q == hole, "mremap FIXED failed");
-	/* The old range, and the target that MREMAP_FIXED unmaps: not in the watch window here. */
-	expect_one("mremap moved (FIXED)", p, g_page);
-	munmap(q, g_page);
+	expect_one("mremap moved (FIXED): old range", p, g_page);
+	/* What MREMAP_FIXED replaces at its target goes too (UCM's own hooks miss it). */
+	char *r = map(NULL, g_page, 0);
+	memset(r, kFill + 1, g_page); /* so that the target, once replaced, no longer holds kFill */
+	watch(q, g_page);
+	char *t = mremap(r, g_page, g_page, MREMAP_MAYMOVE | MREMAP_FIXED, q);
+	EXPECT(t == q, "mremap FIXED onto a mapping failed");
+	expect_one("mremap FIXED: the target replaced", q, g_page);
+	/* A shared mapping duplicated onto a mapping (old size 0): umn reports it QUIET, so after the call. */
+	char *shared = mmap(NULL, g_page, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	EXPECT(shared != MAP_FAILED, "mmap(MAP_SHARED) failed");
+	memset(t, kFill, g_page);
+	watch(t, g_page);
+	char *dup = mremap(shared, 0, g_page, MREMAP_MAYMOVE | MREMAP_FIXED, t);
+	EXPECT(dup == t, "mremap(old size 0, FIXED) onto a mapping failed");
+	expect_range("mremap FIXED, old size 0: the target", t, g_page, 0);
+	munmap(t, g_page);
+	munmap(shared, g_page);
 }
 
 static void semantics_shm(void)
@@ -145,6 +184,7 @@ static void semantics_shm(void)
 	EXPECT(s == p, "shmat(SHM_REMAP) failed");
 	expect_one("shmat(SHM_REMAP) over a mapping", p, g_page);
 	shmctl(id, IPC_RMID, NULL);
+	memset(s, kFill, g_page);
 	g_seen.n = 0;
 	shmdt(s);
 	expect_one("shmdt", p, g_page);
@@ -158,10 +198,28 @@ static void semantics_brk(void)
 		perror("brk");
 		exit(2);
 	}
+	memset(base, kFill, g_page);
 	watch(base, g_page);
 	EXPECT(brk(base) == 0, "brk shrink failed");
 	expect_one("brk shrinking by one page", base, g_page);
 	brk(top);
+}
+
+/* process_madvise(PAGEOUT) on this process: UCM never sees it; umn announces it (whether or not the kernel
+ * then allows it), so UCX must hear of it. */
+static void semantics_process_madvise(char *p)
+{
+	int pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+	if (pidfd < 0) {
+		perror("pidfd_open");
+		exit(2);
+	}
+	struct iovec iov = {p, g_page};
+	memset(p, kFill, g_page);
+	g_seen.n = 0;
+	syscall(SYS_process_madvise, pidfd, &iov, 1, MADV_PAGEOUT, 0);
+	expect_one("process_madvise(PAGEOUT) on self", p, g_page);
+	close(pidfd);
 }
 
 static int semantics(void)
@@ -179,9 +237,11 @@ static int semantics(void)
 	g_seen.n = 0;
 	madvise(p, g_page, MADV_DONTNEED);
 	expect_one("madvise(DONTNEED)", p, g_page);
+	memset(p, kFill, g_page); /* DONTNEED zeroed it */
 	g_seen.n = 0;
 	madvise(p, g_page, MADV_FREE);
 	expect_one("madvise(FREE)", p, g_page);
+	semantics_process_madvise(p);
 	g_seen.n = 0;
 	mprotect(p, g_page, PROT_READ);
 	EXPECT(g_seen.n == 0, "mprotect: %u events, UCM announces none", g_seen.n);
