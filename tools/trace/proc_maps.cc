@@ -27,9 +27,9 @@ bool parse_line(const std::string& text, MapLine* line) {
 
 }  // namespace
 
-std::vector<MapLine> read_maps(pid_t pid) {
+std::vector<MapLine> read_maps(pid_t tid) {
   std::vector<MapLine> maps;
-  std::ifstream file(fmt::format("/proc/{}/maps", pid));
+  std::ifstream file(fmt::format("/proc/{}/task/{}/maps", tid, tid));
   for (std::string text; std::getline(file, text);) {
     MapLine line;
     if (parse_line(text, &line)) maps.push_back(std::move(line));

@@ -22,8 +22,9 @@ struct MapLine {
   std::string device, path;
 };
 
-// The mappings of process pid, in address order; empty when the file cannot be read (process gone).
-std::vector<MapLine> read_maps(pid_t pid);
+// The mappings of thread tid's process (read through that thread: a process's leader may be a zombie
+// while other threads run), in address order; empty when the file cannot be read.
+std::vector<MapLine> read_maps(pid_t tid);
 
 // "file+0xoffset" for an address inside a file mapping of maps, "[anon]+0x..." or "?0x..." otherwise.
 std::string describe_address(const std::vector<MapLine>& maps, uint64_t address);

@@ -139,7 +139,7 @@ Effect mprotect_effect(const Syscall& c) {
   e.ranges = page_range(c.args[0], c.args[1]);
   if ((prot & PROT_GROWSDOWN) != 0 && !e.ranges.empty()) {
     // The kernel starts at the beginning of a VM_GROWSDOWN mapping (mm/mprotect.c).
-    const std::vector<MapLine> maps = read_maps(c.tgid);
+    const std::vector<MapLine> maps = read_maps(c.tid);
     if (maps.empty()) return unresolved(e, "PROT_GROWSDOWN in a process whose mappings could not be read");
     for (const MapLine& line : maps)
       if (line.range.start <= e.ranges[0].start && e.ranges[0].start < line.range.end) e.ranges[0].start = line.range.start;
@@ -160,7 +160,7 @@ Effect shmdt_effect(const Syscall& c) {
   const uint64_t addr = c.args[0];
   Effect e = effect(UMN_CALL_SHMDT, Loss::kMapping);
   uint64_t inode = 0, limit = 0;
-  const std::vector<MapLine> maps = read_maps(c.tgid);
+  const std::vector<MapLine> maps = read_maps(c.tid);
   if (maps.empty()) return unresolved(e, "shmdt in a process whose mappings could not be read");
   for (const MapLine& line : maps) {
     const bool sysv = line.path.rfind("/SYSV", 0) == 0;

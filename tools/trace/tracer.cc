@@ -70,6 +70,7 @@ class Tracer {
   Image* image_of(pid_t tgid);
   Image new_image(pid_t pid, pid_t ppid) const;
   void refresh_hooked(Image* image);
+  void snapshot_maps(pid_t tid);
   void check_call(pid_t tid, Task* task);
   void confirm_at_exit(pid_t tid, Task* task);
   void settle_brk(pid_t tid, Task* task, uint64_t result);
@@ -218,7 +219,7 @@ void Tracer::on_event(pid_t tid, int event) {
       on_exec(tid);
       break;
     case PTRACE_EVENT_EXIT:
-      if (Image* image = image_of(tasks_[tid].tgid)) image->maps = read_maps(tasks_[tid].tgid);
+      snapshot_maps(tid);
       break;
     default:
       break;
@@ -257,6 +258,15 @@ void Tracer::on_death(pid_t tid, int status) {
   if (tid == tgid)
     if (Image* image = image_of(tgid)) image->ended = how;
   if (tid == root_) run_.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// Keeps the mappings of tid's process for naming call sites later. Read through the stopped thread
+// itself: the leader may be a zombie already (a main thread that called pthread_exit) and then shows none.
+void Tracer::snapshot_maps(pid_t tid) {
+  Image* image = image_of(tasks_[tid].tgid);
+  if (image == nullptr) return;
+  std::vector<MapLine> maps = read_maps(tid);
+  if (!maps.empty()) image->maps = std::move(maps);
 }
 
 void Tracer::refresh_hooked(Image* image) {
@@ -319,7 +329,7 @@ void Tracer::check_call(pid_t tid, Task* task) {
   std::copy(std::begin(info.seccomp.args), std::end(info.seccomp.args), call.args);
   const Effect effect = effect_of(call);
   if (effect.loss == Loss::kExec) {
-    image->maps = read_maps(task->tgid);
+    snapshot_maps(tid);
     return resume(tid, PTRACE_CONT);
   }
   SyscallTally& tally = run_.syscalls[effect.name];
@@ -353,7 +363,7 @@ void Tracer::check_call(pid_t tid, Task* task) {
   p.residue = subtract(effect.ranges, p.announced);
   p.if_moved = subtract(effect.if_moved, p.announced);
   if (p.residue.empty() && p.if_moved.empty()) return resume(tid, PTRACE_CONT);
-  const std::vector<MapLine> maps = read_maps(task->tgid);
+  const std::vector<MapLine> maps = read_maps(tid);
   if (maps.empty()) {
     // Unreadable (a non-dumpable process, without CAP_SYS_PTRACE): what was mapped is unknown, so the
     // whole residue counts; a check that cannot be made never passes.
