@@ -1,8 +1,9 @@
 // proc_maps.hpp - a traced process's mappings as /proc/PID/maps lists them, read by the tracer (never by
 // the traced process: the check does not depend on the code it checks).
 //
-// Locking: none. Context: the tracer process; reading another process's maps needs ptrace access, which
-// the tracer has over the tree it traces.
+// Locking: none. Lifetime: values. Memory ordering: none (single-threaded).
+// Context: the tracer process; reading another process's maps needs ptrace access, which the tracer has
+// over the tree it traces (but a non-dumpable process's maps need CAP_SYS_PTRACE: empty then).
 #pragma once
 
 #include <sys/types.h>

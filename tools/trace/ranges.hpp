@@ -1,7 +1,7 @@
 // ranges.hpp - half-open address ranges and the two set operations `umn trace --verify` needs: what
 // of a call's effect no announcement covers, and what of that is mapped.
 //
-// Locking: none (values). Context: the tracer process.
+// Locking: none. Lifetime: values. Context: any. Memory ordering: none.
 #pragma once
 
 #include <cstdint>

@@ -2,7 +2,7 @@
 // creates the file, maps it, and removes it when the run is over.
 //
 // Locking: none (the Region's own rules). Lifetime: the object owns the file and the mapping.
-// Context: the tracer process.
+// Context: the tracer process. Memory ordering: the header is written before the command starts.
 #pragma once
 
 #include <string>

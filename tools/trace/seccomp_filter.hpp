@@ -8,7 +8,8 @@
 // discarding advice; mprotect and pkey_mprotect only without read or without write access, or with
 // PROT_GROWSDOWN/GROWSUP; the i386 old_mmap and ipc multiplexers always. Everything else runs untouched.
 //
-// Locking: none. Context: called in the child between fork and exec.
+// Locking: none. Lifetime: the filter lives as long as the tasks that inherit it. Memory ordering: none.
+// Context: called in the child between fork and exec.
 #pragma once
 
 namespace umn::trace {

@@ -3,8 +3,9 @@
 // ipc/shm.c), independently of the hooks it checks: the hooks' classification (src/sources/process) is
 // not used here.
 //
-// Locking: none. Context: the tracer, with the calling thread stopped at its seccomp stop (the call has
-// not run yet); reads the tracee's memory (process_madvise's iovecs) and /proc files.
+// Locking: none. Lifetime: values. Memory ordering: none (single-threaded).
+// Context: the tracer, with the calling thread stopped at its seccomp stop (the call has not run yet);
+// reads the tracee's memory (process_madvise's iovecs) and /proc files.
 #pragma once
 
 #include <sys/types.h>

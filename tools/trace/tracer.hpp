@@ -9,8 +9,10 @@
 // loader mapping the program and the preload) are counted as before_hooks: no notifier can exist in an
 // image before umn is loaded in it. An image that never gets hooks is reported as not verifiable.
 //
-// Locking: none (single-threaded). Lifetime: Tracer borrows the Region for run(). Context: the tracer
-// process; every tracee stops while the tracer handles it.
+// Locking: none (single-threaded). Lifetime: run_traced borrows the Region; TraceRun owns its values.
+// Context: the tracer process; a tracee stays stopped while the tracer handles its stop.
+// Memory ordering: the Region's (trace_record.hpp): a thread's announcements are read only while that
+// thread is stopped; a record's ready flag with acquire.
 #pragma once
 
 #include <sys/types.h>
