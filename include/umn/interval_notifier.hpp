@@ -51,8 +51,8 @@ class UMN_API IntervalNotifier {
   [[nodiscard]] bool check_retry(unsigned long seq) noexcept { return umn_interval_check_retry(&link_.c, seq); }
   void set_seq(unsigned long cur_seq) noexcept { umn_interval_set_seq(&link_.c, cur_seq); }
 
-  [[nodiscard]] uint64_t start() const noexcept { return link_.c.itree_node.start; }
-  [[nodiscard]] uint64_t last() const noexcept { return link_.c.itree_node.last; }
+  [[nodiscard]] uint64_t start() const noexcept { return link_.c.interval_tree.start; }
+  [[nodiscard]] uint64_t last() const noexcept { return link_.c.interval_tree.last; }
   // The C notifier, for code that mixes both APIs.
   [[nodiscard]] umn_interval_notifier* c_notifier() noexcept { return &link_.c; }
 

@@ -1,9 +1,27 @@
 /*
  * umn.h - userspace MMU notifiers: the C API.
  *
- * The Linux kernel's mmu_notifier / mmu_interval_notifier subsystem as a userspace library. Names mirror
- * the kernel's with mmu_ replaced by umn_, so a driver's notifier code ports by renaming. Compiles as C11
- * and as C++20. Errors are negative errno values, each with one meaning (see "Return:" of each call).
+ * The Linux kernel's mmu_notifier / mmu_interval_notifier subsystem as a userspace library. Compiles as
+ * C11 and as C++20.
+ *
+ * Which kernel API: include/linux/mmu_notifier.h of Linux 7.1, the two-pass interval notifiers included
+ * (invalidate_start / invalidate_finish, struct mmu_interval_notifier_finish: upstream 7aba71dbc416), so
+ * arch_invalidate_secondary_tlbs (6.6+) and no change_pte (gone in 6.10). Names are the kernel's with
+ * mmu_ replaced by umn_ (MMU_ by UMN_, struct mm_struct by struct umn_mm), so a driver's notifier code
+ * ports by that rename plus <umn/kcompat.h> (the kernel names the rename cannot reach: ERR_PTR and
+ * friends, the _locked calls, __umn_notifier_register, mm_has_notifiers). docs/porting.md has the table
+ * kernel name -> umn name, every deliberate difference and why, and how to port a driver.
+ *
+ * Errors are negative errno values, the ones the kernel returns in the same situation; pointer-returning
+ * calls return error pointers where the kernel does (umn_notifier_get; see "Error pointers"). An errno
+ * names a kind of failure, and the "Return:" of each call lists every cause it has there:
+ *   -EINVAL     the call does not apply: NULL or error-pointer arguments, bad ops, an object already in
+ *               the state the call would put it in, or an address space already released
+ *   -EOVERFLOW  a number out of range: a range of length 0 or past the top of the space, a full counter
+ *   -ENOMEM     out of memory (also alloc_notifier returning NULL)
+ *   -EAGAIN     a non-blockable invalidation would have to sleep
+ *   -EDEADLK    called from a callback, where the call would wait for its own invalidation
+ * Misuse the kernel would BUG or WARN on is also reported through the diagnostic hook (see the end).
  *
  * Locking
  *   - Each address space (struct umn_mm) has one subscription lock. It guards the interval tree's
@@ -115,6 +133,16 @@ UMN_API struct umn_mm *umn_mm_create(void);
 UMN_API void umn_mm_destroy(struct umn_mm *mm);
 
 /**
+ * umn_mm_has_notifiers - does mm have its subscription state? The kernel's mm_has_notifiers(): the
+ * first insert, register or get with valid arguments creates it (also a get whose alloc_notifier then
+ * fails), and so does umn_notifier_release; it stays for mm's life, also after every notifier is
+ * gone. False means no callback can run for mm now. A hint: it may turn true right after it returned false
+ * (the kernel's callers hold mmap_lock or the page-table lock; a umn caller holds nothing).
+ * Context: any thread, signal handlers included; takes no lock. Return: false also for NULL mm.
+ */
+UMN_API bool umn_mm_has_notifiers(const struct umn_mm *mm);
+
+/**
  * umn_mm_process - this process's own address space, kept current by the process hooks
  * (interposed munmap, mremap, madvise, brk, shmdt, mmap(MAP_FIXED), mprotect).
  * Context: any thread. Return: the process address space (never freed).
@@ -161,11 +189,18 @@ UMN_API bool umn_notifier_range_blockable(const struct umn_notifier_range *range
 /* ------------------------------------------------------------------------------------------------ */
 /* Interval notifiers                                                                                */
 
-/** Not API: the interval embedded in each interval notifier, and its link into the address space's index. */
-struct umn_itree_node {
-	uint64_t start;
-	uint64_t last;                 /* inclusive */
-	void *leaf;                    /* the index leaf holding this interval; NULL when not indexed */
+/**
+ * The interval an interval notifier watches, embedded in it as ->interval_tree (the kernel's field, of
+ * its type struct interval_tree_node), and its link into the address space's index.
+ * start and last are API, read-only: insert sets them before it returns 0 (also when the notifier is
+ * still deferred), and they keep their values until the notifier is inserted again, so a driver may read
+ * sub->interval_tree.start / .last as drivers/infiniband's ib_umem_start() / ib_umem_end() do. Writing
+ * them while the notifier is inserted corrupts the index. leaf is not API.
+ */
+struct umn_interval_tree_node {
+	uint64_t start;                /* API, read-only: the first address watched */
+	uint64_t last;                 /* API, read-only: the last address watched (inclusive): start + length - 1 */
+	void *leaf;                    /* not API: the index leaf holding this interval; NULL when not indexed */
 };
 
 struct umn_interval_notifier;
@@ -205,9 +240,12 @@ struct umn_interval_notifier_ops {
 	void (*invalidate_finish)(struct umn_interval_notifier_finish *finish);
 };
 
-/** An interval notifier. Embed it; the fields are not API. 64 bytes on LP64 (the kernel's: 88). */
+/**
+ * An interval notifier. Embed it. API: interval_tree.start / .last (read-only, see above) and mm (set by
+ * insert, read-only), as in the kernel; the other fields are not API. 64 bytes on LP64 (the kernel's: 88).
+ */
 struct umn_interval_notifier {
-	struct umn_itree_node itree_node;
+	struct umn_interval_tree_node interval_tree;
 	const struct umn_interval_notifier_ops *ops;
 	struct umn_mm *mm;
 	struct umn_interval_notifier *deferred_next;

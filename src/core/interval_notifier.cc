@@ -20,7 +20,7 @@
 #include "core/itree_invalidate.hpp"
 #include "core/subscriptions.hpp"
 
-static_assert(offsetof(umn_interval_notifier, itree_node) == 0, "itree_node must come first");
+static_assert(offsetof(umn_interval_notifier, interval_tree) == 0, "interval_tree must come first");
 static_assert(sizeof(void*) != 8 || sizeof(umn_interval_notifier) <= 88,
               "struct umn_interval_notifier must not outgrow the kernel's 88 bytes");
 
@@ -80,7 +80,7 @@ void link_locked(Subscriptions& subs, umn_interval_notifier* sub) noexcept {
   } else {
     set_seq_relaxed(sub, seq - 1);  // odd and not the current seq: read_begin never waits
   }
-  const bool indexed = subs.itree.insert(&sub->itree_node);  // reserved: does not allocate
+  const bool indexed = subs.itree.insert(&sub->interval_tree);  // reserved: does not allocate
   UMN_DCHECK(indexed);
   (void)indexed;
   set_state(sub, kStateInTree);
@@ -107,7 +107,7 @@ bool unlink_locked(Subscriptions& subs, umn_interval_notifier* sub, unsigned lon
     *wait_seq = seq;
     return true;
   }
-  subs.itree.erase(&sub->itree_node);
+  subs.itree.erase(&sub->interval_tree);
   set_state(sub, kStateRemoved);
   return false;
 }
@@ -152,9 +152,9 @@ int umn_interval_notifier_insert(umn_interval_notifier* sub, umn_mm* mm, uint64_
   sub->mm = mm;
   sub->ops = ops;
   sub->deferred_next = nullptr;
-  sub->itree_node.start = start;
-  sub->itree_node.last = last;
-  sub->itree_node.leaf = nullptr;
+  sub->interval_tree.start = start;
+  sub->interval_tree.last = last;
+  sub->interval_tree.leaf = nullptr;
   SignalsHeld hold(mm);
   std::unique_lock guard(subs->lock, std::defer_lock);
   if (!lock_with_reserve(*subs, guard)) return -ENOMEM;

@@ -21,8 +21,8 @@
 namespace umn::detail {
 namespace {
 
-umn_interval_notifier* notifier_of(umn_itree_node* node) noexcept {
-  // itree_node is the first member of struct umn_interval_notifier (checked in interval_notifier.cc).
+umn_interval_notifier* notifier_of(umn_interval_tree_node* node) noexcept {
+  // interval_tree is the first member of struct umn_interval_notifier (checked in interval_notifier.cc).
   return reinterpret_cast<umn_interval_notifier*>(node);
 }
 
@@ -72,11 +72,11 @@ class FinishQueue {
 };
 
 // Step 1. Return: the first overlapping node (cur_seq set, odd), or nullptr.
-umn_itree_node* epoch_start(Subscriptions& subs, uint64_t start, uint64_t last,
+umn_interval_tree_node* epoch_start(Subscriptions& subs, uint64_t start, uint64_t last,
                             unsigned long* cur_seq) noexcept {
   std::lock_guard guard(subs.lock);
   subs.active++;
-  umn_itree_node* first = subs.itree.first_overlap(start, last);
+  umn_interval_tree_node* first = subs.itree.first_overlap(start, last);
   unsigned long seq = subs.invalidate_seq.load(std::memory_order_relaxed);
   if (first != nullptr && (seq & 1) == 0) {
     seq |= 1;
@@ -106,14 +106,14 @@ void apply_deferred(Subscriptions& subs) noexcept {
     umn_interval_notifier* next = sub->deferred_next;
     sub->deferred_next = nullptr;
     if (sub->state == kStatePendingInsert) {
-      const bool indexed = subs.itree.insert(&sub->itree_node);  // reserved at insert: cannot fail
+      const bool indexed = subs.itree.insert(&sub->interval_tree);  // reserved at insert: cannot fail
       UMN_DCHECK(indexed);
       (void)indexed;
       subs.pending_inserts--;
       set_state(sub, kStateInTree);
     } else {
       UMN_DCHECK(sub->state == kStatePendingRemove);
-      subs.itree.erase(&sub->itree_node);
+      subs.itree.erase(&sub->interval_tree);
       set_state(sub, kStateRemoved);  // its remover wakes below and drops the mm reference
     }
     sub = next;
@@ -128,7 +128,7 @@ int itree_invalidate(Subscriptions& subs, const umn_notifier_range* range, uint6
   int err = 0;
   const bool blockable = umn_notifier_range_blockable(range);
   WalkScope walking(subs);
-  for (umn_itree_node* node = epoch_start(subs, range->start, last, &cur_seq); node != nullptr;
+  for (umn_interval_tree_node* node = epoch_start(subs, range->start, last, &cur_seq); node != nullptr;
        node = IntervalTree::next_overlap(node, range->start, last)) {
     umn_interval_notifier* sub = notifier_of(node);
     umn_interval_notifier_finish* finish;

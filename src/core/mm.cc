@@ -98,6 +98,8 @@ umn_mm* umn_mm_create(void) {
   return mm;
 }
 
+bool umn_mm_has_notifiers(const umn_mm* mm) { return mm != nullptr && umn::detail::mm_has_subscriptions(mm); }
+
 void umn_mm_destroy(umn_mm* mm) {
   if (mm == nullptr) return;
   if (!UMN_CHECK(!mm->is_process, "umn_mm_destroy", "the process address space cannot be destroyed"))

@@ -40,7 +40,7 @@
 namespace umn::detail {
 
 // The address space's interval index, over the node embedded in every interval notifier.
-using IntervalTree = IntervalTreeOf<umn_itree_node>;
+using IntervalTree = IntervalTreeOf<umn_interval_tree_node>;
 
 // umn_interval_notifier::state: magic values, so that zeroed or garbage memory reads as "never inserted".
 enum NotifierState : uint32_t {

@@ -1,7 +1,7 @@
 // interval_tree.hpp - the interval index of an address space: a B+tree over closed intervals
 // [start, last] whose entries point at nodes embedded in the caller's objects. The tree knows nothing of
 // the notifiers: any standard-layout node with `uint64_t start, last` and a `void* leaf` link will do
-// (the IntervalNode concept); the core instantiates it for umn.h's struct umn_itree_node.
+// (the IntervalNode concept); the core instantiates it for umn.h's struct umn_interval_tree_node.
 //
 // Synopsis. Leaves hold up to kFanout entries (start, last, node*) sorted by start; equal starts keep
 // insertion order (an insert goes after its equals). Internal nodes hold, per child, the smallest start
