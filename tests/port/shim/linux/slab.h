@@ -1,0 +1,3 @@
+/* The port test's <linux/slab.h>: the primitives shim. */
+#include <umn/kcompat.h>
+#include <umn/kernel_shim.h>
