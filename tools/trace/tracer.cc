@@ -72,6 +72,7 @@ class Tracer {
   void refresh_hooked(Image* image);
   void snapshot_maps(pid_t tid);
   void check_call(pid_t tid, Task* task);
+  bool unannounced_and_mapped(pid_t tid, uint64_t ip, Pending* p);
   void confirm_at_exit(pid_t tid, Task* task);
   void settle_brk(pid_t tid, Task* task, uint64_t result);
   std::vector<Range> take_announcements(pid_t tid, umn_process_call call);
@@ -314,19 +315,24 @@ std::string describe(const std::vector<Range>& ranges) {
   return out;
 }
 
-void Tracer::check_call(pid_t tid, Task* task) {
+// The call at tid's seccomp stop, from PTRACE_GET_SYSCALL_INFO. Return: false if it cannot be read.
+bool stopped_call(pid_t tid, pid_t tgid, Syscall* call) {
   __ptrace_syscall_info info{};
+  if (ptrace(PTRACE_GET_SYSCALL_INFO, tid, sizeof(info), &info) <= 0) return false;
+  call->arch = info.arch;
+  call->ip = info.instruction_pointer;
+  call->tid = tid;
+  call->tgid = tgid;
+  call->nr = info.arch == AUDIT_ARCH_X86_64 ? static_cast<long>(static_cast<int>(info.seccomp.nr) & ~0x40000000)
+                                            : static_cast<long>(info.seccomp.nr);
+  std::copy(std::begin(info.seccomp.args), std::end(info.seccomp.args), call->args);
+  return true;
+}
+
+void Tracer::check_call(pid_t tid, Task* task) {
   Image* image = image_of(task->tgid);
-  if (image == nullptr || ptrace(PTRACE_GET_SYSCALL_INFO, tid, sizeof(info), &info) <= 0)
-    return resume(tid, PTRACE_CONT);  // the launcher before its exec
   Syscall call;
-  call.arch = info.arch;
-  call.ip = info.instruction_pointer;
-  call.tid = tid;
-  call.tgid = task->tgid;
-  call.nr = info.arch == AUDIT_ARCH_X86_64 ? static_cast<long>(static_cast<int>(info.seccomp.nr) & ~0x40000000)
-                                           : static_cast<long>(info.seccomp.nr);
-  std::copy(std::begin(info.seccomp.args), std::end(info.seccomp.args), call.args);
+  if (image == nullptr || !stopped_call(tid, task->tgid, &call)) return resume(tid, PTRACE_CONT);  // the launcher
   const Effect effect = effect_of(call);
   if (effect.loss == Loss::kExec) {
     snapshot_maps(tid);
@@ -360,22 +366,27 @@ void Tracer::check_call(pid_t tid, Task* task) {
     report(image, tid, effect.name, effect.why, "");
     return resume(tid, PTRACE_CONT);
   }
-  p.residue = subtract(effect.ranges, p.announced);
-  p.if_moved = subtract(effect.if_moved, p.announced);
-  if (p.residue.empty() && p.if_moved.empty()) return resume(tid, PTRACE_CONT);
+  p.active = unannounced_and_mapped(tid, call.ip, &p);
+  resume(tid, p.active ? PTRACE_SYSCALL : PTRACE_CONT);  // a suspected miss is settled at the exit
+}
+
+// Leaves in p what of the call's effect no announcement covers and was mapped (with the access at stake).
+// Return: whether anything is left.
+bool Tracer::unannounced_and_mapped(pid_t tid, uint64_t ip, Pending* p) {
+  p->residue = subtract(p->effect.ranges, p->announced);
+  p->if_moved = subtract(p->effect.if_moved, p->announced);
+  if (p->residue.empty() && p->if_moved.empty()) return false;
   const std::vector<MapLine> maps = read_maps(tid);
   if (maps.empty()) {
     // Unreadable (a non-dumpable process, without CAP_SYS_PTRACE): what was mapped is unknown, so the
     // whole residue counts; a check that cannot be made never passes.
-    p.where = "?: its mappings could not be read";
-  } else {
-    p.residue = mapped_part(p.residue, maps, effect);
-    p.if_moved = mapped_part(p.if_moved, maps, effect);
-    if (p.residue.empty() && p.if_moved.empty()) return resume(tid, PTRACE_CONT);
-    p.where = describe_address(maps, call.ip);
+    p->where = "?: its mappings could not be read";
+    return true;
   }
-  p.active = true;
-  resume(tid, PTRACE_SYSCALL);
+  p->residue = mapped_part(p->residue, maps, p->effect);
+  p->if_moved = mapped_part(p->if_moved, maps, p->effect);
+  p->where = describe_address(maps, ip);
+  return !p->residue.empty() || !p->if_moved.empty();
 }
 
 // At the exit of a call whose effect was not all announced: a refusal (any error but ENOMEM, which
