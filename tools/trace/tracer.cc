@@ -37,7 +37,7 @@ struct Pending {
   bool active = false;
   Effect effect;
   std::vector<Range> residue, if_moved, announced;
-  uint64_t old_addr = 0, brk_before = 0;
+  uint64_t old_addr = 0, brk_before = 0, ip = 0;
   bool checked = false;  // the image was hooked at entry
   std::string where;
 };
@@ -346,6 +346,7 @@ void Tracer::check_call(pid_t tid, Task* task) {
   p = Pending();
   p.effect = effect;
   p.old_addr = call.args[0];
+  p.ip = call.ip;
   p.checked = image->hooked;
   if (effect.loss == Loss::kNone) return resume(tid, PTRACE_CONT);
   if (!image->hooked) {
@@ -414,7 +415,7 @@ void Tracer::settle_brk(pid_t tid, Task* task, uint64_t result) {
   image->brk = result;
   if (!p.checked || p.brk_before == 0 || page_up(result) >= page_up(p.brk_before)) return;
   std::vector<Range> lost = subtract({{page_up(result), page_up(p.brk_before)}}, p.announced);
-  if (!lost.empty()) report(image, tid, p.effect.name, describe(lost), "");
+  if (!lost.empty()) report(image, tid, p.effect.name, describe(lost), describe_address(read_maps(tid), p.ip));
 }
 
 void Tracer::report(Image* image, pid_t tid, const char* syscall, const std::string& detail, const std::string& where) {
