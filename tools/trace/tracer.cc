@@ -139,6 +139,8 @@ TraceRun Tracer::run(const std::vector<std::string>& command, const std::functio
     kill(root_, SIGKILL);
   }
   tasks_[root_] = settled_task(root_);
+  // Ctrl-C reaches the traced processes too (same process group): let them end, then summarise.
+  signal(SIGINT, SIG_IGN);
   resume(root_, PTRACE_CONT);
   for (;;) {
     pid_t tid = waitpid(-1, &status, __WALL);
