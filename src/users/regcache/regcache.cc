@@ -14,21 +14,26 @@
 //   Misses (under the cache lock), the collision-retry protocol:
 //     1. Purge: regions marked invalid leave the table (their dereg follows at their last reference).
 //     2. Union with the overlapping valid regions; insert the chunks' notifiers if missing.
-//     3. Publish the region kPending in a new table, then a seq_cst fence, then read_begin on each chunk.
+//     3. Publish the region kPending in a new table, then the handshake RMW, then read_begin on each chunk.
 //     4. reg, then accept with CAS kPending -> kValid; if the notifier marked it kInvalid meanwhile,
 //        dereg and retry (at most UMN_REGCACHE_MAX_RETRIES times, then -EBUSY).
 //   Why no invalidation is missed: an invalidation whose callback walks the table after step 3's
 //   publication finds the pending region and marks it; one whose callback walked an older table has
-//   already called set_seq(cur_seq) on the chunk. The callback's seq_cst fence between its set_seq and
-//   its table load, and ours between publication and read_begin, make one side see the other (store
-//   buffering): either the callback sees the region, or read_begin sees the chunk's odd seq and waits
+//   already called set_seq(cur_seq) on the chunk. An acq_rel read-modify-write of one cache-wide word
+//   (`handshake`) by the callback between its set_seq and its table load, and by the miss between
+//   publication and read_begin, orders the two (the RMWs are totally ordered and the later one
+//   synchronizes with the earlier; a fence would do, but ThreadSanitizer cannot check fences): either
+//   the callback sees the region, or read_begin sees the chunk's odd seq and waits
 //   for that invalidation to end, after which reg registers the memory as it is then. An invalidation
 //   that began before the chunk was inserted is handled by the core (insert then read_begin waits).
 //   Deferred work. The notifier only marks regions and sets work_pending. The next get, put or flush
 //   (get/put: if the lock is free) purges the table; dereg runs when the region's last reference goes,
 //   always under the cache lock, never in the notifier.
-//   Reclamation. Old tables and dead regions are retired in batches through one RCU callback each, so
-//   a miss does not wake liburcu's thread every time.
+//   Reclamation. Old tables and dead regions are retired in batches of kRetireBatch: a batch waits until
+//   no hit can reach it (epoch.hpp: one membarrier per attempt, never waiting), then is freed by one
+//   liburcu callback (the notifier reads under liburcu-bp). A miss neither waits nor wakes liburcu's
+//   thread each time.
+#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -39,6 +44,7 @@
 #include "base/check.hpp"
 #include "core/rcu.hpp"
 #include "umn/regcache.h"
+#include "users/regcache/epoch.hpp"
 #include "users/regcache/table.hpp"
 
 namespace umn::detail::regcache {
@@ -51,12 +57,20 @@ struct Chunk {
 };
 
 inline constexpr unsigned kChunkShift = 30;
-inline constexpr size_t kRetireBatch = 64;
+inline constexpr size_t kRetireBatch = 128;
 
 // An object whose memory RCU readers may still touch: freed after a grace period.
 struct Retired {
   void* object;
   void (*free)(void*) noexcept;
+};
+
+// Retired objects wait here until no hit can reach them (epoch.hpp), then for a liburcu grace period
+// (the notifier reads under liburcu-bp, which is safe in a signal handler), then are freed.
+struct Batch {
+  uintptr_t head[rcu::kHeadWords];  // first member: the rcu_head
+  uint64_t tag = 0;                 // epoch::retire() after the objects were unlinked
+  std::vector<Retired> items;
 };
 
 }  // namespace umn::detail::regcache
@@ -78,8 +92,12 @@ struct umn_regcache {
   // Written under lock; read (relaxed) by put as the LRU stamp.
   std::atomic<uint64_t> clock{0};
   std::atomic<uint64_t> invalidations{0};  // relaxed: the notifier counts
+  // RMW'd (acq_rel) by the notifier between set_seq and its table load, and by a miss between
+  // publication and read_begin: the RMWs are totally ordered, so one side synchronizes with the other.
+  std::atomic<uint64_t> handshake{0};
   std::vector<umn::detail::regcache::Chunk*> chunks;    // guarded by lock, sorted by start
   std::vector<umn::detail::regcache::Retired> retired;  // guarded by lock
+  std::vector<struct umn::detail::regcache::Batch*> waiting;  // guarded by lock: see reclaim_locked
   umn::detail::regcache::Region* live = nullptr;        // guarded by lock: every region not yet freed
   size_t live_count = 0;                                // guarded by lock
   bool destroyed = false;                               // guarded by lock
@@ -93,11 +111,6 @@ using Cache = umn_regcache;
 
 // ---- reclamation ----------------------------------------------------------------------------------
 
-struct Batch {
-  uintptr_t head[rcu::kHeadWords];  // first member: the rcu_head
-  std::vector<Retired> items;
-};
-
 void free_batch(rcu_head* head) {
   rcu::callback_entered();
   auto* batch = reinterpret_cast<Batch*>(head);
@@ -106,25 +119,60 @@ void free_batch(rcu_head* head) {
   rcu::callback_exited();
 }
 
+// Hands the batches no hit can reach any more to liburcu.
+void reclaim_locked(Cache* rc) noexcept {
+  if (rc->waiting.empty()) return;
+  const uint64_t oldest = epoch::oldest_active();
+  std::erase_if(rc->waiting, [&](Batch* batch) {
+    if (batch->tag >= oldest) return false;
+    rcu::call(reinterpret_cast<rcu_head*>(batch->head), &free_batch);
+    return true;
+  });
+}
+
+// Out of memory for the bookkeeping: wait for the readers instead.
+void free_now(Cache* rc, std::vector<Retired>& items) noexcept {
+  const uint64_t tag = epoch::retire();
+  while (epoch::oldest_active() <= tag) sched_yield();
+  rcu::synchronize();
+  for (const Retired& item : items) item.free(item.object);
+  items.clear();
+  (void)rc;
+}
+
 void flush_retired_locked(Cache* rc) noexcept {
-  if (rc->retired.empty()) return;
-  auto* batch = new (std::nothrow) Batch;
-  if (batch == nullptr) {  // no memory for the batch: wait for the readers instead
-    rcu::synchronize();
-    for (const Retired& item : rc->retired) item.free(item.object);
-    rc->retired.clear();
-    return;
+  if (!rc->retired.empty()) {
+    auto* batch = new (std::nothrow) Batch;
+    try {
+      if (batch == nullptr) throw std::bad_alloc();
+      rc->waiting.reserve(rc->waiting.size() + 1);
+      batch->items.swap(rc->retired);
+      batch->tag = epoch::retire();
+      rc->waiting.push_back(batch);
+    } catch (...) {
+      delete batch;
+      free_now(rc, rc->retired);
+    }
   }
-  batch->items.swap(rc->retired);
-  rcu::call(reinterpret_cast<rcu_head*>(batch->head), &free_batch);
+  reclaim_locked(rc);
+}
+
+// Everything retired is handed to liburcu (destroy). Readers never wait for the lock inside a
+// section, so this ends.
+void drain_locked(Cache* rc) noexcept {
+  flush_retired_locked(rc);
+  while (!rc->waiting.empty()) {
+    sched_yield();
+    reclaim_locked(rc);
+  }
 }
 
 void retire_locked(Cache* rc, void* object, void (*free)(void*) noexcept) noexcept {
   try {
     rc->retired.push_back({object, free});
   } catch (...) {
-    rcu::synchronize();
-    free(object);
+    std::vector<Retired> one{{object, free}};
+    free_now(rc, one);
     return;
   }
   if (rc->retired.size() >= kRetireBatch) flush_retired_locked(rc);
@@ -185,12 +233,24 @@ int rebuild_locked(Cache* rc, Keep keep, Region* extra) noexcept {
   Table* current = rc->table.load(std::memory_order_relaxed);
   Table* next = Table::create(current->count() + 1);
   if (next == nullptr) return -ENOMEM;
-  std::vector<Region*> dropped;
+  // The regions left out: their cached reference is dropped after publication.
+  Region* few[16];
+  size_t few_count = 0;
+  std::vector<Region*> many;
   bool extra_placed = extra == nullptr;
   for (size_t i = 0; i < current->count(); ++i) {
     Region* region = current->at(i);
     if (!keep(region)) {
-      dropped.push_back(region);
+      if (few_count < 16) {
+        few[few_count++] = region;
+      } else {
+        try {
+          many.push_back(region);
+        } catch (...) {
+          Table::destroy(next);
+          return -ENOMEM;
+        }
+      }
       continue;
     }
     if (!extra_placed && extra->start() < region->start()) {
@@ -201,7 +261,8 @@ int rebuild_locked(Cache* rc, Keep keep, Region* extra) noexcept {
   }
   if (!extra_placed) next->append(extra);
   publish_locked(rc, next);
-  for (Region* region : dropped) drop_locked(rc, region, kCachedRef);
+  for (size_t i = 0; i < few_count; ++i) drop_locked(rc, few[i], kCachedRef);
+  for (Region* region : many) drop_locked(rc, region, kCachedRef);
   return 0;
 }
 
@@ -224,20 +285,18 @@ bool event_invalidates(umn_notifier_event event) noexcept {
   return event != UMN_NOTIFY_PROTECTION_PAGE && event != UMN_NOTIFY_SOFT_DIRTY;
 }
 
-// Marks region kInvalid if it is reachable; calls ops->invalidate if it was valid. Return: marked.
-bool invalidate_region(Cache* rc, Region* region) noexcept {
+// Marks region kInvalid if it is reachable; calls ops->invalidate if it was valid. Return: 0 nothing
+// done, 1 a pending region marked, 2 a valid region invalidated.
+int invalidate_region(Cache* rc, Region* region) noexcept {
   uint32_t state = region->state.load(std::memory_order_relaxed);
   while (state == kValid || state == kPending) {
     // acq_rel: pairs with the acceptance CAS of a miss and the acquire loads of hits.
     if (region->state.compare_exchange_weak(state, kInvalid, std::memory_order_acq_rel)) {
-      if (state == kValid) {
-        rc->invalidations.fetch_add(1, std::memory_order_relaxed);
-        if (rc->ops.invalidate != nullptr) rc->ops.invalidate(rc->ctx, &region->pub);
-      }
-      return true;
+      if (state == kValid && rc->ops.invalidate != nullptr) rc->ops.invalidate(rc->ctx, &region->pub);
+      return state == kValid ? 2 : 1;
     }
   }
-  return false;
+  return 0;
 }
 
 bool chunk_invalidate(umn_interval_notifier* sub, const umn_notifier_range* range, unsigned long cur_seq) {
@@ -246,17 +305,22 @@ bool chunk_invalidate(umn_interval_notifier* sub, const umn_notifier_range* rang
   if (!event_invalidates(range->event)) return true;
   if (range->event == UMN_NOTIFY_RELEASE) rc->released.store(true, std::memory_order_relaxed);
   umn_interval_set_seq(sub, cur_seq);
-  // Pairs with the fence in register_locked (store buffering, see the file comment).
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  // Pairs with the same RMW in register_once_locked (store buffering, see the file comment).
+  rc->handshake.fetch_add(1, std::memory_order_acq_rel);
   const uint64_t start = std::max(range->start, chunk->start), end = std::min(range->end, chunk->end);
-  bool marked = false;
+  uint64_t marked = 0, invalidated = 0;
   {
     rcu::ReadGuard guard;
     Table* table = rc->table.load(std::memory_order_acquire);
-    table->for_each_overlapping(start, end, [&](Region* region) { marked |= invalidate_region(rc, region); });
+    table->for_each_overlapping(start, end, [&](Region* region) {
+      const int done = invalidate_region(rc, region);
+      marked += done != 0 ? 1 : 0;
+      invalidated += done == 2 ? 1 : 0;
+    });
   }
+  if (invalidated != 0) rc->invalidations.fetch_add(invalidated, std::memory_order_relaxed);
   // Pairs with the exchange in purge_locked.
-  if (marked) rc->work_pending.store(true, std::memory_order_release);
+  if (marked != 0) rc->work_pending.store(true, std::memory_order_release);
   return true;
 }
 
@@ -326,7 +390,7 @@ void remove_chunks_locked(Cache* rc, bool all) noexcept {
 Region* lookup(Cache* rc, uint64_t start, uint64_t end, bool locked) noexcept {
   Region* region;
   {
-    rcu::ReadGuard guard;
+    epoch::ReadGuard guard;
     region = rc->table.load(std::memory_order_acquire)->find_covering(start, end);
     if (region == nullptr || region->state.load(std::memory_order_acquire) != kValid) return nullptr;
     if (!try_get_hit(region)) return nullptr;
@@ -418,8 +482,8 @@ int register_once_locked(Cache* rc, uint64_t start, uint64_t end, Region** out) 
     drop_locked(rc, region, kCachedRef);
     return -ENOMEM;
   }
-  // Pairs with the fence in chunk_invalidate (store buffering, see the file comment).
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  // Pairs with the same RMW in chunk_invalidate (store buffering, see the file comment).
+  rc->handshake.fetch_add(1, std::memory_order_acq_rel);
   wait_for_chunks_locked(rc, start, end);
   int err = rc->ops.reg(rc->ctx, &region->pub);
   if (err != 0) {
@@ -446,7 +510,9 @@ int miss_locked(Cache* rc, uint64_t start, uint64_t end, Region** out) noexcept 
     if (err == 0) {
       rc->misses++;
       rc->clock.store(rc->misses, std::memory_order_relaxed);
-      evict_locked(rc, *out, true, [&](size_t count, uint64_t bytes) { return over_limits(rc, count, bytes); });
+      Table* table = rc->table.load(std::memory_order_relaxed);
+      if (over_limits(rc, table->count(), table->bytes()))
+        evict_locked(rc, *out, true, [&](size_t count, uint64_t bytes) { return over_limits(rc, count, bytes); });
       return 0;
     }
     if (err == -ENOMEM && !evicted_for_memory) {
@@ -492,6 +558,10 @@ void destroy_locked(Cache* rc) noexcept {
 }
 
 void free_cache(Cache* rc) noexcept {
+  {
+    std::lock_guard guard(rc->lock);
+    drain_locked(rc);
+  }
   Table::destroy(rc->table.load(std::memory_order_relaxed));  // no reader left: chunks removed, no gets
   delete rc;
 }
@@ -532,21 +602,28 @@ int umn_regcache_create(umn_mm* mm, const umn_regcache_params* params, const umn
 int umn_regcache_get(umn_regcache* rc, const void* addr, size_t len, umn_regcache_region** out) {
   uint64_t start, end;
   if (rc == nullptr || out == nullptr || !aligned_range(rc, addr, len, &start, &end)) return -EINVAL;
-  if (rc->work_pending.load(std::memory_order_relaxed)) try_purge(rc);
   if (Region* region = lookup(rc, start, end, false)) {
+    if (rc->work_pending.load(std::memory_order_relaxed)) try_purge(rc);
     *out = &region->pub;
     return 0;
   }
   std::lock_guard guard(rc->lock);
   if (!UMN_CHECK(!rc->destroyed, "umn_regcache_get", "cache destroyed")) return -EINVAL;
-  purge_locked(rc);
   if (Region* region = lookup(rc, start, end, true)) {  // another thread registered it meanwhile
+    purge_locked(rc);
     *out = &region->pub;
     return 0;
   }
+  // The miss's table rebuild leaves out every region the notifier marked (it keeps reachable ones
+  // only), so it is the purge. acq_rel: pairs with the notifier's release store, as in purge_locked.
+  const bool pending = rc->work_pending.exchange(false, std::memory_order_acq_rel);
   Region* region;
   int err = miss_locked(rc, start, end, &region);
-  if (err == 0) *out = &region->pub;
+  if (err == 0) {
+    *out = &region->pub;
+  } else if (pending) {
+    rc->work_pending.store(true, std::memory_order_relaxed);  // the rebuild may not have run
+  }
   return err;
 }
 
@@ -559,14 +636,13 @@ void umn_regcache_put(umn_regcache* rc, umn_regcache_region* pub) {
   uint64_t refs = region->refs.load(std::memory_order_relaxed);
   do {
     if (!UMN_CHECK((refs & kUserRefMask) != 0, "umn_regcache_put", "region put more often than got")) return;
-    // Release: pairs with the acq_rel drop that frees the region (it sees this holder's writes).
-  } while (!region->refs.compare_exchange_weak(refs, refs - 1, std::memory_order_release,
+    // acq_rel: pairs with the other holders' puts and drops, so whoever frees sees every holder's writes.
+  } while (!region->refs.compare_exchange_weak(refs, refs - 1, std::memory_order_acq_rel,
                                                std::memory_order_relaxed));
   if (((refs - 1) & kRefMask) == 0) {
     bool free_it;
     {
       std::lock_guard guard(rc->lock);
-      std::atomic_thread_fence(std::memory_order_acquire);  // pairs with the other holders' release puts
       free_region_locked(rc, region);
       free_it = rc->destroyed && rc->live_count == 0;
       if (rc->destroyed) flush_retired_locked(rc);

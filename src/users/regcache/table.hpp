@@ -40,6 +40,10 @@ inline constexpr uint64_t kRefMask = kUserRefMask | kCachedRef;
 inline constexpr unsigned kHitShift = 25;
 inline constexpr uint64_t kHit = uint64_t{1} << kHitShift;
 
+// The fields a hit touches come first (48 bytes) and the object is 128 bytes: with malloc's 16-byte
+// alignment and header, the hot bytes of two regions never share a cache line, so threads hitting
+// different regions write different lines (alignas(64) would do it too, but costs an aligned
+// allocation on every miss).
 struct Region {
   umn_regcache_region pub{};  // first member: a umn_regcache_region* is a Region*
   std::atomic<uint64_t> refs{kCachedRef};        // lock-free; see the layout above
@@ -48,12 +52,14 @@ struct Region {
   bool registered = false;                       // guarded by the cache lock: reg succeeded
   Region* live_prev = nullptr;                   // guarded by the cache lock: list of live regions
   Region* live_next = nullptr;
+  char padding[56] = {};                         // see above: 128 bytes in all
 
   [[nodiscard]] uint64_t start() const noexcept { return pub.start; }
   [[nodiscard]] uint64_t end() const noexcept { return pub.end; }
   [[nodiscard]] uint64_t size() const noexcept { return pub.end - pub.start; }
   static Region* of(umn_regcache_region* region) noexcept { return reinterpret_cast<Region*>(region); }
 };
+static_assert(sizeof(Region) == 128 && offsetof(Region, registered) >= 44);
 
 // Takes a hit's reference unless the region already lost its last one. Return: taken.
 inline bool try_get_hit(Region* region) noexcept {
@@ -66,57 +72,86 @@ inline bool try_get_hit(Region* region) noexcept {
   return true;
 }
 
-// The cached regions, sorted by start and pairwise disjoint.
+// The cached regions, sorted by start and pairwise disjoint. Layout: the header, then the regions'
+// ends (searched: 8 bytes per probe, no pointer chasing), then the region pointers, then a
+// direct-mapped index from page number to a region over that page (every page of regions up to
+// kIndexedPages pages, the first page of larger ones; a collision keeps the later region). A lookup
+// tries the index first (one load) and falls back to the binary search.
 class Table {
  public:
+  static constexpr uint64_t kIndexedPages = 8;
+  static constexpr unsigned kPageShift = 12;
+
   static Table* create(size_t capacity) noexcept {
-    void* memory = ::operator new(sizeof(Table) + capacity * sizeof(Region*), std::nothrow);
-    return memory == nullptr ? nullptr : new (memory) Table();
+    unsigned bits = 4;
+    while ((size_t{1} << bits) < 2 * capacity) ++bits;
+    const size_t bytes = sizeof(Table) + capacity * (sizeof(uint64_t) + sizeof(Region*)) +
+                         (size_t{1} << bits) * sizeof(Region*);
+    void* memory = ::operator new(bytes, std::nothrow);
+    return memory == nullptr ? nullptr : new (memory) Table(capacity, bits);
   }
   static void destroy(Table* table) noexcept { ::operator delete(table); }
 
   [[nodiscard]] size_t count() const noexcept { return count_; }
   [[nodiscard]] uint64_t bytes() const noexcept { return bytes_; }
-  [[nodiscard]] Region* at(size_t i) const noexcept { return slots()[i]; }
-  // Appends (the caller appends in start order). Only before publication.
+  [[nodiscard]] Region* at(size_t i) const noexcept { return regions()[i]; }
+  // Appends (the caller appends in start order, within capacity). Only before publication.
   void append(Region* region) noexcept {
-    slots()[count_++] = region;
+    ends()[count_] = region->end();
+    regions()[count_++] = region;
     bytes_ += region->size();
+    const uint64_t first = region->start() >> kPageShift, last = (region->end() - 1) >> kPageShift;
+    const uint64_t stop = last - first < kIndexedPages ? last : first;
+    for (uint64_t page = first; page <= stop; ++page) index()[slot_of(page)] = region;
   }
 
-  // The region covering [start, end), or nullptr. Context: RCU read side or cache lock.
+  // The region covering [start, end), or nullptr. Context: read-side section or cache lock.
   [[nodiscard]] Region* find_covering(uint64_t start, uint64_t end) const noexcept {
+    Region* candidate = index()[slot_of(start >> kPageShift)];
+    if (candidate != nullptr && candidate->start() <= start && end <= candidate->end()) return candidate;
     size_t i = first_ending_after(start);
-    if (i == count_) return nullptr;
-    Region* region = slots()[i];
-    return region->start() <= start && end <= region->end() ? region : nullptr;
+    if (i == count_ || end > ends()[i]) return nullptr;
+    Region* region = regions()[i];
+    return region->start() <= start ? region : nullptr;
   }
 
   // Calls fn(region) for each region overlapping [start, end), in order.
   template <class Fn>
   void for_each_overlapping(uint64_t start, uint64_t end, Fn&& fn) const noexcept {
-    for (size_t i = first_ending_after(start); i < count_ && slots()[i]->start() < end; ++i) fn(slots()[i]);
+    for (size_t i = first_ending_after(start); i < count_ && regions()[i]->start() < end; ++i) fn(regions()[i]);
   }
 
  private:
-  Table() = default;
-  Region** slots() noexcept { return reinterpret_cast<Region**>(this + 1); }
-  [[nodiscard]] Region* const* slots() const noexcept { return reinterpret_cast<Region* const*>(this + 1); }
+  Table(size_t capacity, unsigned index_bits) noexcept : capacity_(capacity), index_bits_(index_bits) {
+    for (size_t i = 0; i < (size_t{1} << index_bits_); ++i) index()[i] = nullptr;
+  }
+  [[nodiscard]] size_t slot_of(uint64_t page) const noexcept {
+    return static_cast<size_t>((page * 0x9E3779B97F4A7C15ull) >> (64 - index_bits_));
+  }
+  Region** index() noexcept { return regions() + capacity_; }
+  [[nodiscard]] Region* const* index() const noexcept { return regions() + capacity_; }
+  uint64_t* ends() noexcept { return reinterpret_cast<uint64_t*>(this + 1); }
+  [[nodiscard]] const uint64_t* ends() const noexcept { return reinterpret_cast<const uint64_t*>(this + 1); }
+  Region** regions() noexcept { return reinterpret_cast<Region**>(ends() + capacity_); }
+  [[nodiscard]] Region* const* regions() const noexcept { return reinterpret_cast<Region* const*>(ends() + capacity_); }
 
   // The first region whose end is above addr (ends are sorted too: the regions are disjoint).
+  // Branch-free (the hits of a scattered workload make every branch of a plain binary search a coin
+  // toss): the answer stays in [base, base + n] while n halves.
   [[nodiscard]] size_t first_ending_after(uint64_t addr) const noexcept {
-    size_t low = 0, high = count_;
-    while (low < high) {
-      size_t mid = (low + high) / 2;
-      if (slots()[mid]->end() <= addr) {
-        low = mid + 1;
-      } else {
-        high = mid;
-      }
+    const uint64_t* first = ends();
+    if (count_ == 0) return 0;
+    const uint64_t* base = first;
+    for (size_t n = count_; n > 1;) {
+      const size_t half = n / 2;
+      base = base[half] <= addr ? base + half : base;
+      n -= half;
     }
-    return low;
+    return static_cast<size_t>(base - first) + (*base <= addr ? 1 : 0);
   }
 
+  size_t capacity_;
+  unsigned index_bits_;
   size_t count_ = 0;
   uint64_t bytes_ = 0;
 };

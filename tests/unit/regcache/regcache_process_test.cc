@@ -21,6 +21,9 @@
 #include "umn/process.h"
 #include "umn/regcache.h"
 
+extern "C" void* __libc_malloc(size_t size);  // glibc's, exported
+extern "C" void __libc_free(void* block);
+
 namespace {
 
 using umn::test::FakeDevice;
@@ -88,8 +91,10 @@ TEST_F(RegCacheProcess, EachKindOfProcessEventInvalidates) {
   auto* shm = static_cast<char*>(shmat(id, nullptr, 0));
   shmctl(id, IPC_RMID, nullptr);
   expect_invalidated_by(shm, 1, [&] { shmdt(shm); });
-  auto* block = static_cast<char*>(std::malloc(8 << 20));  // mmapped by malloc: free munmaps it
-  expect_invalidated_by(block, 4, [&] { std::free(block); });
+  // glibc's allocator itself (sanitizer builds replace malloc with one that never unmaps): a block
+  // this large is mmapped, and free munmaps it.
+  auto* block = static_cast<char*>(__libc_malloc(8 << 20));
+  expect_invalidated_by(block, 4, [&] { __libc_free(block); });
 }
 
 // After munmap + a new mapping at the same address, get registers the new memory (never the old).
