@@ -34,9 +34,11 @@ void thread_exit(void* record) {
   reader->in_use.store(false, std::memory_order_release);  // pairs with the claiming CAS
 }
 
-// Runs at load, before any reader can exist (libumn's constructors run before main and before any
-// thread of the program calls into it).
-[[gnu::constructor]] void init() noexcept {
+pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+// Runs once, at the first registration or reclamation (not at load: a program that never uses a cache
+// pays nothing). Both sides call it first, so g_asymmetric is settled before either reads it.
+void init() noexcept {
   (void)pthread_key_create(&g_exit_key, &thread_exit);
   const long commands = membarrier(MEMBARRIER_CMD_QUERY);
   g_asymmetric = commands > 0 && (commands & MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0 &&
@@ -54,6 +56,7 @@ Reader* claim_free() noexcept {
 }  // namespace
 
 Reader* register_thread() noexcept {
+  (void)pthread_once(&g_once, &init);
   Reader* reader = claim_free();
   if (reader == nullptr) {
     reader = new (std::nothrow) Reader;
@@ -70,6 +73,7 @@ Reader* register_thread() noexcept {
 }
 
 uint64_t oldest_active() noexcept {
+  (void)pthread_once(&g_once, &init);
   if (g_asymmetric) (void)membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED);
   uint64_t oldest = UINT64_MAX;
   for (Reader* reader = g_readers.load(std::memory_order_acquire); reader != nullptr; reader = reader->next) {

@@ -42,7 +42,8 @@ inline constexpr uint64_t kNestMask = (uint64_t{1} << kNestBits) - 1;
 
 // The global epoch: advanced (acq_rel) by reclaimers after unlinking, read (acquire) by readers.
 extern std::atomic<uint64_t> g_epoch;
-// True when membarrier(PRIVATE_EXPEDITED) is registered for this process (set once, before any reader).
+// True when membarrier(PRIVATE_EXPEDITED) is registered for this process (set once, by the first
+// registration or reclamation, before either side reads it).
 extern bool g_asymmetric;
 // __thread, not thread_local: a direct TLS access, no C++ TLS wrapper call on the hit path.
 extern __thread Reader* t_reader [[gnu::tls_model("initial-exec")]];
