@@ -46,10 +46,12 @@
  *   - One mutex per cache serialises misses, reg, dereg, eviction, flush and destroy. reg and dereg are
  *     always called with it held: never concurrently for one cache, possibly on different threads.
  *   - The hit path (get finding a valid region, put not dropping the last reference) takes no lock and
- *     allocates nothing: an RCU read-side section (liburcu-bp, umn's flavour) over an immutable sorted
- *     array of the cached regions, and one atomic read-modify-write on the region itself (its reference
- *     count, which also counts its hits). Threads hitting *different* regions share no written cache
- *     line; threads hitting the same region write that region's counter (like a kernel kref).
+ *     allocates nothing (but a thread's very first hit registers the thread, once): an epoch read-side
+ *     section (a store to a thread-local record; src/users/regcache/epoch.hpp says why not liburcu-bp)
+ *     over an immutable sorted array of the cached regions with a page index in front, and one atomic
+ *     read-modify-write on the region itself at get and one at put (its reference count, which also
+ *     counts its hits). Threads hitting *different* regions share no written cache line; threads
+ *     hitting the same region write that region's counter (like a kernel kref).
  *   - The notifier takes no cache lock (so a signal handler that munmaps while its thread is inside a
  *     cache call cannot deadlock): it marks regions with one atomic exchange each.
  * Lifetime
