@@ -2,7 +2,7 @@
 # test.sh - builds and runs every test: the normal build, ASan+UBSan, and TSan.
 #   scripts/test.sh          CI-sized stress tests
 #   scripts/test.sh --long   long stress runs (UMN_STRESS_LONG=1)
-# Build folders: build/test, build/nohooks, build/asan, build/tsan.
+# Build folders: build/test, build/nohooks, build/tsa (clang -Wthread-safety), build/asan, build/tsan.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -38,6 +38,17 @@ run_tests test
 configure_build nohooks -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUMN_PROCESS_HOOKS=OFF -DUMN_BUILD_TOOLS=OFF \
   -DUMN_BUILD_EXAMPLES=OFF "-DUMN_UNIT_ONLY=core;classic;cxx;itree;misuse;nohooks"
 run_tests nohooks
+
+# clang's thread-safety analysis over the library (every UMN_GUARDED_BY / UMN_REQUIRES, src/base/lock.hpp),
+# warnings as errors; first a negative control that proves the analysis is on.
+tsa=(clang++ -std=c++20 -fsyntax-only -Wthread-safety -Werror -Isrc tests/thread_safety/unlocked_read.cc)
+"${tsa[@]}"
+if "${tsa[@]}" -DUMN_EXPECT_REJECTED 2>/dev/null; then
+  echo "clang accepted an unlocked read of a UMN_GUARDED_BY field: the analysis is off" >&2
+  exit 1
+fi
+CC=clang CXX=clang++ configure_build tsa -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUMN_BUILD_TESTS=OFF -DUMN_BUILD_TOOLS=OFF \
+  -DUMN_BUILD_EXAMPLES=OFF
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1

@@ -139,7 +139,7 @@ void classic_release(Subscriptions& subs, umn_mm* mm) noexcept {
   }
   {
     SignalsHeld hold(mm);
-    std::lock_guard guard(subs.lock);
+    MutexLock guard(subs.lock);
     unlink_all_locked(subs.classic);
   }
   if (!UMN_CHECK(!rcu::read_ongoing(), "umn_notifier_release", "called from a classic notifier callback"))

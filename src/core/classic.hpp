@@ -29,8 +29,8 @@
 
 #include <atomic>
 #include <cstdint>
-#include <mutex>
 
+#include "base/lock.hpp"
 #include "core/rcu.hpp"
 #include "umn/umn.h"
 
@@ -41,8 +41,7 @@ struct Subscriptions;
 // The classic subscribers of one address space, newest first (the kernel's hlist order).
 struct ClassicList {
   uintptr_t head = 0;  // umn_notifier*; atomic_ref: written under Subscriptions::lock, read under RCU
-  unsigned long registrations = 0;  // guarded by Subscriptions::lock: registered, not unregistered/freed
-  std::mutex get_lock;
+  Mutex get_lock;  // see Locking above; Subscriptions::classic_registrations counts the registrations
 };
 
 // umn_notifier::umn_private, word by word.

@@ -60,7 +60,7 @@ int check_insert_args(umn_interval_notifier* sub, umn_mm* mm, uint64_t start, ui
 }
 
 // Links sub in, or defers it while the tree is frozen. Called under subs.lock.
-void link_locked(Subscriptions& subs, umn_interval_notifier* sub) noexcept {
+void link_locked(Subscriptions& subs, umn_interval_notifier* sub) noexcept UMN_REQUIRES(subs.lock) {
   unsigned long seq = subs.invalidate_seq.load(std::memory_order_relaxed);
   if (subs.active > 0 && (seq & 1) != 0) {
     // Frozen: a running walk may be reading the tree. Apply at the epoch's end; readers wait for it.
@@ -88,7 +88,7 @@ void link_locked(Subscriptions& subs, umn_interval_notifier* sub) noexcept {
 
 // Unlinks sub, or queues its removal while the tree is frozen. Called under subs.lock.
 // Return: true when the caller must wait for the epoch to end.
-bool unlink_locked(Subscriptions& subs, umn_interval_notifier* sub, unsigned long* wait_seq) noexcept {
+bool unlink_locked(Subscriptions& subs, umn_interval_notifier* sub, unsigned long* wait_seq) noexcept UMN_REQUIRES(subs.lock) {
   unsigned long seq = subs.invalidate_seq.load(std::memory_order_relaxed);
   if (state_of(sub) == kStatePendingInsert) {
     // Cancels an insert that never reached the tree: no callback ever ran, nothing to wait for.
@@ -115,7 +115,9 @@ bool unlink_locked(Subscriptions& subs, umn_interval_notifier* sub, unsigned lon
 // Takes subs.lock with enough spare index nodes for one more insert (pending ones included). Index nodes
 // are allocated without the lock: an allocation may munmap, and the process hooks would then invalidate
 // this very address space. Return: false on allocation failure (lock not held).
-bool lock_with_reserve(Subscriptions& subs, std::unique_lock<std::mutex>& guard) noexcept {
+// (Not analysed: it locks and unlocks through the caller's guard, which the analysis cannot follow;
+// the caller asserts the lock after a true return.)
+bool lock_with_reserve(Subscriptions& subs, UniqueLock& guard) noexcept UMN_NO_THREAD_SAFETY_ANALYSIS {
   for (;;) {
     guard.lock();
     const size_t needed = subs.itree.spare_needed(subs.pending_inserts + 1);
@@ -132,7 +134,7 @@ bool lock_with_reserve(Subscriptions& subs, std::unique_lock<std::mutex>& guard)
 }
 
 // Spare index nodes beyond what pending inserts need, detached under the lock, freed after it.
-IntervalTree::NodeChain surplus_locked(Subscriptions& subs) noexcept {
+IntervalTree::NodeChain surplus_locked(Subscriptions& subs) noexcept UMN_REQUIRES(subs.lock) {
   return subs.itree.take_surplus(2 * subs.itree.spare_needed(subs.pending_inserts + 1));
 }
 
@@ -156,8 +158,9 @@ int umn_interval_notifier_insert(umn_interval_notifier* sub, umn_mm* mm, uint64_
   sub->interval_tree.last = last;
   sub->interval_tree.leaf = nullptr;
   SignalsHeld hold(mm);
-  std::unique_lock guard(subs->lock, std::defer_lock);
+  UniqueLock guard(subs->lock, std::defer_lock);
   if (!lock_with_reserve(*subs, guard)) return -ENOMEM;
+  subs->lock.assert_held();
   if (UMN_WARN_ON(subs->released, "umn_interval_notifier_insert", "address space was released"))
     return -EINVAL;
   mm_get(mm);
@@ -176,7 +179,7 @@ void umn_interval_notifier_remove(umn_interval_notifier* sub) {
   IntervalTree::NodeChain surplus;
   {
     SignalsHeld hold(mm);
-    std::unique_lock guard(subs.lock);
+    UniqueLock guard(subs.lock);
     if (!UMN_CHECK(state_of(sub) != kStatePendingRemove && state_of(sub) != kStateRemoved, kCall,
                    "notifier removed twice, concurrently"))
       return;
@@ -219,7 +222,7 @@ unsigned long umn_interval_read_begin(umn_interval_notifier* sub) {
                  "called from an invalidate callback: it would wait for its own invalidation"))
     return 0;
   SignalsHeld hold(sub->mm);
-  std::unique_lock guard(subs.lock);
+  UniqueLock guard(subs.lock);
   subs.waiters++;
   subs.epoch_ended.wait(guard, [&] { return subs.invalidate_seq.load(std::memory_order_relaxed) != seq; });
   subs.waiters--;

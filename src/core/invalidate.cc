@@ -18,8 +18,9 @@ namespace {
 // Waits, under subs.lock, until no insert is deferred: a notifier still on the deferred list when the
 // release walk runs would never get its RELEASE (I-16). Inserts are refused once `released` is set, so
 // this ends with the epoch that froze the tree (or earlier, if the pending inserts are cancelled).
-void wait_for_deferred_inserts(Subscriptions& subs, std::unique_lock<std::mutex>& guard) noexcept {
+void wait_for_deferred_inserts(Subscriptions& subs, UniqueLock& guard) noexcept UMN_REQUIRES(subs.lock) {
   auto none_pending = [&subs] {
+    subs.lock.assert_held();  // called here and by the wait, both with the lock held
     for (umn_interval_notifier* sub = subs.deferred; sub != nullptr; sub = sub->deferred_next)
       if (sub->state == kStatePendingInsert) return false;
     return true;
@@ -36,12 +37,15 @@ thread_local const umn_mm* t_tearing_down = nullptr;
 // A release that finds teardown begun waits, under subs.lock, until it has finished: when any release
 // returns, every RELEASE and ->release has run and the classic list is empty. From a callback of that
 // teardown (same thread) it would wait for itself: diagnosed, returns at once.
-void wait_for_teardown(Subscriptions& subs, const umn_mm* mm, std::unique_lock<std::mutex>& guard) noexcept {
+void wait_for_teardown(Subscriptions& subs, const umn_mm* mm, UniqueLock& guard) noexcept UMN_REQUIRES(subs.lock) {
   if (subs.release_done) return;
   if (!UMN_CHECK(t_tearing_down != mm, "umn_notifier_release", "called from a callback of its own teardown"))
     return;
   subs.waiters++;
-  subs.epoch_ended.wait(guard, [&subs] { return subs.release_done; });
+  subs.epoch_ended.wait(guard, [&subs] {
+    subs.lock.assert_held();  // the wait runs its predicate with the lock held
+    return subs.release_done;
+  });
   subs.waiters--;
 }
 
@@ -137,7 +141,7 @@ void umn_notifier_release(umn_mm* mm) {
   if (subs == nullptr) return;  // nothing was ever subscribed, and nothing can be now
   {
     SignalsHeld hold(mm);
-    std::unique_lock guard(subs->lock);
+    UniqueLock guard(subs->lock);
     if (subs->released) {
       wait_for_teardown(*subs, mm, guard);
       return;
@@ -155,7 +159,7 @@ void umn_notifier_release(umn_mm* mm) {
   classic_release(*subs, mm);
   t_tearing_down = outer;
   SignalsHeld hold(mm);
-  std::lock_guard guard(subs->lock);
+  MutexLock guard(subs->lock);
   subs->release_done = true;
   if (subs->waiters > 0) subs->epoch_ended.notify_all();
 }

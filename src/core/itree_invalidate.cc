@@ -74,7 +74,7 @@ class FinishQueue {
 // Step 1. Return: the first overlapping node (cur_seq set, odd), or nullptr.
 umn_interval_tree_node* epoch_start(Subscriptions& subs, uint64_t start, uint64_t last,
                             unsigned long* cur_seq) noexcept {
-  std::lock_guard guard(subs.lock);
+  MutexLock guard(subs.lock);
   subs.active++;
   umn_interval_tree_node* first = subs.itree.first_overlap(start, last);
   unsigned long seq = subs.invalidate_seq.load(std::memory_order_relaxed);
@@ -99,7 +99,7 @@ bool first_pass(umn_interval_notifier* sub, const umn_notifier_range* range, uns
 }
 
 // Applies the deferred inserts and removes. Called under subs.lock with seq just turned even.
-void apply_deferred(Subscriptions& subs) noexcept {
+void apply_deferred(Subscriptions& subs) noexcept UMN_REQUIRES(subs.lock) {
   umn_interval_notifier* sub = subs.deferred;
   subs.deferred = nullptr;
   while (sub != nullptr) {
@@ -157,7 +157,7 @@ bool itree_walking(const Subscriptions& subs) noexcept {
 }
 
 void itree_invalidate_end(Subscriptions& subs) noexcept {
-  std::lock_guard guard(subs.lock);
+  MutexLock guard(subs.lock);
   UMN_DCHECK(subs.active > 0);
   subs.active--;
   unsigned long seq = subs.invalidate_seq.load(std::memory_order_relaxed);

@@ -109,7 +109,7 @@ void umn_mm_destroy(umn_mm* mm) {
   if (Subscriptions* subs = umn::detail::subscriptions_of(mm)) {
     bool notifiers_left;
     {
-      std::lock_guard guard(subs->lock);
+      umn::detail::MutexLock guard(subs->lock);
       notifiers_left = !subs->itree.empty() || subs->deferred != nullptr;
     }
     UMN_WARN_ON(notifiers_left, "umn_mm_destroy",

@@ -62,7 +62,7 @@ int check_register_args(umn_notifier* sub, umn_mm* mm) noexcept {
 }
 
 // Waits until no range is in flight. Context: subs.lock held through `held`.
-void wait_for_no_ranges(Subscriptions& subs, std::unique_lock<std::mutex>& held) noexcept {
+void wait_for_no_ranges(Subscriptions& subs, UniqueLock& held) noexcept UMN_REQUIRES(subs.lock) {
   subs.waiters++;
   while (subs.active != 0) {
     // Woken by itree_invalidate_end when active reaches 0 with waiters.
@@ -75,13 +75,13 @@ void wait_for_no_ranges(Subscriptions& subs, std::unique_lock<std::mutex>& held)
 }
 
 // Initialises sub's private words and links it. Context: subs.lock held, active == 0.
-void link_new_locked(Subscriptions& subs, umn_notifier* sub, umn_mm* mm, uintptr_t flags) noexcept {
+void link_new_locked(Subscriptions& subs, umn_notifier* sub, umn_mm* mm, uintptr_t flags) noexcept UMN_REQUIRES(subs.lock) {
   sub->mm = mm;
   sub->users = 1;
   classic_word(sub, kWordFlags).store(flags, std::memory_order_relaxed);
   classic_word(sub, kWordState).store(kClassicRegistered, std::memory_order_release);
   classic_link_locked(subs.classic, sub);
-  subs.classic.registrations++;
+  subs.classic_registrations++;
   mm_get(mm);
 }
 
@@ -91,7 +91,7 @@ int register_notifier(umn_notifier* sub, umn_mm* mm, uintptr_t flags) noexcept {
   Subscriptions* subs = subscriptions_get_or_create(mm);
   if (subs == nullptr) return -ENOMEM;
   SignalsHeld hold(mm);
-  std::unique_lock held(subs->lock);
+  UniqueLock held(subs->lock);
   if (!subs->released) wait_for_no_ranges(*subs, held);
   // Checked after the wait too: teardown may have run meanwhile. Once released is set, teardown's walk
   // has or will see every notifier linked before, and none may be linked after.
@@ -109,7 +109,7 @@ int register_notifier(umn_notifier* sub, umn_mm* mm, uintptr_t flags) noexcept {
 umn_notifier* find_and_get(Subscriptions& subs, const umn_mm* mm, const umn_notifier_ops* ops,
                            int* err) noexcept {
   SignalsHeld hold(mm);
-  std::lock_guard guard(subs.lock);
+  MutexLock guard(subs.lock);
   // Once teardown has begun, the registrations it releases are not handed out again (their ->release
   // has run or is about to), and no new one is made: a get racing with teardown fails like one after it.
   *err = subs.released ? -EINVAL : 0;
@@ -126,7 +126,7 @@ umn_notifier* find_and_get(Subscriptions& subs, const umn_mm* mm, const umn_noti
   return nullptr;
 }
 
-// Allocates and registers the notifier of (ops, mm). Context: subs.classic.get_lock held.
+// Allocates and registers the notifier of (ops, mm). Context: mm's ClassicList::get_lock held.
 // Return: the notifier or an error pointer.
 umn_notifier* alloc_and_register(const umn_notifier_ops* ops, umn_mm* mm) noexcept {
   umn_notifier* sub = ops->alloc_notifier(mm);
@@ -148,7 +148,7 @@ umn_notifier* get_notifier(const umn_notifier_ops* ops, umn_mm* mm) noexcept {
   int err;
   if (umn_notifier* sub = find_and_get(*subs, mm, ops, &err); sub != nullptr || err != 0)
     return err != 0 ? error_pointer(err) : sub;
-  std::lock_guard get_guard(subs->classic.get_lock);
+  MutexLock get_guard(subs->classic.get_lock);
   if (umn_notifier* sub = find_and_get(*subs, mm, ops, &err); sub != nullptr || err != 0)
     return err != 0 ? error_pointer(err) : sub;  // another get registered it while we waited for get_lock
   return alloc_and_register(ops, mm);
@@ -166,7 +166,7 @@ void free_after_grace_period(rcu_head* head) {
 }
 
 // put's locked half. Return: true when this was the last user (sub is unlinked and must be freed).
-bool put_locked(Subscriptions& subs, umn_notifier* sub) noexcept {
+bool put_locked(Subscriptions& subs, umn_notifier* sub) noexcept UMN_REQUIRES(subs.lock) {
   const uintptr_t state = state_of(sub);
   if (UMN_WARN_ON(state == kClassicFreeing || sub->users == 0, kPutCall, "put of a notifier with 0 users"))
     return false;
@@ -175,7 +175,7 @@ bool put_locked(Subscriptions& subs, umn_notifier* sub) noexcept {
     return false;
   if (--sub->users != 0) return false;
   classic_unlink_locked(sub);  // harmless if teardown already unlinked it
-  subs.classic.registrations--;
+  subs.classic_registrations--;
   classic_word(sub, kWordState).store(kClassicFreeing, std::memory_order_relaxed);
   return true;
 }
@@ -191,9 +191,9 @@ void unregister_notifier(umn_notifier* sub, umn_mm* mm) noexcept {
   }
   {
     SignalsHeld hold(mm);
-    std::lock_guard guard(subs.lock);
+    MutexLock guard(subs.lock);
     classic_unlink_locked(sub);
-    subs.classic.registrations--;
+    subs.classic_registrations--;
   }
   rcu::synchronize();  // every walk that may still be calling sub has left
   classic_word(sub, kWordState).store(kClassicUnregistered, std::memory_order_release);
@@ -213,8 +213,8 @@ void write_culprit(const umn_notifier* sub) noexcept {
 void classic_check_leftovers(Subscriptions& subs) noexcept {
   unsigned long left;
   {
-    std::lock_guard guard(subs.lock);
-    left = subs.classic.registrations;
+    MutexLock guard(subs.lock);
+    left = subs.classic_registrations;
     if (UMN_DEBUG_LEVEL >= 1 && default_hook_in_use())
       for (umn_notifier* sub = classic_first(subs.classic); sub != nullptr; sub = classic_next(sub))
         write_culprit(sub);
@@ -270,7 +270,7 @@ void umn_notifier_put(umn_notifier* sub) {
   bool last;
   {
     SignalsHeld hold(sub->mm);
-    std::lock_guard guard(subs->lock);
+    MutexLock guard(subs->lock);
     last = put_locked(*subs, sub);
   }
   if (last) rcu::call(reinterpret_cast<rcu_head*>(&sub->umn_private[kWordRcu]), &free_after_grace_period);

@@ -29,10 +29,10 @@
 #include <signal.h>
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <mutex>
 
+#include "base/lock.hpp"
 #include "core/classic.hpp"
 #include "itree/interval_tree.hpp"
 #include "umn/umn.h"
@@ -63,17 +63,18 @@ enum RangeState : unsigned {
 };
 
 struct Subscriptions {
-  std::mutex lock;
-  std::condition_variable epoch_ended;             // waited on with lock; signalled when seq turns even
-  std::atomic<unsigned long> invalidate_seq{2};    // written under lock; read lock-free by read_begin
-  unsigned long active = 0;                        // guarded by lock: range starts without their end
-  unsigned waiters = 0;                            // guarded by lock: threads waiting on epoch_ended
-  bool released = false;                           // guarded by lock: umn_notifier_release began
-  bool release_done = false;                       // guarded by lock: ... and finished (epoch_ended signalled)
-  IntervalTree itree;                              // structure guarded by lock; see the header comment
-  umn_interval_notifier* deferred = nullptr;       // guarded by lock: pending inserts and removes (LIFO)
-  size_t pending_inserts = 0;                      // guarded by lock: kStatePendingInsert notifiers
-  ClassicList classic;                             // classic notifiers; see core/classic.hpp
+  Mutex lock;
+  CondVar epoch_ended;                                      // waited on with lock; signalled when seq turns even
+  std::atomic<unsigned long> invalidate_seq{2};             // written under lock; read lock-free by read_begin
+  unsigned long active UMN_GUARDED_BY(lock) = 0;            // range starts without their end
+  unsigned waiters UMN_GUARDED_BY(lock) = 0;                // threads waiting on epoch_ended
+  bool released UMN_GUARDED_BY(lock) = false;               // umn_notifier_release began
+  bool release_done UMN_GUARDED_BY(lock) = false;           // ... and finished (epoch_ended signalled)
+  IntervalTree itree UMN_GUARDED_BY(lock);                  // walked lock-free when frozen: see above
+  umn_interval_notifier* deferred UMN_GUARDED_BY(lock) = nullptr;  // pending inserts and removes (LIFO)
+  size_t pending_inserts UMN_GUARDED_BY(lock) = 0;          // kStatePendingInsert notifiers
+  ClassicList classic;                                      // classic notifiers; see core/classic.hpp
+  unsigned long classic_registrations UMN_GUARDED_BY(lock) = 0;  // registered, not unregistered/freed
 };
 
 }  // namespace umn::detail

@@ -545,8 +545,8 @@ void Runner::check_state() {
     if (classics_[id]->n.users != model_.classic_users(id))
       fail("c" + std::to_string(id) + " users: umn " + std::to_string(classics_[id]->n.users) + " model " +
            std::to_string(model_.classic_users(id)));
-  if (subs->classic.registrations != model_.classic_registrations())
-    fail("classic registrations: umn " + std::to_string(subs->classic.registrations) + " model " +
+  if (subs->classic_registrations != model_.classic_registrations())
+    fail("classic registrations: umn " + std::to_string(subs->classic_registrations) + " model " +
          std::to_string(model_.classic_registrations()));
 }
 

@@ -30,9 +30,9 @@
 
 #include <atomic>
 #include <cerrno>
-#include <mutex>
 #include <new>
 
+#include "base/lock.hpp"
 #include "sources/sys/sys.hpp"
 #include "umn/process.h"
 
@@ -45,7 +45,7 @@ struct umn_uffd_monitor {
   int uffd = -1;
   int stop_fd = -1;
   pthread_t thread{};
-  std::mutex lock;
+  umn::detail::Mutex lock;  // serialises register and stop; guards no field (the thread reads the fds)
   std::atomic<unsigned long> events{0};
 };
 
@@ -149,7 +149,7 @@ umn_uffd_monitor* umn_uffd_monitor_start(umn_mm* mm) {
 
 int umn_uffd_monitor_register(umn_uffd_monitor* monitor, void* addr, size_t length) {
   if (monitor == nullptr) return -EINVAL;
-  std::lock_guard guard(monitor->lock);
+  umn::detail::MutexLock guard(monitor->lock);
   uffdio_register reg = {};
   reg.range.start = reinterpret_cast<uint64_t>(addr);
   reg.range.len = length;
@@ -165,7 +165,7 @@ unsigned long umn_uffd_monitor_events(const umn_uffd_monitor* monitor) {
 void umn_uffd_monitor_stop(umn_uffd_monitor* monitor) {
   if (monitor == nullptr) return;
   {
-    std::lock_guard guard(monitor->lock);
+    umn::detail::MutexLock guard(monitor->lock);
     uint64_t one = 1;
     umn::sys::write_all(monitor->stop_fd, &one, sizeof(one));
   }

@@ -153,8 +153,8 @@ class Device {
   class Engine;
 
   void flush_tlb(PageSpan span) noexcept;
-  void zap_locked(PageSpan span) noexcept SIM_REQUIRES(lock_);
-  unsigned vm_fences_locked(std::span<Fence, kMaxEngines> out) noexcept SIM_REQUIRES(lock_);
+  void zap_locked(PageSpan span) noexcept UMN_REQUIRES(lock_);
+  unsigned vm_fences_locked(std::span<Fence, kMaxEngines> out) noexcept UMN_REQUIRES(lock_);
   void stop(Engine& engine) noexcept;
 
   Hardware& hardware_;
@@ -162,8 +162,8 @@ class Device {
   const DeviceConfig config_;
   const unsigned id_;
   Mutex lock_;
-  std::vector<uint64_t> page_table_ SIM_GUARDED_BY(lock_);  // generation mapped; 0: none
-  std::vector<uint64_t> tlb_ SIM_GUARDED_BY(lock_);         // cached page_table_ entries; 0: none
+  std::vector<uint64_t> page_table_ UMN_GUARDED_BY(lock_);  // generation mapped; 0: none
+  std::vector<uint64_t> tlb_ UMN_GUARDED_BY(lock_);         // cached page_table_ entries; 0: none
   std::vector<std::unique_ptr<Engine>> engines_;           // fixed after construction
   std::atomic<uint64_t> reads_{0};                         // atomic; relaxed statistics
   std::atomic<uint64_t> stale_{0};                         // atomic; relaxed statistics

@@ -104,7 +104,7 @@ void Fence::wait_all(std::span<const Fence> fences) noexcept {
 }
 
 void FenceSlot::detach() noexcept {
-  std::lock_guard guard(hardware_.mutex_);
+  umn::detail::MutexLock guard(hardware_.mutex_);
   if (queued_) hardware_.unlink_locked(*this);
 }
 
@@ -122,6 +122,7 @@ void FenceSlot::schedule(const LatencyModel& latency) noexcept {
 
 void FenceSlot::schedule(const LatencyModel& latency, Submission& submission) noexcept {
   UMN_DCHECK(&submission.hardware_ == &hardware_);
+  hardware_.mutex_.assert_held();  // by the submission (the same Hardware, checked above)
   hardware_.schedule_locked(*this, latency, submission.now_);
   measured_ = true;
 }
@@ -133,6 +134,7 @@ Submission::~Submission() { hardware_.mutex_.unlock(); }
 void Submission::enable(const Fence& fence) noexcept {
   if (fence.signaled()) return;
   UMN_DCHECK(&fence.slot_->hardware_ == &hardware_);
+  hardware_.mutex_.assert_held();  // for the submission's lifetime
   hardware_.enable_locked(*fence.slot_, fence.point_, now_);
 }
 
@@ -146,7 +148,7 @@ Hardware::Hardware(uint64_t seed) : random_(seed), thread_([this] { run(); }) {}
 
 Hardware::~Hardware() {
   {
-    std::lock_guard guard(mutex_);
+    umn::detail::MutexLock guard(mutex_);
     stop_ = true;
   }
   wake_.notify_one();
@@ -154,7 +156,7 @@ Hardware::~Hardware() {
 }
 
 void Hardware::enable(FenceSlot& slot, uint32_t point) noexcept {
-  std::lock_guard guard(mutex_);
+  umn::detail::MutexLock guard(mutex_);
   enable_locked(slot, point, Clock::now());
 }
 
@@ -165,7 +167,7 @@ void Hardware::enable_locked(FenceSlot& slot, uint32_t point, Clock::time_point 
 }
 
 const Fence* Hardware::last_to_complete(std::span<const Fence> fences) noexcept {
-  std::lock_guard guard(mutex_);
+  umn::detail::MutexLock guard(mutex_);
   const Fence* last = nullptr;
   for (const Fence& fence : fences) {
     if (fence.signaled()) continue;
@@ -263,7 +265,7 @@ void Hardware::run() {
   prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);  // 1 ns: wake at the deadline, not up to 50 us later
   // Deliberately not SCHED_FIFO: a real-time timer thread preempts the invalidating thread in the middle
   // of its first pass every time a deadline falls due, which tripled the D = 32 first pass (measured).
-  std::unique_lock lock(mutex_);
+  umn::detail::UniqueLock lock(mutex_);
   while (!stop_) {
     if (head_ == nullptr) {
       wake_.wait(lock);

@@ -40,7 +40,6 @@
 #include <array>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <mutex>
 #include <random>
@@ -146,27 +145,6 @@ class FenceSlot {
   Clock::time_point completed_at_{};  // the completing batch's time; written before the release store of seq_
 };
 
-// One doorbell write: the operations submitted through it are scheduled under one acquisition of the
-// Hardware lock and from one clock reading, their common submission time. A first pass submits one
-// device's work through one Submission (enable its preempt fences, submit its TLB invalidation): a clock
-// read costs ~60 ns on the development VM, a lock round trip ~40 ns, and a 32-device first pass paid
-// both twice per device before the last device's TLB invalidation was submitted.
-// Context: holds the Hardware lock for its lifetime, so inside it take no notifier lock and do not wait
-// (the Device lock ranks below the Hardware lock and may be taken). Non-blocking apart from that lock.
-class Submission {
- public:
-  explicit Submission(Hardware& hardware) noexcept;
-  ~Submission();
-  Submission(const Submission&) = delete;
-  Submission& operator=(const Submission&) = delete;
-  // As Fence::enable_signaling(). Precondition: the fence's slot belongs to this submission's Hardware.
-  void enable(const Fence& fence) noexcept;
-
- private:
-  friend class FenceSlot;
-  Hardware& hardware_;
-  const Clock::time_point now_;  // read once the lock is held
-};
 
 // The simulated hardware: one timer thread that completes every scheduled operation at its deadline.
 class Hardware {
@@ -193,41 +171,63 @@ class Hardware {
   friend class Submission;
 
   // Schedules a lazy operation whose signalling was just enabled (no-op if not lazy, or done already).
-  void enable_locked(FenceSlot& slot, uint32_t point, Clock::time_point now) noexcept;
-  void schedule_locked(FenceSlot& slot, const LatencyModel& latency, Clock::time_point now);
+  void enable_locked(FenceSlot& slot, uint32_t point, Clock::time_point now) noexcept UMN_REQUIRES(mutex_);
+  void schedule_locked(FenceSlot& slot, const LatencyModel& latency, Clock::time_point now) UMN_REQUIRES(mutex_);
   void enable(FenceSlot& slot, uint32_t point) noexcept;
   // The pending fence of `fences` whose operation completes last (an unscheduled one counts as last);
   // nullptr when all are signaled. Context: takes mutex_.
   const Fence* last_to_complete(std::span<const Fence> fences) noexcept;
   // Delivers a pending kick: wakes the timer thread so it sleeps for the new earliest deadline.
   void kick() noexcept;
-  void unlink_locked(FenceSlot& slot) noexcept;
+  void unlink_locked(FenceSlot& slot) noexcept UMN_REQUIRES(mutex_);
   // Where to start looking for slot's place: the last slot of its latency class, if still before it.
-  FenceSlot* insertion_hint_locked(const FenceSlot& slot, Nanos latency) noexcept;
+  FenceSlot* insertion_hint_locked(const FenceSlot& slot, Nanos latency) noexcept UMN_REQUIRES(mutex_);
   // Completes one slot at `now` (its batch's time); returns whether someone waits on it (to be woken).
-  bool complete_locked(FenceSlot& slot, Clock::time_point now) noexcept;
-  void complete_due_locked() noexcept;
-  Nanos draw_locked(const LatencyModel& latency);
+  bool complete_locked(FenceSlot& slot, Clock::time_point now) noexcept UMN_REQUIRES(mutex_);
+  void complete_due_locked() noexcept UMN_REQUIRES(mutex_);
+  Nanos draw_locked(const LatencyModel& latency) UMN_REQUIRES(mutex_);
   void run();
 
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  FenceSlot* head_ = nullptr;  // the queue, ordered by deadline; guarded by mutex_
-  FenceSlot* tail_ = nullptr;  // guarded by mutex_
+  umn::detail::Mutex mutex_;
+  umn::detail::CondVar wake_;
+  FenceSlot* head_ UMN_GUARDED_BY(mutex_) = nullptr;  // the queue, ordered by deadline
+  FenceSlot* tail_ UMN_GUARDED_BY(mutex_) = nullptr;
   // Insertion hints, one per latency class (LatencyModel::latency): the last slot scheduled in that class,
   // or nullptr once it left the queue. Guarded by mutex_. See schedule_locked in hardware.cc.
   struct Hint {
     Nanos latency{0};
     FenceSlot* last = nullptr;
   };
-  std::array<Hint, 4> hints_{};
-  bool stop_ = false;          // guarded by mutex_
-  std::mt19937_64 random_;     // guarded by mutex_
+  std::array<Hint, 4> hints_ UMN_GUARDED_BY(mutex_){};
+  bool stop_ UMN_GUARDED_BY(mutex_) = false;
+  std::mt19937_64 random_ UMN_GUARDED_BY(mutex_);
   std::atomic<bool> kick_pending_{false};  // atomic; set under mutex_, cleared by kick() (see hardware.cc)
   WaitHistogram lateness_;  // written by the timer thread only (record_exclusive)
   WaitHistogram achieved_;  // likewise
   std::atomic<uint64_t> waiter_sleeps_{0};  // atomic; relaxed statistic (Fence::sleep)
   std::thread thread_;  // last: starts after everything above is initialised
+};
+
+// One doorbell write: the operations submitted through it are scheduled under one acquisition of the
+// Hardware lock and from one clock reading, their common submission time. A first pass submits one
+// device's work through one Submission (enable its preempt fences, submit its TLB invalidation): a clock
+// read costs ~60 ns on the development VM, a lock round trip ~40 ns, and a 32-device first pass paid
+// both twice per device before the last device's TLB invalidation was submitted.
+// Context: holds the Hardware lock for its lifetime, so inside it take no notifier lock and do not wait
+// (the Device lock ranks below the Hardware lock and may be taken). Non-blocking apart from that lock.
+class UMN_SCOPED_CAPABILITY Submission {
+ public:
+  explicit Submission(Hardware& hardware) noexcept UMN_ACQUIRE(hardware.mutex_);
+  ~Submission() UMN_RELEASE();
+  Submission(const Submission&) = delete;
+  Submission& operator=(const Submission&) = delete;
+  // As Fence::enable_signaling(). Precondition: the fence's slot belongs to this submission's Hardware.
+  void enable(const Fence& fence) noexcept;
+
+ private:
+  friend class FenceSlot;
+  Hardware& hardware_;
+  const Clock::time_point now_;  // read once the lock is held
 };
 
 }  // namespace umn::sim

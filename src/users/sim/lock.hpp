@@ -1,5 +1,6 @@
-// lock.hpp - sim::Mutex, the simulation's lock: annotated for clang's -Wthread-safety, and measuring
-// how long its contended acquisitions waited (that is how the cost of sharing one notifier lock between
+// lock.hpp - sim::Mutex, the simulation's lock: annotated for clang's -Wthread-safety with the
+// annotations of base/lock.hpp (whose umn::detail::Mutex it extends), and measuring how long its
+// contended acquisitions waited (that is how the cost of sharing one notifier lock between
 // devices is measured rather than assumed). sim::WaitHistogram holds those waits.
 //
 // Locking
@@ -20,27 +21,8 @@
 #include <cstdint>
 #include <mutex>
 
-#if defined(__clang__)
-#define SIM_CAPABILITY(x) __attribute__((capability(x)))
-#define SIM_SCOPED_CAPABILITY __attribute__((scoped_lockable))
-#define SIM_GUARDED_BY(x) __attribute__((guarded_by(x)))
-#define SIM_REQUIRES(...) __attribute__((requires_capability(__VA_ARGS__)))
-#define SIM_ACQUIRE(...) __attribute__((acquire_capability(__VA_ARGS__)))
-#define SIM_RELEASE(...) __attribute__((release_capability(__VA_ARGS__)))
-#define SIM_TRY_ACQUIRE(...) __attribute__((try_acquire_capability(__VA_ARGS__)))
-#define SIM_ASSERT_CAPABILITY(x) __attribute__((assert_capability(x)))
-#define SIM_RETURN_CAPABILITY(x) __attribute__((lock_returned(x)))
-#else
-#define SIM_CAPABILITY(x)
-#define SIM_SCOPED_CAPABILITY
-#define SIM_GUARDED_BY(x)
-#define SIM_REQUIRES(...)
-#define SIM_ACQUIRE(...)
-#define SIM_RELEASE(...)
-#define SIM_TRY_ACQUIRE(...)
-#define SIM_ASSERT_CAPABILITY(x)
-#define SIM_RETURN_CAPABILITY(x)
-#endif
+#include "base/lock.hpp"
+
 
 namespace umn::sim {
 
@@ -68,7 +50,7 @@ class WaitHistogram {
   std::atomic<uint64_t> max_ns_{0};
 };
 
-class SIM_CAPABILITY("mutex") Mutex {
+class UMN_CAPABILITY("mutex") Mutex {
  public:
   // waits: where contended acquisitions record how long they waited (nullptr: not measured).
   explicit Mutex(WaitHistogram* waits = nullptr) noexcept : waits_(waits) {}
@@ -76,14 +58,14 @@ class SIM_CAPABILITY("mutex") Mutex {
   Mutex& operator=(const Mutex&) = delete;
 
   // Takes the lock; if it was held, records the wait. Context: may sleep.
-  void lock() SIM_ACQUIRE() {
+  void lock() UMN_ACQUIRE() {
     if (mutex_.try_lock()) return;
     lock_slow();
   }
-  bool try_lock() SIM_TRY_ACQUIRE(true) { return mutex_.try_lock(); }
-  void unlock() SIM_RELEASE() { mutex_.unlock(); }
+  bool try_lock() UMN_TRY_ACQUIRE(true) { return mutex_.try_lock(); }
+  void unlock() UMN_RELEASE() { mutex_.unlock(); }
   // Tells the analysis the caller holds the lock (e.g. inside a callable run by umn::fault_in).
-  void assert_held() const SIM_ASSERT_CAPABILITY(this) {}
+  void assert_held() const UMN_ASSERT_CAPABILITY(this) {}
 
  private:
   void lock_slow();
@@ -93,10 +75,10 @@ class SIM_CAPABILITY("mutex") Mutex {
 };
 
 // Scoped holder of a Mutex.
-class SIM_SCOPED_CAPABILITY MutexLock {
+class UMN_SCOPED_CAPABILITY MutexLock {
  public:
-  explicit MutexLock(Mutex& mutex) SIM_ACQUIRE(mutex) : mutex_(mutex) { mutex_.lock(); }
-  ~MutexLock() SIM_RELEASE() { mutex_.unlock(); }
+  explicit MutexLock(Mutex& mutex) UMN_ACQUIRE(mutex) : mutex_(mutex) { mutex_.lock(); }
+  ~MutexLock() UMN_RELEASE() { mutex_.unlock(); }
   MutexLock(const MutexLock&) = delete;
   MutexLock& operator=(const MutexLock&) = delete;
 

@@ -156,7 +156,7 @@ class TwoPassUserptr final : public TwoPassNotifier {
 
   Userptr userptr_;
   FinishRecord finish_;
-  bool finish_inuse_ SIM_GUARDED_BY(userptr_.lock()) = false;
+  bool finish_inuse_ UMN_GUARDED_BY(userptr_.lock()) = false;
   PendingWork work_;     // owned by whoever set finish_inuse_
   TlbInvalidation tlb_;  // likewise
 };

@@ -90,13 +90,13 @@ class Userptr {
   // if the TLB may hold entries of the range, submits a TLB invalidation on `tlb` (which must be idle).
   // Fills `work` with what must be waited for. Return: work.pending().
   // Context: notifier lock held; does not sleep or allocate.
-  bool start_invalidation(TlbInvalidation& tlb, PendingWork& work) noexcept SIM_REQUIRES(lock_);
+  bool start_invalidation(TlbInvalidation& tlb, PendingWork& work) noexcept UMN_REQUIRES(lock_);
   // Drops the pinned pages (xe: unmap the pages). Precondition: the work of a start_invalidation that
   // followed the last fault-in was waited for. Context: notifier lock held.
-  void unmap() noexcept SIM_REQUIRES(lock_);
+  void unmap() noexcept UMN_REQUIRES(lock_);
   // The whole synchronous invalidation, with a TLB invalidation on this stack frame: start, wait, unmap.
   // Context: notifier lock held; sleeps.
-  void invalidate_synchronously() noexcept SIM_REQUIRES(lock_);
+  void invalidate_synchronously() noexcept UMN_REQUIRES(lock_);
 
   // The fault path: read_begin, pin (snapshot the CPU pages), take the notifier lock, read_retry, map the
   // pages into the device page table and resume the device's engines; retries until `timeout` passes.
@@ -107,12 +107,12 @@ class Userptr {
   [[nodiscard]] bool ready() const noexcept { return !repin_.load(std::memory_order_relaxed); }
   [[nodiscard]] Device& device() noexcept { return device_; }
   [[nodiscard]] PageSpan span() const noexcept { return span_; }
-  [[nodiscard]] Mutex& lock() noexcept SIM_RETURN_CAPABILITY(lock_) { return lock_; }
+  [[nodiscard]] Mutex& lock() noexcept UMN_RETURN_CAPABILITY(lock_) { return lock_; }
   [[nodiscard]] DriverStats& stats() noexcept { return stats_; }
 
  private:
   void pin() noexcept;
-  void map_pinned() noexcept SIM_REQUIRES(lock_);
+  void map_pinned() noexcept UMN_REQUIRES(lock_);
 
   Device& device_;
   const PageSpan span_;
@@ -120,8 +120,8 @@ class Userptr {
   DriverStats& stats_;
   std::mutex fault_lock_;
   std::vector<uint64_t> pinned_;      // guarded by fault_lock_: the generations pin() saw
-  bool mapped_ SIM_GUARDED_BY(lock_) = false;     // PTEs installed
-  bool tlb_dirty_ SIM_GUARDED_BY(lock_) = false;  // the TLB may hold entries of the range
+  bool mapped_ UMN_GUARDED_BY(lock_) = false;     // PTEs installed
+  bool tlb_dirty_ UMN_GUARDED_BY(lock_) = false;  // the TLB may hold entries of the range
   std::atomic<bool> repin_{true};     // atomic; written under lock_, read lock-free by ready()
 };
 
