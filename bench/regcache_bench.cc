@@ -11,7 +11,7 @@
 //   W1 get+put hit on one 16 KiB region                       W2 hits over 4096 one-page regions (hashed)
 //   W3 mmap -> get (miss: registration) -> put -> munmap, get and munmap timed apart (median round, TSC)
 //   W4 one munmap over 4096 cached one-page regions (us)      W5 uncached madvise(DONTNEED) with the cache
-//   W6 two threads hitting distinct regions (per op, slower thread)
+//   W6 two threads hitting distinct regions, in lockstep (per op, slower thread; see w6_two_threads)
 //   W7 hits while another thread churns mmap/get/put/munmap
 //   W8 a getter against mmap(MAP_FIXED) replacing its range for kRaceSeconds: registrations returned
 //      after their memory was replaced (stale: reg pins the first page and records its frame from
@@ -19,6 +19,7 @@
 //   io_uring (umn process): 4 KiB and 64 KiB writes through the cache's fixed buffers, raw fixed
 //      buffers, plain writes.
 #include <fcntl.h>
+#include <sched.h>
 #include <liburing.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -89,11 +90,11 @@ char* map_pages(size_t pages, void* at = nullptr) {
 }
 
 template <class Fn>
-double median_of(Fn fn) {
+double median_of(Fn fn, int reps = kReps) {
   std::vector<double> runs;
-  for (int i = 0; i < kReps; ++i) runs.push_back(fn());
+  for (int i = 0; i < reps; ++i) runs.push_back(fn());
   std::sort(runs.begin(), runs.end());
-  return runs[kReps / 2];
+  return runs[static_cast<size_t>(reps / 2)];
 }
 
 // The physical frame behind addr (/proc/self/pagemap; 0 if unknown: not root, or not present).
@@ -267,13 +268,30 @@ double w5_madvise(char* page) {
   return (now_ns() - t0) / kCalls;
 }
 
+// W6: the two threads start every chunk together (a spinning two-party barrier, untimed: both are on a
+// CPU when it opens), so the timed chunks run concurrently even on a loaded machine; each chunk is timed
+// with the TSC and the median chunk counts (chunks in which a thread was preempted do not).
 double w6_two_threads(Backend& b, const char* one, const char* two) {
-  double a = 0, c = 0;
-  std::thread first([&] { a = hits(b, one, 1000000); });
-  std::thread second([&] { c = hits(b, two, 1000000); });
+  constexpr int kChunks = 2000, kChunkOps = 256;
+  std::atomic<int> done[2] = {0, 0};
+  double per_op[2] = {0, 0};
+  auto run = [&](int self, const char* buf) {
+    std::vector<uint64_t> chunks;
+    for (int c = 0; c < kChunks; ++c) {
+      done[self].store(c + 1, std::memory_order_release);
+      while (done[1 - self].load(std::memory_order_acquire) < c + 1) __builtin_ia32_pause();
+      const uint64_t t0 = ticks();
+      for (int i = 0; i < kChunkOps; ++i) b.put(b.get(buf + 64, 512));
+      chunks.push_back(ticks() - t0);
+    }
+    std::sort(chunks.begin(), chunks.end());
+    per_op[self] = static_cast<double>(chunks[kChunks / 2]) * g_ns_per_tick / kChunkOps;
+  };
+  std::thread first(run, 0, one);
+  std::thread second(run, 1, two);
   first.join();
   second.join();
-  return std::max(a, c);
+  return std::max(per_op[0], per_op[1]);
 }
 
 double w7_hits_under_churn(Backend& b, const char* buf) {
@@ -438,7 +456,7 @@ int run_backend(const std::string& name) {
   std::sort(munmaps.begin(), munmaps.end());
   out["W3_get"] = gets[kReps / 2];
   out["W3_munmap"] = munmaps[kReps / 2];
-  out["W4"] = median_of([&] { return w4_munmap_4096(b); });
+  out["W4"] = median_of([&] { return w4_munmap_4096(b); }, 9);  // the noisiest row: more repetitions
   out["W5"] = median_of([&] { return w5_madvise(scratch); });
   out["W6"] = median_of([&] { return w6_two_threads(b, one, two); });
   out["W7"] = median_of([&] { return w7_hits_under_churn(b, one); });

@@ -74,6 +74,12 @@
  *   - What reg wrote to the region (handle, private device state) is visible to every thread that gets
  *     the region (release on acceptance, acquire on lookup).
  *   - A put happens-before the dereg of that region.
+ *
+ * Overheads (bench/regcache_bench.cc against UCX 1.13.1's ucs_rcache, one run, thread CPU time on the
+ * shared 2-vCPU development VM; docs/PERFORMANCE.md has the table and the command): hit (get + put)
+ * 23 ns (UCX 57); hits over 4096 regions 25 ns (UCX 65); miss with a no-op reg 426 ns (UCX 614); two
+ * threads hitting distinct regions 23.5 ns each (UCX 75); one munmap over 4096 cached regions within
+ * 10% of UCX; a getter racing mmap(MAP_FIXED): 0 stale registrations.
  */
 #ifndef UMN_REGCACHE_H
 #define UMN_REGCACHE_H
