@@ -78,7 +78,9 @@ Program x86_64_calls(bool memory_calls) {
     p.push_back(kAllow);
     return p;
   }
-  for (uint32_t nr : {SYS_munmap, SYS_mremap, SYS_brk, SYS_shmdt, SYS_shmat, SYS_process_madvise}) guarded(&p, nr, always());
+  for (uint32_t nr : {SYS_munmap, SYS_mremap, SYS_brk, SYS_shmdt, SYS_shmat, SYS_process_madvise, SYS_remap_file_pages,
+                      SYS_io_uring_setup, SYS_seccomp})
+    guarded(&p, nr, always());
   guarded(&p, SYS_mmap, mmap_fixed(3));
   guarded(&p, SYS_madvise, discarding_madvise(2));
   guarded(&p, SYS_mprotect, access_losing_mprotect(2));
@@ -98,7 +100,8 @@ Program i386_calls(bool memory_calls) {
     return p;
   }
   for (uint32_t nr : {91u /* munmap */, 163u /* mremap */, 45u /* brk */, 398u /* shmdt */, 397u /* shmat */,
-                      440u /* process_madvise */, 90u /* old_mmap */, 117u /* ipc */})
+                      440u /* process_madvise */, 90u /* old_mmap */, 117u /* ipc */, 257u /* remap_file_pages */,
+                      425u /* io_uring_setup */, 354u /* seccomp */})
     guarded(&p, nr, always());
   guarded(&p, 192 /* mmap2 */, mmap_fixed(3));
   guarded(&p, 219 /* madvise */, discarding_madvise(2));

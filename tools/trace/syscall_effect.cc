@@ -32,12 +32,13 @@ uint64_t page_up(uint64_t a) { return (a + kPage - 1) & ~(kPage - 1); }
 enum I386 : long {
   k32Brk = 45, k32OldMmap = 90, k32Munmap = 91, k32Ipc = 117, k32Mprotect = 125, k32Mremap = 163,
   k32Mmap2 = 192, k32Madvise = 219, k32PkeyMprotect = 380, k32Shmat = 397, k32Shmdt = 398,
-  k32ProcessMadvise = 440, k32Execve = 11, k32Execveat = 358,
+  k32ProcessMadvise = 440, k32Execve = 11, k32Execveat = 358, k32RemapFilePages = 257, k32IoUringSetup = 425,
+  k32Seccomp = 354,
 };
 
 // The kinds of call, whatever the architecture's number.
 enum class Call { kOther, kMunmap, kMmap, kMremap, kMadvise, kMprotect, kBrk, kShmat, kShmdt, kProcessMadvise,
-                  kExec, kUnresolved };
+                  kExec, kUnresolved, kRemapFilePages, kIoUringSetup, kSeccomp };
 
 Call call_of(uint32_t arch, long nr) {
   if (arch == AUDIT_ARCH_X86_64) {
@@ -52,6 +53,9 @@ Call call_of(uint32_t arch, long nr) {
       case SYS_shmdt: return Call::kShmdt;
       case SYS_process_madvise: return Call::kProcessMadvise;
       case SYS_execve: case SYS_execveat: return Call::kExec;
+      case SYS_remap_file_pages: return Call::kRemapFilePages;
+      case SYS_io_uring_setup: return Call::kIoUringSetup;
+      case SYS_seccomp: return Call::kSeccomp;
       default: return Call::kOther;
     }
   }
@@ -67,6 +71,9 @@ Call call_of(uint32_t arch, long nr) {
     case k32ProcessMadvise: return Call::kProcessMadvise;
     case k32Execve: case k32Execveat: return Call::kExec;
     case k32OldMmap: case k32Ipc: return Call::kUnresolved;  // arguments behind a pointer or multiplexed
+    case k32RemapFilePages: return Call::kRemapFilePages;
+    case k32IoUringSetup: return Call::kIoUringSetup;
+    case k32Seccomp: return Call::kSeccomp;
     default: return Call::kOther;
   }
 }
@@ -225,6 +232,32 @@ Effect process_madvise_effect(const Syscall& c) {
   return e;
 }
 
+// mm/mmap.c remap_file_pages: a nonzero prot is refused; otherwise the pages of [start, start + size),
+// both rounded down to pages, are replaced by other pages of the file (a MAP_FIXED mmap inside).
+Effect remap_file_pages_effect(const Syscall& c) {
+  if (c.args[2] != 0) return {};
+  const uint64_t start = c.args[0] & ~(kPage - 1), size = c.args[1] & ~(kPage - 1);
+  if (start + size <= start) return {};
+  return effect(UMN_CALL_MMAP_FIXED, Loss::kMapping, {{start, start + size}});
+}
+
+Effect unverifiable(const char* why) {
+  Effect e;
+  e.loss = Loss::kUnverifiable;
+  e.why = why;
+  return e;
+}
+
+// seccomp(SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, ...): the filter may answer
+// SECCOMP_RET_USER_NOTIF, which takes precedence over the tracer's SECCOMP_RET_TRACE, and its listener
+// may let the call continue: a munmap that never stops in the tracer.
+Effect seccomp_effect(const Syscall& c) {
+  constexpr uint64_t kSetModeFilter = 1, kNewListener = 1u << 3;
+  if (c.args[0] != kSetModeFilter || (c.args[1] & kNewListener) == 0) return {};
+  return unverifiable("a seccomp filter with a user-notification listener: the calls it lets continue never stop in "
+                      "the tracer");
+}
+
 }  // namespace
 
 Effect effect_of(const Syscall& c) {
@@ -243,6 +276,12 @@ Effect effect_of(const Syscall& c) {
     case Call::kShmdt: e = shmdt_effect(c); break;
     case Call::kProcessMadvise: e = process_madvise_effect(c); break;
     case Call::kExec: e.loss = Loss::kExec; break;
+    case Call::kRemapFilePages: e = remap_file_pages_effect(c); break;
+    case Call::kIoUringSetup:
+      e = unverifiable("io_uring: the kernel discards memory for it (IORING_OP_MADVISE) without a system call the "
+                       "tracer can stop");
+      break;
+    case Call::kSeccomp: e = seccomp_effect(c); break;
     case Call::kUnresolved:
       e = effect(UMN_CALL_COUNT, Loss::kMapping);
       e.unresolved = true;
@@ -256,10 +295,12 @@ Effect effect_of(const Syscall& c) {
 
 const char* trapped_name(uint32_t arch, long nr) {
   static const char* const kNames[] = {"other", "munmap", "mmap", "mremap", "madvise", "mprotect", "brk", "shmat",
-                                       "shmdt", "process_madvise", "execve", "unresolved"};
+                                       "shmdt", "process_madvise", "execve", "unresolved", "remap_file_pages",
+                                       "io_uring_setup", "seccomp"};
   static const char* const kI386Names[] = {"i386:other", "i386:munmap", "i386:mmap2", "i386:mremap", "i386:madvise",
                                            "i386:mprotect", "i386:brk", "i386:shmat", "i386:shmdt",
-                                           "i386:process_madvise", "i386:execve", "i386:old_mmap/ipc"};
+                                           "i386:process_madvise", "i386:execve", "i386:old_mmap/ipc",
+                                           "i386:remap_file_pages", "i386:io_uring_setup", "i386:seccomp"};
   const int kind = static_cast<int>(call_of(arch, nr));
   return arch == AUDIT_ARCH_X86_64 ? kNames[kind] : kI386Names[kind];
 }

@@ -34,6 +34,8 @@ enum class Loss {
   kAccess,     // the mappings in `ranges` lose the access in `access_lost`
   kBrkShrink,  // known at the call's exit: [page_up(new break), page_up(old break))
   kExec,       // execve/execveat: not a loss; the tracer snapshots the maps for call sites
+  kUnverifiable,  // lets memory be taken away by calls the tracer cannot stop (`why`): the process
+                  // cannot be verified (io_uring_setup; seccomp with a user-notification listener)
 };
 
 struct Effect {

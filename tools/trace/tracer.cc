@@ -45,6 +45,7 @@ struct Pending {
 struct Task {
   pid_t tgid = 0;
   bool fresh = true;  // its initial SIGSTOP is still to come
+  bool held = false;  // stopped at that SIGSTOP until its creator's event places it in an image
   Pending pending;
 };
 
@@ -66,7 +67,7 @@ class Tracer {
   void on_death(pid_t tid, int status);
   void on_event(pid_t tid, int event);
   void on_exec(pid_t tid);
-  Task& ensure_task(pid_t tid);
+  Task& ensure_task(pid_t tid, pid_t creator = 0);
   Image* image_of(pid_t tgid);
   Image new_image(pid_t pid, pid_t ppid) const;
   void refresh_hooked(Image* image);
@@ -165,23 +166,24 @@ Image Tracer::new_image(pid_t pid, pid_t ppid) const {
   return image;
 }
 
-Task& Tracer::ensure_task(pid_t tid) {
-  if (auto it = tasks_.find(tid); it != tasks_.end()) return it->second;
-  Task& task = tasks_[tid];
-  task.tgid = static_cast<pid_t>(status_field(tid, "Tgid:"));
-  if (current_.count(task.tgid) == 0) {
-    // A new process: a fork child keeps its parent's image (and hooks) until it execs.
-    const pid_t ppid = static_cast<pid_t>(status_field(tid, "PPid:"));
-    Image child = new_image(task.tgid, ppid);
-    if (Image* parent = image_of(ppid)) {
-      refresh_hooked(parent);
-      child.exe = parent->exe;
-      child.hooked = parent->hooked;
-      child.brk = parent->brk;
-      current_[task.tgid] = run_.images.size();
-      run_.images.push_back(std::move(child));
-    }
-  }
+// creator: the process whose fork/vfork/clone event made tid (0 if not known yet). A new process gets
+// its creator's image (and hooks) until it execs: its memory is a copy of the creator's, whoever its
+// parent is (with CLONE_PARENT the parent is the creator's parent, possibly the tracer itself).
+Task& Tracer::ensure_task(pid_t tid, pid_t creator) {
+  auto [it, added] = tasks_.try_emplace(tid);
+  Task& task = it->second;
+  if (added) task.tgid = static_cast<pid_t>(status_field(tid, "Tgid:"));
+  if (current_.count(task.tgid) != 0) return task;
+  const pid_t ppid = static_cast<pid_t>(status_field(tid, "PPid:"));
+  Image* parent = image_of(creator != 0 ? creator : ppid);
+  if (parent == nullptr) return task;  // placed when its creator's event arrives (on_event)
+  refresh_hooked(parent);
+  Image child = new_image(task.tgid, ppid);
+  child.exe = parent->exe;
+  child.hooked = parent->hooked;
+  child.brk = parent->brk;
+  current_[task.tgid] = run_.images.size();
+  run_.images.push_back(std::move(child));
   return task;
 }
 
@@ -200,6 +202,9 @@ void Tracer::on_stop(pid_t tid, int status) {
   if (signal == SIGTRAP && (status >> 16) != 0) return on_event(tid, status >> 16);
   if (signal == SIGSTOP && task.fresh) {
     task.fresh = false;
+    // Not placed yet (its creator's event is still to come): it stays stopped until then, so that
+    // none of its calls goes unchecked.
+    if (image_of(task.tgid) == nullptr) return void(task.held = true);
     return resume(tid, PTRACE_CONT);
   }
   siginfo_t info;
@@ -215,9 +220,14 @@ void Tracer::on_event(pid_t tid, int event) {
       return check_call(tid, &tasks_[tid]);  // resumes
     case PTRACE_EVENT_FORK:
     case PTRACE_EVENT_VFORK:
-    case PTRACE_EVENT_CLONE:
-      ensure_task(static_cast<pid_t>(message));
+    case PTRACE_EVENT_CLONE: {
+      Task& child = ensure_task(static_cast<pid_t>(message), tasks_[tid].tgid);
+      if (child.held) {
+        child.held = false;
+        resume(static_cast<pid_t>(message), PTRACE_CONT);
+      }
       break;
+    }
     case PTRACE_EVENT_EXEC:
       on_exec(tid);
       break;
@@ -334,10 +344,18 @@ bool stopped_call(pid_t tid, pid_t tgid, Syscall* call) {
 void Tracer::check_call(pid_t tid, Task* task) {
   Image* image = image_of(task->tgid);
   Syscall call;
+  if (image == nullptr && task->tgid != root_)
+    run_.problems.push_back(fmt::format("pid {}: a process in no known image: its calls were not checked", task->tgid));
   if (image == nullptr || !stopped_call(tid, task->tgid, &call)) return resume(tid, PTRACE_CONT);  // the launcher
   const Effect effect = effect_of(call);
   if (effect.loss == Loss::kExec) {
     snapshot_maps(tid);
+    return resume(tid, PTRACE_CONT);
+  }
+  if (effect.loss == Loss::kUnverifiable) {
+    run_.problems.push_back(fmt::format("pid {} ({}): not verifiable: {}", image->pid, image->exe, effect.why));
+    run_.syscalls[effect.name].trapped++;
+    image->trapped++;
     return resume(tid, PTRACE_CONT);
   }
   SyscallTally& tally = run_.syscalls[effect.name];
