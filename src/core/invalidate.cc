@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "base/check.hpp"
+#include "core/fork.hpp"
 #include "core/itree_invalidate.hpp"
 #include "core/subscriptions.hpp"
 
@@ -61,12 +62,14 @@ int range_start(umn_notifier_range* range, const char* call) noexcept {
   if (subs == nullptr) {
     // Announce, then look again (see mm.cc): a concurrent creation either is seen here or waits for us.
     mm->bare_ranges.fetch_add(1, std::memory_order_seq_cst);
+    if (mm->is_process) t_own_process_ranges.bare++;  // core/fork.hpp
     subs = mm->subscriptions.load(std::memory_order_seq_cst);
     if (subs == nullptr) {
       range->umn_private = kRangeBare;
       return 0;
     }
     mm->bare_ranges.fetch_sub(1, std::memory_order_seq_cst);
+    if (mm->is_process) t_own_process_ranges.bare--;
   }
   if (int err = itree_invalidate(*subs, range, range->end - 1); err != 0) return err;
   range->umn_private = kRangeItreeStarted;
@@ -122,6 +125,7 @@ void umn_notifier_invalidate_range_end(umn_notifier_range* range) {
   range->umn_private = 0;  // a second end is a no-op rather than an unbalanced count
   if ((started & kRangeBare) != 0) {
     range->mm->bare_ranges.fetch_sub(1, std::memory_order_seq_cst);
+    if (range->mm->is_process) t_own_process_ranges.bare--;
     return;
   }
   Subscriptions* subs = subscriptions_of(range->mm);

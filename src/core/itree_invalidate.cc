@@ -14,6 +14,7 @@
 //   (b) The tree is not modified while seq is odd, so the lock-free walk in (2) is safe: inserts and
 //       removes that arrive meanwhile go on the deferred list, and remove() waits for (4).
 //   (c) (3) runs before the range start returns, hence before its (4).
+#include "core/fork.hpp"
 #include "core/itree_invalidate.hpp"
 
 #include "base/check.hpp"
@@ -76,6 +77,7 @@ umn_interval_tree_node* epoch_start(Subscriptions& subs, uint64_t start, uint64_
                             unsigned long* cur_seq) noexcept {
   MutexLock guard(subs.lock);
   subs.active++;
+  if (subs.is_process) t_own_process_ranges.active++;  // core/fork.hpp
   umn_interval_tree_node* first = subs.itree.first_overlap(start, last);
   unsigned long seq = subs.invalidate_seq.load(std::memory_order_relaxed);
   if (first != nullptr && (seq & 1) == 0) {
@@ -160,6 +162,7 @@ void itree_invalidate_end(Subscriptions& subs) noexcept {
   MutexLock guard(subs.lock);
   UMN_DCHECK(subs.active > 0);
   subs.active--;
+  if (subs.is_process) t_own_process_ranges.active--;
   unsigned long seq = subs.invalidate_seq.load(std::memory_order_relaxed);
   if (subs.active > 0 || (seq & 1) == 0) {
     if (subs.active == 0 && subs.waiters > 0) subs.epoch_ended.notify_all();  // registration waiters

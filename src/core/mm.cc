@@ -33,22 +33,25 @@ void wait_for_bare_ranges(umn_mm* mm) noexcept {
 
 }  // namespace
 
+Subscriptions* subscriptions_publish(umn_mm* mm) noexcept {
+  Subscriptions* subs = subscriptions_of(mm);
+  if (subs != nullptr) return subs;
+  auto* fresh = new (std::nothrow) Subscriptions;
+  if (fresh == nullptr) return nullptr;
+  fresh->is_process = mm->is_process;
+  Subscriptions* expected = nullptr;
+  if (mm->subscriptions.compare_exchange_strong(expected, fresh, std::memory_order_seq_cst)) return fresh;
+  delete fresh;  // another thread published first
+  return expected;
+}
+
 Subscriptions* subscriptions_get_or_create(umn_mm* mm) noexcept {
   // Every caller waits for the bare ranges, not only the creator: a caller that finds the subscriptions
   // published while their creator still waits would otherwise insert under a range it cannot see. The
   // seq_cst load in wait_for_bare_ranges() follows the publishing CAS, which follows any bare range's
   // announcement in the single total order, so it sees every range that missed the subscriptions.
-  Subscriptions* subs = subscriptions_of(mm);
-  if (subs == nullptr) {
-    auto* fresh = new (std::nothrow) Subscriptions;
-    if (fresh == nullptr) return nullptr;
-    subs = fresh;
-    Subscriptions* expected = nullptr;
-    if (!mm->subscriptions.compare_exchange_strong(expected, fresh, std::memory_order_seq_cst)) {
-      delete fresh;  // another thread published first
-      subs = expected;
-    }
-  }
+  Subscriptions* subs = subscriptions_publish(mm);
+  if (subs == nullptr) return nullptr;
   wait_for_bare_ranges(mm);
   return subs;
 }
@@ -67,13 +70,10 @@ SignalsHeld::~SignalsHeld() {
 bool mm_has_subscriptions(const umn_mm* mm) noexcept { return subscriptions_of(mm) != nullptr; }
 
 umn_mm* process_address_space() noexcept {
-  // Constructed on first use and never destroyed: hooks may fire during static destruction.
-  static umn_mm* const process_mm = [] {
-    static umn_mm storage;
-    storage.is_process = true;
-    return &storage;
-  }();
-  return process_mm;
+  // Constant-initialised and trivially destructible: usable during static destruction, and no guard
+  // variable that a fork could clone as held by another thread (a child hung in it: issue 17.9).
+  static constinit umn_mm process_storage{true};
+  return &process_storage;
 }
 
 void mm_get(umn_mm* mm) noexcept { mm->refs.fetch_add(1, std::memory_order_relaxed); }

@@ -22,4 +22,18 @@ namespace umn::detail {
 // is this plus the installation of the hooks that feed it.
 [[nodiscard]] umn_mm* process_address_space() noexcept;
 
+// The event source's steps in libumn's fork handlers (core/fork.hpp has the whole order). enter runs
+// first in prepare and returns the process address space when the source hands it out (then its
+// subscriptions are published now, so that no thread publishes and locks fresh ones before the clone),
+// else nullptr; start(mm) starts the fork event's ranges (mm may be nullptr); finish(child) ends them;
+// leave runs last in parent and child. Context: inside fork(), signals blocked.
+struct ForkSource {
+  umn_mm* (*enter)() noexcept;
+  void (*start)(umn_mm* mm) noexcept;
+  void (*finish)(bool child) noexcept;
+  void (*leave)() noexcept;
+};
+// Sets the source whose steps the handlers run (once, at load). Context: any.
+void fork_set_source(const ForkSource* source) noexcept;
+
 }  // namespace umn::detail

@@ -52,11 +52,13 @@ extern "C" __attribute__((visibility("default"))) const char* __tsan_default_sup
 
 namespace {
 
-// The pthread_atfork handlers (see "fork()" in rcu.hpp). The forking thread's own state decides whether
-// liburcu was quiesced; the child inherits the forking thread's thread-locals, so both sides agree.
+// The forking thread's own state decides whether liburcu was quiesced (see "fork()" in rcu.hpp); the
+// child inherits the forking thread's thread-locals, so both sides agree.
 thread_local bool t_fork_quiesced = false;
 
-void before_fork() noexcept {
+}  // namespace
+
+void fork_prepare() noexcept {
   t_fork_quiesced = urcu_bp_read_ongoing() == 0 && !t_in_callback;
   if (!t_fork_quiesced) return;  // quiescing would wait for this thread's own section or callback
   urcu_bp_read_lock();  // registers this thread now: read-side sections in the fork window take no lock
@@ -65,27 +67,18 @@ void before_fork() noexcept {
   urcu_bp_before_fork();           // takes the grace-period and registry locks, blocks signals
 }
 
-void after_fork_parent() noexcept {
+void fork_parent() noexcept {
   if (!t_fork_quiesced) return;
   urcu_bp_after_fork_parent();
   urcu_bp_call_rcu_after_fork_parent();
 }
 
-void after_fork_child() noexcept {
+void fork_child() noexcept {
   if (!t_fork_quiesced) return;
   urcu_bp_after_fork_child();       // forgets the parent's other threads
   urcu_bp_call_rcu_after_fork_child();  // a fresh call_rcu thread, inheriting the queued callbacks
 }
 
-[[gnu::constructor]] void register_fork_handlers() noexcept {
-  // Registered at load, before anything registered later (the process hooks' fork handler), so its
-  // prepare runs after theirs and its parent/child handlers before theirs: umn's own fork-time work
-  // sees a working liburcu.
-  // Fails only with ENOMEM at load; forks then still work, only a child's grace periods could hang.
-  (void)pthread_atfork(&before_fork, &after_fork_parent, &after_fork_child);
-}
-
-}  // namespace
 
 void read_lock() noexcept { urcu_bp_read_lock(); }
 

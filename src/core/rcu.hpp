@@ -22,8 +22,9 @@
 //   callback (barrier from there deadlocks).
 //   call(): any context, including inside a read-side section; the callback runs later on liburcu's
 //   call_rcu thread and must not sleep for long.
-// fork(): umn registers pthread_atfork handlers (at load) that quiesce liburcu around a fork, so the child
-//   has a working grace-period machinery and call_rcu thread (without them a child's synchronize() or
+// fork(): umn's pthread_atfork handlers (core/fork.cc, registered at load) call fork_prepare/_parent/
+// _child to quiesce liburcu around a fork, so the child has a working grace-period machinery and call_rcu
+// thread (without them a child's synchronize() or
 //   barrier() waits forever for the parent's call_rcu thread, which does not exist in the child). The
 //   prepare handler may wait for a grace period in progress on another thread, so a thread must not call
 //   fork() while holding a lock that a classic callback takes. A fork from inside a read-side section or
@@ -61,6 +62,11 @@ void callback_exited() noexcept;
 bool in_callback() noexcept;
 // Waits for every call() callback queued before it (rcu_barrier).
 void barrier() noexcept;
+// Quiesce liburcu before a fork (grace-period and registry locks taken, signals blocked, call_rcu threads
+// paused) and resume it in the parent or the child. Context: core/fork.cc's pthread_atfork handlers only.
+void fork_prepare() noexcept;
+void fork_parent() noexcept;
+void fork_child() noexcept;
 
 // A read-side section for the scope.
 class ReadGuard {

@@ -75,11 +75,14 @@ struct Subscriptions {
   size_t pending_inserts UMN_GUARDED_BY(lock) = 0;          // kStatePendingInsert notifiers
   ClassicList classic;                                      // classic notifiers; see core/classic.hpp
   unsigned long classic_registrations UMN_GUARDED_BY(lock) = 0;  // registered, not unregistered/freed
+  bool is_process = false;                                  // set at creation: umn_mm_process()'s (core/fork.hpp)
 };
 
 }  // namespace umn::detail
 
 struct umn_mm {
+  constexpr umn_mm() = default;
+  constexpr explicit umn_mm(bool process) : is_process(process) {}
   // Published once with a release store; pairs with the acquire loads in subscriptions_of().
   std::atomic<umn::detail::Subscriptions*> subscriptions{nullptr};
   std::atomic<long> refs{1};
@@ -110,6 +113,10 @@ class SignalsHeld {
 inline Subscriptions* subscriptions_of(const umn_mm* mm) noexcept {
   return mm->subscriptions.load(std::memory_order_acquire);
 }
+
+// The subscriptions, created and published if needed, without waiting for anything; nullptr on
+// allocation failure. Context: any but a signal handler (allocates).
+Subscriptions* subscriptions_publish(umn_mm* mm) noexcept;
 
 // The subscriptions, created if needed; nullptr on allocation failure. Waits for invalidations that
 // started before the address space had subscriptions (so no insert or registration misses one).

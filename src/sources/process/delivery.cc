@@ -27,15 +27,13 @@ struct DeliveryScope {
 
 }  // namespace
 
-void deliver_start(Pending* pending) noexcept {
+void deliver_start(Pending* pending, umn_mm* mm, Registry* registry) noexcept {
   DeliveryScope scope;
   g_events.fetch_add(1, std::memory_order_relaxed);
   const umn_process_event& event = pending->event;
-  umn_mm* mm = process_mm();
   umn_notifier_range_init(&pending->range, event.event, 0, mm, event.start, event.end);
   if (mm != nullptr) umn_notifier_invalidate_range_start(&pending->range);
-  Registry* registry = active_registry();
-  const unsigned used = registry->used.load(std::memory_order_acquire);
+  const unsigned used = registry != nullptr ? registry->used.load(std::memory_order_acquire) : 0;
   for (unsigned i = 0; i < kRegistrySlots; ++i) {
     // Pairs with the release CAS in claim_slot: ctx is visible once fn is.
     umn_process_observer_fn fn = i < used ? registry->slots[i].fn.load(std::memory_order_acquire) : nullptr;
@@ -45,6 +43,8 @@ void deliver_start(Pending* pending) noexcept {
     fn(pending->ctxs[i], &event, UMN_PROCESS_PHASE_START, pending->scratch[i]);
   }
 }
+
+void deliver_start(Pending* pending) noexcept { deliver_start(pending, process_mm(), active_registry()); }
 
 void deliver_end(Pending* pending, long result) noexcept {
   DeliveryScope scope;

@@ -27,7 +27,10 @@ struct Pending {
   alignas(16) unsigned char scratch[kRegistrySlots][UMN_PROCESS_SCRATCH_SIZE];
 };
 
-// Starts pending->event: counts it, range_start on the process address space, then observers in order.
+// Starts pending->event: counts it, range_start on mm (if not nullptr), then the observers of registry
+// (if not nullptr) in order.
+void deliver_start(Pending* pending, umn_mm* mm, Registry* registry) noexcept;
+// The same on the process address space and the active registry (state.hpp).
 void deliver_start(Pending* pending) noexcept;
 // Ends it with the raw system call result: observers in reverse, then range_end.
 void deliver_end(Pending* pending, long result) noexcept;

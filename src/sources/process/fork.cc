@@ -1,7 +1,6 @@
-// fork.cc - PROTECTION_PAGE over private writable memory around fork() (contract in fork.hpp).
+// fork.cc - the process hooks' steps in umn's fork handlers (contract in fork.hpp, order in core/fork.hpp).
 #include "sources/process/fork.hpp"
 
-#include <pthread.h>
 #include <sched.h>
 
 #include <atomic>
@@ -16,20 +15,32 @@ namespace umn::detail {
 namespace {
 
 constexpr unsigned kMaxForkRanges = 64;
-Pending g_fork[kMaxForkRanges];  // guarded by g_fork_lock, held from prepare to parent/child
-unsigned g_fork_count = 0;
 std::atomic<bool> g_fork_lock{false};
+// Guarded by g_fork_lock, held from prepare to parent/child:
+Pending g_fork[kMaxForkRanges];
+unsigned g_fork_count = 0;
 
-bool anyone_listening() noexcept {
-  umn_mm* mm = process_mm();
+bool anyone_listening(umn_mm* mm, Registry* registry) noexcept {
   if (mm != nullptr && mm_has_subscriptions(mm)) return true;
-  return active_registry()->used.load(std::memory_order_acquire) > 0;
+  return registry != nullptr && registry->used.load(std::memory_order_acquire) > 0;
 }
 
-void fork_prepare() {
-  while (g_fork_lock.exchange(true, std::memory_order_acquire)) sched_yield();
+// Takes g_fork_lock (waiting for an installation in progress: hold_forks). Return: umn_mm_process() once
+// the hooks were installed (or tried), else nullptr (then nobody has the address space).
+umn_mm* enter() noexcept {
+  hold_forks();
   g_fork_count = 0;
-  if (t_delivering > 0 || !anyone_listening()) return;
+  // Under g_fork_lock the state is 0 or 2, never 1 (the installer holds the lock while it is 1).
+  return g_install_state.load(std::memory_order_acquire) == 2 ? process_address_space() : nullptr;
+}
+
+// Starts PROTECTION_PAGE over every private writable mapping (adjacent ones merged; beyond
+// kMaxForkRanges runs, the last run is extended over the rest), on mm and, when this copy owns the sites,
+// on the registry's observers (every copy announces fork on its own address space: chained_observer).
+void start(umn_mm* mm) noexcept {
+  if (mm == nullptr || g_status != 0 || t_delivering > 0) return;
+  Registry* registry = active_registry() == &g_registry ? &g_registry : nullptr;
+  if (!anyone_listening(mm, registry)) return;
   sys::MapsReader maps;
   sys::MapEntry entry;
   while (maps.next(&entry)) {
@@ -41,20 +52,34 @@ void fork_prepare() {
     make_event(&g_fork[g_fork_count++].event, UMN_CALL_FORK, UMN_NOTIFY_PROTECTION_PAGE, entry.start,
                entry.end - entry.start, 0);
   }
-  for (unsigned i = 0; i < g_fork_count; ++i) deliver_start(&g_fork[i]);
+  for (unsigned i = 0; i < g_fork_count; ++i) deliver_start(&g_fork[i], mm, registry);
 }
 
-void fork_finish(long result) {
-  for (unsigned i = g_fork_count; i-- > 0;) deliver_end(&g_fork[i], result);
+// Ends the fork ranges: the result is 0 in the child, 1 in the parent. In the child, the notifiers only
+// (they are copies whose starts must be balanced); observers: see fork.hpp.
+void finish(bool child) noexcept {
+  for (unsigned i = g_fork_count; i-- > 0;) {
+    if (child)
+      for (umn_process_observer_fn& fn : g_fork[i].fns) fn = nullptr;
+    deliver_end(&g_fork[i], child ? 0 : 1);
+  }
   g_fork_count = 0;
-  g_fork_lock.store(false, std::memory_order_release);
 }
 
-void fork_parent() { fork_finish(1); }
-void fork_child() { fork_finish(0); }  // balances the copied start counts; the child's mm is a copy
+void leave() noexcept { release_forks(); }
+
+constexpr ForkSource kHooksForkSource = {&enter, &start, &finish, &leave};
+
+// At load: a fork during the first installation must already wait for it. (The installer's use of
+// hold_forks links this file into every program that can install the hooks.)
+[[gnu::constructor]] void register_at_load() noexcept { fork_set_source(&kHooksForkSource); }
 
 }  // namespace
 
-void install_fork_handlers() noexcept { pthread_atfork(&fork_prepare, &fork_parent, &fork_child); }
+void hold_forks() noexcept {
+  while (g_fork_lock.exchange(true, std::memory_order_acquire)) sched_yield();  // pairs with release_forks
+}
+
+void release_forks() noexcept { g_fork_lock.store(false, std::memory_order_release); }
 
 }  // namespace umn::detail

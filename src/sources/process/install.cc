@@ -37,7 +37,6 @@ int do_install(umn_mm* mm) noexcept {
     return slot < 0 ? slot : 0;
   }
   if (g_install.patched == 0) return g_install.error != 0 ? g_install.error : -ENOENT;
-  install_fork_handlers();
   return 0;
 }
 
@@ -50,6 +49,7 @@ extern "C" {
 
 void umn_detail_process_autoinstall(umn_mm* mm) {
   if (g_install_state.load(std::memory_order_acquire) == 2 || t_installing) return;
+  hold_forks();  // a fork clones no process with the state at 1 (issue 17.9)
   int expected = 0;
   if (g_install_state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
     t_installing = true;
@@ -57,8 +57,10 @@ void umn_detail_process_autoinstall(umn_mm* mm) {
     if (g_status == 0) arm_release_at_exit(mm);
     t_installing = false;
     g_install_state.store(2, std::memory_order_release);  // pairs with the acquire loads above
+    release_forks();
     return;
   }
+  release_forks();
   while (g_install_state.load(std::memory_order_acquire) != 2) sched_yield();
 }
 

@@ -9,6 +9,9 @@
 namespace umn::detail {
 
 void chained_observer(void* ctx, const umn_process_event* event, int phase, void* scratch) {
+  // Each copy announces fork on its own address space from its own fork handlers (fork.cc), inside its
+  // own fork locks: delivering it here would take this copy's locks from the other copy's handlers.
+  if (event->call == UMN_CALL_FORK) return;
   auto* range = static_cast<umn_notifier_range*>(scratch);
   static_assert(sizeof(umn_notifier_range) <= UMN_PROCESS_SCRATCH_SIZE);
   if (phase == UMN_PROCESS_PHASE_START) {
