@@ -7,7 +7,11 @@
  *                 (with IORING_SETUP_SQPOLL, not even io_uring_enter).
  *   user_notif    a seccomp filter of the program's own that returns SECCOMP_RET_USER_NOTIF for munmap
  *                 (it takes precedence over the tracer's RET_TRACE) and a thread that lets it continue.
- *   remap_file_pages  the deprecated call that replaces the pages of a shared file mapping. */
+ *   remap_file_pages  the deprecated call that replaces the pages of a shared file mapping.
+ *   clone_vm_brk  a clone(CLONE_VM) process (one address space, two processes) shrinks the break that
+ *                 its creator grew after the clone.
+ *   clone_vm_libc the positive control: a clone(CLONE_VM) process without its own TLS unmaps a page
+ *                 through libc (announced: 0 misses). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <linux/filter.h>
@@ -107,11 +111,39 @@ static int remap_pages(void) {
 	return p[0] == 'b' ? 0 : 2; /* the first page now shows the file's second */
 }
 
+static volatile int grown;
+static long first_break;
+
+static int shrink_the_break(void *arg) {
+	(void)arg;
+	while (!grown) sched_yield();
+	return jit_syscall(SYS_brk, first_break + 4096, 0, 0, 0, 0, 0) == first_break + 4096 ? 0 : 1;
+}
+
+static int unmap_through_libc(void *arg) { return munmap((char *)arg + 4096, 4096) == 0 ? 0 : 1; }
+
+static int clone_vm(int (*fn)(void *)) {
+	char *p = touched_pages(4);
+	first_break = jit_syscall(SYS_brk, 0, 0, 0, 0, 0, 0);
+	pid_t child = clone(fn, child_stack + sizeof(child_stack), CLONE_VM | SIGCHLD, p);
+	if (child < 0) return 2;
+	if (fn == shrink_the_break) {
+		if (jit_syscall(SYS_brk, first_break + 64 * 4096, 0, 0, 0, 0, 0) != first_break + 64 * 4096) return 2;
+		memset((char *)first_break, 1, 64 * 4096);
+		grown = 1;
+	}
+	int status = 0;
+	if (waitpid(child, &status, 0) != child || !WIFEXITED(status)) return 2;
+	return WEXITSTATUS(status);
+}
+
 int main(int argc, char **argv) {
 	if (argc != 2) return 2;
 	if (strcmp(argv[1], "clone_parent") == 0) return clone_parent();
 	if (strcmp(argv[1], "uring_madvise") == 0) return uring_madvise();
 	if (strcmp(argv[1], "user_notif") == 0) return user_notif();
 	if (strcmp(argv[1], "remap_file_pages") == 0) return remap_pages();
+	if (strcmp(argv[1], "clone_vm_brk") == 0) return clone_vm(shrink_the_break);
+	if (strcmp(argv[1], "clone_vm_libc") == 0) return clone_vm(unmap_through_libc);
 	return 2;
 }

@@ -15,8 +15,10 @@
 
 #include <fmt/format.h>
 #include <linux/audit.h>
+#include <linux/kcmp.h>
 #include <signal.h>
 #include <sys/ptrace.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -100,6 +102,9 @@ long status_field(pid_t tid, const char* key) {
   return 0;
 }
 
+// Whether two processes have one address space (clone with CLONE_VM and without CLONE_THREAD, vfork).
+bool shares_memory(pid_t a, pid_t b) { return syscall(SYS_kcmp, a, b, KCMP_VM, 0, 0) == 0; }
+
 std::string exe_of(pid_t pid) {
   char buf[4096];
   ssize_t n = readlink(fmt::format("/proc/{}/exe", pid).c_str(), buf, sizeof(buf) - 1);
@@ -181,7 +186,7 @@ Task& Tracer::ensure_task(pid_t tid, pid_t creator) {
   Image child = new_image(task.tgid, ppid);
   child.exe = parent->exe;
   child.hooked = parent->hooked;
-  child.brk = parent->brk;
+  child.brk = shares_memory(parent->pid, task.tgid) ? parent->brk : std::make_shared<uint64_t>(*parent->brk);
   current_[task.tgid] = run_.images.size();
   run_.images.push_back(std::move(child));
   return task;
@@ -380,7 +385,7 @@ void Tracer::check_call(pid_t tid, Task* task) {
   }
   if (effect.loss == Loss::kBrkShrink) {
     p.active = true;
-    p.brk_before = image->brk;
+    p.brk_before = *image->brk;
     return resume(tid, PTRACE_SYSCALL);  // the break it leaves is known at the exit
   }
   if (effect.unresolved) {
@@ -432,9 +437,12 @@ void Tracer::settle_brk(pid_t tid, Task* task, uint64_t result) {
   Image* image = image_of(task->tgid);
   Pending& p = task->pending;
   if (image == nullptr) return;
-  image->brk = result;
-  if (!p.checked || p.brk_before == 0 || page_up(result) >= page_up(p.brk_before)) return;
-  std::vector<Range> lost = subtract({{page_up(result), page_up(p.brk_before)}}, p.announced);
+  // The break before the call: the higher of the one at its entry and one another thread (or a
+  // CLONE_VM process) set by a call whose exit came first; the kernel serialises brk calls.
+  const uint64_t before = std::max(p.brk_before, *image->brk);
+  *image->brk = result;
+  if (!p.checked || before == 0 || page_up(result) >= page_up(before)) return;
+  std::vector<Range> lost = subtract({{page_up(result), page_up(before)}}, p.announced);
   if (!lost.empty()) report(image, tid, p.effect.name, describe(lost), describe_address(read_maps(tid), p.ip));
 }
 

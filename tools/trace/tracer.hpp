@@ -21,6 +21,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -38,7 +39,9 @@ struct Image {
   int record = -1;         // its ProcessRecord, once known
   std::string ended = "running";
   uint64_t trapped = 0, checked = 0, before_hooks = 0, misses = 0;
-  uint64_t brk = 0;            // the last break a brk returned (0: none seen yet)
+  // The last break a brk returned (0: none seen yet), one cell per address space: shared with the
+  // processes made with CLONE_VM (kcmp KCMP_VM), which move the same break.
+  std::shared_ptr<uint64_t> brk = std::make_shared<uint64_t>(0);
   std::vector<MapLine> maps;   // the last snapshot (at exec and thread exits), for naming call sites
 };
 
