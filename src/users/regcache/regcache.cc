@@ -26,6 +26,8 @@
 //   the callback sees the region, or read_begin sees the chunk's odd seq and waits
 //   for that invalidation to end, after which reg registers the memory as it is then. An invalidation
 //   that began before the chunk was inserted is handled by the core (insert then read_begin waits).
+//   Locking: the cache's Mutex (base/lock.hpp) guards the fields marked UMN_GUARDED_BY(lock); every
+//   *_locked function requires it (checked by clang's thread-safety analysis in build/tsa).
 //   Deferred work. The notifier only marks regions and sets work_pending. The next get, put or flush
 //   (get/put: if the lock is free) purges the table; dereg runs when the region's last reference goes,
 //   always under the cache lock, never in the notifier.
@@ -38,10 +40,10 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <mutex>
 #include <vector>
 
 #include "base/check.hpp"
+#include "base/lock.hpp"
 #include "core/rcu.hpp"
 #include "umn/regcache.h"
 #include "users/regcache/epoch.hpp"
@@ -83,7 +85,7 @@ struct umn_regcache {
   uint64_t max_bytes = 0;
   uint64_t align_mask = 0;
 
-  std::mutex lock;
+  umn::detail::Mutex lock;
   // Written under lock (release), read by hits and the notifier under RCU (acquire).
   std::atomic<umn::detail::regcache::Table*> table{nullptr};
   // Set (release) by the notifier after marking regions; exchanged (acq_rel) by purge before its scan.
@@ -95,13 +97,16 @@ struct umn_regcache {
   // RMW'd (acq_rel) by the notifier between set_seq and its table load, and by a miss between
   // publication and read_begin: the RMWs are totally ordered, so one side synchronizes with the other.
   std::atomic<uint64_t> handshake{0};
-  std::vector<umn::detail::regcache::Chunk*> chunks;    // guarded by lock, sorted by start
-  std::vector<umn::detail::regcache::Retired> retired;  // guarded by lock
-  std::vector<struct umn::detail::regcache::Batch*> waiting;  // guarded by lock: see reclaim_locked
-  umn::detail::regcache::Region* live = nullptr;        // guarded by lock: every region not yet freed
-  size_t live_count = 0;                                // guarded by lock
-  bool destroyed = false;                               // guarded by lock
-  uint64_t hits_retired = 0, misses = 0, retries = 0, evictions = 0;  // guarded by lock
+  std::vector<umn::detail::regcache::Chunk*> chunks UMN_GUARDED_BY(lock);  // sorted by start
+  std::vector<umn::detail::regcache::Retired> retired UMN_GUARDED_BY(lock);
+  std::vector<umn::detail::regcache::Batch*> waiting UMN_GUARDED_BY(lock);  // see reclaim_locked
+  umn::detail::regcache::Region* live UMN_GUARDED_BY(lock) = nullptr;  // every region not yet freed
+  size_t live_count UMN_GUARDED_BY(lock) = 0;
+  bool destroyed UMN_GUARDED_BY(lock) = false;
+  uint64_t hits_retired UMN_GUARDED_BY(lock) = 0;
+  uint64_t misses UMN_GUARDED_BY(lock) = 0;
+  uint64_t retries UMN_GUARDED_BY(lock) = 0;
+  uint64_t evictions UMN_GUARDED_BY(lock) = 0;
 };
 
 namespace umn::detail::regcache {
@@ -120,7 +125,7 @@ void free_batch(rcu_head* head) {
 }
 
 // Hands the batches no hit can reach any more to liburcu.
-void reclaim_locked(Cache* rc) noexcept {
+void reclaim_locked(Cache* rc) noexcept UMN_REQUIRES(rc->lock) {
   if (rc->waiting.empty()) return;
   const uint64_t oldest = epoch::oldest_active();
   std::erase_if(rc->waiting, [&](Batch* batch) {
@@ -140,7 +145,7 @@ void free_now(Cache* rc, std::vector<Retired>& items) noexcept {
   (void)rc;
 }
 
-void flush_retired_locked(Cache* rc) noexcept {
+void flush_retired_locked(Cache* rc) noexcept UMN_REQUIRES(rc->lock) {
   if (!rc->retired.empty()) {
     auto* batch = new (std::nothrow) Batch;
     try {
@@ -159,7 +164,7 @@ void flush_retired_locked(Cache* rc) noexcept {
 
 // Everything retired is handed to liburcu (destroy). Readers never wait for the lock inside a
 // section, so this ends.
-void drain_locked(Cache* rc) noexcept {
+void drain_locked(Cache* rc) noexcept UMN_REQUIRES(rc->lock) {
   flush_retired_locked(rc);
   while (!rc->waiting.empty()) {
     sched_yield();
@@ -167,7 +172,7 @@ void drain_locked(Cache* rc) noexcept {
   }
 }
 
-void retire_locked(Cache* rc, void* object, void (*free)(void*) noexcept) noexcept {
+void retire_locked(Cache* rc, void* object, void (*free)(void*) noexcept) noexcept UMN_REQUIRES(rc->lock) {
   try {
     rc->retired.push_back({object, free});
   } catch (...) {
@@ -183,14 +188,14 @@ void free_region(void* region) noexcept { delete static_cast<Region*>(region); }
 
 // ---- regions --------------------------------------------------------------------------------------
 
-void link_live_locked(Cache* rc, Region* region) noexcept {
+void link_live_locked(Cache* rc, Region* region) noexcept UMN_REQUIRES(rc->lock) {
   region->live_next = rc->live;
   if (rc->live != nullptr) rc->live->live_prev = region;
   rc->live = region;
   rc->live_count++;
 }
 
-void unlink_live_locked(Cache* rc, Region* region) noexcept {
+void unlink_live_locked(Cache* rc, Region* region) noexcept UMN_REQUIRES(rc->lock) {
   if (region->live_prev != nullptr) region->live_prev->live_next = region->live_next;
   if (region->live_next != nullptr) region->live_next->live_prev = region->live_prev;
   if (rc->live == region) rc->live = region->live_next;
@@ -198,7 +203,7 @@ void unlink_live_locked(Cache* rc, Region* region) noexcept {
 }
 
 // The last reference went: dereg, fold the hit count, retire the memory.
-void free_region_locked(Cache* rc, Region* region) noexcept {
+void free_region_locked(Cache* rc, Region* region) noexcept UMN_REQUIRES(rc->lock) {
   if (region->registered) rc->ops.dereg(rc->ctx, &region->pub);
   rc->hits_retired += region->refs.load(std::memory_order_relaxed) >> kHitShift;
   unlink_live_locked(rc, region);
@@ -206,7 +211,7 @@ void free_region_locked(Cache* rc, Region* region) noexcept {
 }
 
 // Drops `amount` references (kCachedRef, or 1 + kHit for a hit given back); frees on the last.
-void drop_locked(Cache* rc, Region* region, uint64_t amount) noexcept {
+void drop_locked(Cache* rc, Region* region, uint64_t amount) noexcept UMN_REQUIRES(rc->lock) {
   // acq_rel pairs with the other droppers: the last sees every holder's writes before dereg.
   uint64_t before = region->refs.fetch_sub(amount, std::memory_order_acq_rel);
   if (((before - amount) & kRefMask) == 0) free_region_locked(rc, region);
@@ -220,7 +225,7 @@ bool reachable(const Region* region) noexcept {
 }
 
 // Publishes `next` and retires the current table.
-void publish_locked(Cache* rc, Table* next) noexcept {
+void publish_locked(Cache* rc, Table* next) noexcept UMN_REQUIRES(rc->lock) {
   // Pairs with the acquire loads of hits and of the notifier.
   Table* old = rc->table.exchange(next, std::memory_order_acq_rel);
   if (old != nullptr) retire_locked(rc, old, &free_table);
@@ -229,7 +234,7 @@ void publish_locked(Cache* rc, Table* next) noexcept {
 // Builds the table of the current one's regions for which keep(region) holds, plus `extra` (may be
 // null) in start order; drops the cache's reference of every region left out. Return: -ENOMEM or 0.
 template <class Keep>
-int rebuild_locked(Cache* rc, Keep keep, Region* extra) noexcept {
+int rebuild_locked(Cache* rc, Keep keep, Region* extra) noexcept UMN_REQUIRES(rc->lock) {
   Table* current = rc->table.load(std::memory_order_relaxed);
   Table* next = Table::create(current->count() + 1);
   if (next == nullptr) return -ENOMEM;
@@ -267,7 +272,7 @@ int rebuild_locked(Cache* rc, Keep keep, Region* extra) noexcept {
 }
 
 // Removes the regions the notifier marked (step 1 of a miss; also put, flush).
-void purge_locked(Cache* rc) noexcept {
+void purge_locked(Cache* rc) noexcept UMN_REQUIRES(rc->lock) {
   // Pairs with the release store in chunk_invalidate: a mark made before it is seen by the scan below.
   if (!rc->work_pending.exchange(false, std::memory_order_acq_rel)) return;
   if (rebuild_locked(rc, reachable, nullptr) != 0) rc->work_pending.store(true, std::memory_order_relaxed);
@@ -275,8 +280,9 @@ void purge_locked(Cache* rc) noexcept {
 
 // A get or put that finds work pending does it if nobody holds the lock (whoever does will see it).
 void try_purge(Cache* rc) noexcept {
-  std::unique_lock guard(rc->lock, std::try_to_lock);
-  if (guard.owns_lock() && !rc->destroyed) purge_locked(rc);
+  if (!rc->lock.try_lock()) return;
+  if (!rc->destroyed) purge_locked(rc);
+  rc->lock.unlock();
 }
 
 // ---- the notifier ---------------------------------------------------------------------------------
@@ -326,13 +332,13 @@ bool chunk_invalidate(umn_interval_notifier* sub, const umn_notifier_range* rang
 
 const umn_interval_notifier_ops kChunkOps = {&chunk_invalidate, nullptr, nullptr};
 
-Chunk* find_chunk_locked(Cache* rc, uint64_t start) noexcept {
+Chunk* find_chunk_locked(Cache* rc, uint64_t start) noexcept UMN_REQUIRES(rc->lock) {
   auto it = std::lower_bound(rc->chunks.begin(), rc->chunks.end(), start,
                              [](const Chunk* chunk, uint64_t addr) { return chunk->start < addr; });
   return it != rc->chunks.end() && (*it)->start == start ? *it : nullptr;
 }
 
-int add_chunk_locked(Cache* rc, uint64_t start) noexcept {
+int add_chunk_locked(Cache* rc, uint64_t start) noexcept UMN_REQUIRES(rc->lock) {
   auto* chunk = new (std::nothrow) Chunk;
   if (chunk == nullptr) return -ENOMEM;
   chunk->cache = rc;
@@ -357,7 +363,7 @@ int add_chunk_locked(Cache* rc, uint64_t start) noexcept {
   return 0;
 }
 
-int ensure_chunks_locked(Cache* rc, uint64_t start, uint64_t end) noexcept {
+int ensure_chunks_locked(Cache* rc, uint64_t start, uint64_t end) noexcept UMN_REQUIRES(rc->lock) {
   for (uint64_t index = start >> kChunkShift; index <= (end - 1) >> kChunkShift; ++index) {
     if (find_chunk_locked(rc, index << kChunkShift) != nullptr) continue;
     if (int err = add_chunk_locked(rc, index << kChunkShift); err != 0) return err;
@@ -366,13 +372,13 @@ int ensure_chunks_locked(Cache* rc, uint64_t start, uint64_t end) noexcept {
 }
 
 // Waits for running invalidations of the chunks over [start, end) (step 3).
-void wait_for_chunks_locked(Cache* rc, uint64_t start, uint64_t end) noexcept {
+void wait_for_chunks_locked(Cache* rc, uint64_t start, uint64_t end) noexcept UMN_REQUIRES(rc->lock) {
   for (uint64_t index = start >> kChunkShift; index <= (end - 1) >> kChunkShift; ++index)
     (void)umn_interval_read_begin(&find_chunk_locked(rc, index << kChunkShift)->notifier);
 }
 
 // Removes every chunk no cached region overlaps (all of them when `all`).
-void remove_chunks_locked(Cache* rc, bool all) noexcept {
+void remove_chunks_locked(Cache* rc, bool all) noexcept UMN_REQUIRES(rc->lock) {
   Table* table = rc->table.load(std::memory_order_relaxed);
   std::erase_if(rc->chunks, [&](Chunk* chunk) {
     bool used = false;
@@ -399,9 +405,10 @@ Region* lookup(Cache* rc, uint64_t start, uint64_t end, bool locked) noexcept {
   }
   // Give the hit back: possibly the last reference.
   if (locked) {
+    rc->lock.assert_held();
     drop_locked(rc, region, 1 + kHit);
   } else {
-    std::lock_guard guard(rc->lock);
+    MutexLock guard(rc->lock);
     drop_locked(rc, region, 1 + kHit);
   }
   return nullptr;
@@ -410,7 +417,7 @@ Region* lookup(Cache* rc, uint64_t start, uint64_t end, bool locked) noexcept {
 // ---- misses ---------------------------------------------------------------------------------------
 
 // Drops a pending region that failed (reg error, or invalidated): out of the table, dereg if owed.
-void abandon_locked(Cache* rc, Region* region) noexcept {
+void abandon_locked(Cache* rc, Region* region) noexcept UMN_REQUIRES(rc->lock) {
   uint32_t pending = kPending;
   region->state.compare_exchange_strong(pending, kDropped, std::memory_order_acq_rel);
   if (rebuild_locked(rc, [&](Region* r) { return r != region; }, nullptr) != 0) {
@@ -421,7 +428,7 @@ void abandon_locked(Cache* rc, Region* region) noexcept {
 // Evicts unused valid regions, least recently released first, while keep_going(); never `spare`.
 // `counted`: the evictions count in stats (limits, -ENOMEM), not flush's.
 template <class KeepGoing>
-void evict_locked(Cache* rc, Region* spare, bool counted, KeepGoing keep_going) noexcept {
+void evict_locked(Cache* rc, Region* spare, bool counted, KeepGoing keep_going) noexcept UMN_REQUIRES(rc->lock) {
   Table* table = rc->table.load(std::memory_order_relaxed);
   std::vector<Region*> candidates;
   for (size_t i = 0; i < table->count(); ++i) {
@@ -453,7 +460,7 @@ bool over_limits(const Cache* rc, size_t count, uint64_t bytes) noexcept {
 }
 
 // Step 2: widens [*start, *end) to the valid regions it overlaps.
-void merge_bounds_locked(Cache* rc, uint64_t* start, uint64_t* end) noexcept {
+void merge_bounds_locked(Cache* rc, uint64_t* start, uint64_t* end) noexcept UMN_REQUIRES(rc->lock) {
   rc->table.load(std::memory_order_relaxed)->for_each_overlapping(*start, *end, [&](Region* region) {
     if (region->state.load(std::memory_order_acquire) != kValid) return;
     *start = std::min(*start, region->start());
@@ -462,7 +469,7 @@ void merge_bounds_locked(Cache* rc, uint64_t* start, uint64_t* end) noexcept {
 }
 
 // Steps 2-4 once. Return: 0 (accepted, *out referenced), -EAGAIN (invalidated: retry), or an error.
-int register_once_locked(Cache* rc, uint64_t start, uint64_t end, Region** out) noexcept {
+int register_once_locked(Cache* rc, uint64_t start, uint64_t end, Region** out) noexcept UMN_REQUIRES(rc->lock) {
   merge_bounds_locked(rc, &start, &end);
   if (int err = ensure_chunks_locked(rc, start, end); err != 0) return err;
   auto* region = new (std::nothrow) Region;
@@ -502,7 +509,7 @@ int register_once_locked(Cache* rc, uint64_t start, uint64_t end, Region** out) 
   return 0;
 }
 
-int miss_locked(Cache* rc, uint64_t start, uint64_t end, Region** out) noexcept {
+int miss_locked(Cache* rc, uint64_t start, uint64_t end, Region** out) noexcept UMN_REQUIRES(rc->lock) {
   bool evicted_for_memory = false;
   for (unsigned attempt = 0;;) {
     if (rc->released.load(std::memory_order_relaxed)) return -EINVAL;
@@ -542,7 +549,7 @@ bool aligned_range(const Cache* rc, const void* addr, size_t len, uint64_t* star
   return *end != 0;
 }
 
-void destroy_locked(Cache* rc) noexcept {
+void destroy_locked(Cache* rc) noexcept UMN_REQUIRES(rc->lock) {
   for (size_t i = 0; i < rc->table.load(std::memory_order_relaxed)->count(); ++i) {
     Region* region = rc->table.load(std::memory_order_relaxed)->at(i);
     uint32_t state = region->state.load(std::memory_order_relaxed);
@@ -559,7 +566,7 @@ void destroy_locked(Cache* rc) noexcept {
 
 void free_cache(Cache* rc) noexcept {
   {
-    std::lock_guard guard(rc->lock);
+    MutexLock guard(rc->lock);
     drain_locked(rc);
   }
   Table::destroy(rc->table.load(std::memory_order_relaxed));  // no reader left: chunks removed, no gets
@@ -570,6 +577,7 @@ void free_cache(Cache* rc) noexcept {
 }  // namespace umn::detail::regcache
 
 using namespace umn::detail::regcache;
+using umn::detail::MutexLock;
 
 extern "C" {
 
@@ -607,7 +615,7 @@ int umn_regcache_get(umn_regcache* rc, const void* addr, size_t len, umn_regcach
     *out = &region->pub;
     return 0;
   }
-  std::lock_guard guard(rc->lock);
+  MutexLock guard(rc->lock);
   if (!UMN_CHECK(!rc->destroyed, "umn_regcache_get", "cache destroyed")) return -EINVAL;
   if (Region* region = lookup(rc, start, end, true)) {  // another thread registered it meanwhile
     purge_locked(rc);
@@ -642,7 +650,7 @@ void umn_regcache_put(umn_regcache* rc, umn_regcache_region* pub) {
   if (((refs - 1) & kRefMask) == 0) {
     bool free_it;
     {
-      std::lock_guard guard(rc->lock);
+      MutexLock guard(rc->lock);
       free_region_locked(rc, region);
       free_it = rc->destroyed && rc->live_count == 0;
       if (rc->destroyed) flush_retired_locked(rc);
@@ -655,7 +663,7 @@ void umn_regcache_put(umn_regcache* rc, umn_regcache_region* pub) {
 
 void umn_regcache_flush(umn_regcache* rc) {
   if (!UMN_CHECK(rc != nullptr, "umn_regcache_flush", "NULL cache")) return;
-  std::lock_guard guard(rc->lock);
+  MutexLock guard(rc->lock);
   if (rc->destroyed) return;
   purge_locked(rc);
   evict_locked(rc, nullptr, false, [](size_t, uint64_t) { return true; });
@@ -667,7 +675,7 @@ void umn_regcache_destroy(umn_regcache* rc) {
   if (rc == nullptr) return;
   bool in_use;
   {
-    std::lock_guard guard(rc->lock);
+    MutexLock guard(rc->lock);
     if (!UMN_CHECK(!rc->destroyed, "umn_regcache_destroy", "cache destroyed twice")) return;
     destroy_locked(rc);
     in_use = rc->live_count != 0;
@@ -680,7 +688,7 @@ void umn_regcache_destroy(umn_regcache* rc) {
 
 void umn_regcache_stats(umn_regcache* rc, struct umn_regcache_stats* out) {
   if (!UMN_CHECK(rc != nullptr && out != nullptr, "umn_regcache_stats", "NULL cache or stats")) return;
-  std::lock_guard guard(rc->lock);
+  MutexLock guard(rc->lock);
   out->hits = rc->hits_retired;
   for (Region* region = rc->live; region != nullptr; region = region->live_next)
     out->hits += region->refs.load(std::memory_order_relaxed) >> kHitShift;
