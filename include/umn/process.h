@@ -32,8 +32,10 @@
  *     read_begin's wait, register/unregister/get/put, release) block the thread's signals for that
  *     section, so a handler never runs inside one. A handler interrupting a delivery on its own thread
  *     is passed through unnotified (counted in umn_process_hooks_info.nested), never recursing.
- *   - Only syscall instructions in libc and the loader are hooked: code issuing its own (the Go
- *     runtime, inline assembly) is not seen; umn trace --verify reports what it misses.
+ *   - The syscall instructions of every executable file mapping are hooked (libc, the loader, the
+ *     executable, other shared objects, the Go runtime, dlopen'd objects). Not seen: instructions in
+ *     anonymous executable memory (JIT code) and those counted as unknown or undecoded in
+ *     umn_process_hooks_info; umn trace --verify reports what is missed.
  *   - Observers have the same rules, and may not allocate.
  * Memory ordering
  *   - Everything a thread wrote before calling munmap is visible to the callbacks it runs (same thread).
@@ -54,9 +56,13 @@ extern "C" {
 /**
  * umn_process_hooks_install - install the process hooks (idempotent; umn_mm_process() calls it).
  * Setting UMN_PROCESS_HOOKS=0 in the environment disables installation.
- * Context: any thread, not a signal handler. Return: 0 when installed (now or before); -EPERM when
- * disabled by the environment; -ENOSYS on an unsupported architecture; -ENOENT when no libc syscall
- * site was found; another -errno when a stub page could not be mapped.
+ * Context: any thread, not a signal handler. Return: 0 when every site found was patched (now or
+ * before; foreign, unsafe, unknown and undecoded sites are counted in umn_process_hooks_info, not
+ * errors); -EPERM when disabled by the environment or under a W^X policy that refuses executable
+ * memory (PR_SET_MDWE; -EACCES or -EPERM from systemd's MemoryDenyWriteExecute filter); -ENOSYS on an
+ * unsupported architecture; -ENOENT when no syscall site was found; -ENOMEM when no stub area could be
+ * placed within reach of a module. A failed installation patched nothing, or (a text page refused
+ * mid-way) left what it patched in place: its status is never 0.
  */
 UMN_API int umn_process_hooks_install(void);
 
@@ -67,11 +73,19 @@ struct umn_process_hooks_info {
 	unsigned sites_shared;         /* sites owned by another umn copy this copy joined */
 	unsigned sites_foreign;        /* sites already patched by another library: not covered */
 	unsigned sites_unsafe;         /* sites that cannot be patched atomically: not covered */
-	unsigned modules;              /* text segments scanned (libc, loader, static executable) */
-	int raw_syscall_covered;       /* glibc's syscall() function is covered (not syscall
-					  instructions outside libc and the loader: never) */
+	unsigned modules;              /* executable file mappings scanned (the executable, every
+					  shared object, those mapped later by dlopen) */
+	int raw_syscall_covered;       /* glibc's syscall() function is covered (syscall instructions
+					  whose number comes from a register elsewhere: sites_unknown) */
 	unsigned long events;          /* invalidation ranges started by the hooks */
 	unsigned long nested;          /* calls passed through unnotified from inside a delivery */
+	unsigned sites_unknown;        /* syscall instructions whose number is not an immediate at the
+					  site (Go's Syscall6, umn's own boundary...): not covered */
+	unsigned sites_undecoded;      /* watched "mov $nr; syscall" byte patterns outside every known
+					  function (no symbol, FDE or Go function table): not covered */
+	unsigned sites_failed;         /* sites left unpatched by an error (status says which) */
+	unsigned text_unscanned;       /* executable mappings not scanned: anonymous (JIT) or
+					  unreadable files: not covered */
 };
 /** umn_process_hooks_get_info - fill *info. Context: any. */
 UMN_API void umn_process_hooks_get_info(struct umn_process_hooks_info *info);

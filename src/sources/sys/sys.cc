@@ -20,6 +20,7 @@ asm(R"(
   .type umn_sys_raw6, @function
   .p2align 4
 umn_sys_raw6:
+  .cfi_startproc
   movq %rdi, %r11
   movq %rsi, %rdi
   movq %rdx, %rsi
@@ -30,6 +31,7 @@ umn_sys_raw6:
   movq %r11, %rax
   syscall
   ret
+  .cfi_endproc
   .size umn_sys_raw6, .-umn_sys_raw6
 )");
 

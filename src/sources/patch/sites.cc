@@ -1,0 +1,163 @@
+// sites.cc - decoding a module's functions for syscall sites (contract: sites.hpp).
+#include "sources/patch/sites.hpp"
+
+#include <capstone/capstone.h>
+#include <sys/syscall.h>
+
+#include <cstring>
+#include <initializer_list>
+
+#include "sources/patch/stub_area.hpp"
+
+namespace umn::detail::patch {
+namespace {
+
+constexpr long kWatched[] = {SYS_mmap,  SYS_mprotect, SYS_munmap, SYS_brk,
+                             SYS_mremap, SYS_madvise, SYS_shmdt,  SYS_shmat, SYS_process_madvise};
+constexpr unsigned char kSyscall[] = {0x0f, 0x05};
+constexpr unsigned char kMovEax[] = {0xb8};              // mov $imm32,%eax
+constexpr unsigned char kMovRax[] = {0x48, 0xc7, 0xc0};  // mov $simm32,%rax
+// glibc's syscall(): argument shuffle, then the load of the sixth argument (the patched window).
+constexpr unsigned char kSyscallFnBody[kSyscallFnBodyLength] = {
+    0x48, 0x89, 0xf8, 0x48, 0x89, 0xf7, 0x48, 0x89, 0xd6, 0x48, 0x89, 0xca, 0x4d,
+    0x89, 0xc2, 0x4d, 0x89, 0xc8, 0x4c, 0x8b, 0x4c, 0x24, 0x08, 0x0f, 0x05};
+constexpr unsigned kSyscallFnWindow = 18;  // offset of "mov 8(%rsp),%r9" in the body
+
+// The system call number the instruction at p (size bytes) puts in %rax, or -1.
+long immediate_nr(const unsigned char* p, size_t size) noexcept {
+  int32_t imm;
+  if (size == 5 && p[0] == kMovEax[0]) std::memcpy(&imm, p + 1, 4);
+  else if (size == 7 && std::memcmp(p, kMovRax, sizeof(kMovRax)) == 0) std::memcpy(&imm, p + 3, 4);
+  else return -1;
+  return imm;
+}
+
+// A watched site's byte pattern starting at p (at most avail bytes): its window length, or 0.
+unsigned pattern_at(const unsigned char* p, uint64_t avail) noexcept {
+  for (unsigned length : {5u, 7u})
+    if (avail >= length + 2 && std::memcmp(p + length, kSyscall, 2) == 0 && watched(immediate_nr(p, length)))
+      return length;
+  return 0;
+}
+
+bool holds_syscall(const unsigned char* p, uint64_t n) noexcept {
+  for (uint64_t i = 0; i + 1 < n; ++i)
+    if (p[i] == kSyscall[0] && p[i + 1] == kSyscall[1]) return true;
+  return false;
+}
+
+SiteKind classify(uintptr_t addr, const unsigned char* file, unsigned length, SiteKind fresh) noexcept {
+  const auto* live = reinterpret_cast<const unsigned char*>(addr);
+  if (std::memcmp(live, file, length + 2) == 0) return fresh;
+  if (live[0] == 0xe9 && std::memcmp(live + length, kSyscall, 2) == 0 && is_umn_stub(jmp_target(addr)))
+    return SiteKind::kShared;
+  return SiteKind::kForeign;
+}
+
+struct Decoder {
+  csh handle = 0;
+  cs_insn* insn = nullptr;
+  bool open() noexcept {
+    if (cs_open(CS_ARCH_X86, CS_MODE_64, &handle) != CS_ERR_OK) return false;
+    insn = cs_malloc(handle);
+    return insn != nullptr;
+  }
+  ~Decoder() {
+    if (insn != nullptr) cs_free(insn, 1);
+    if (handle != 0) cs_close(&handle);
+  }
+};
+
+struct ModuleScan {
+  const ElfImage& image;
+  uint64_t bias;
+  unsigned module;
+  RawArray<Site>* sites;
+  ScanCounts* counts;
+};
+
+bool add_site(ModuleScan& scan, uint64_t vaddr, const unsigned char* file, unsigned length, SiteKind fresh) noexcept {
+  const uintptr_t addr = vaddr + scan.bias;
+  for (const Site& s : *scan.sites)
+    if (s.addr == addr) return true;  // decoded twice (overlapping extents)
+  return scan.sites->push({addr, static_cast<uint8_t>(length), classify(addr, file, length, fresh), scan.module, 0});
+}
+
+// The decoded syscall at vaddr, after the instruction prev (prev_size bytes at prev_vaddr; 0: none).
+bool on_syscall(ModuleScan& scan, uint64_t prev_vaddr, const unsigned char* prev, size_t prev_size) noexcept {
+  const long nr = prev_size != 0 ? immediate_nr(prev, prev_size) : -1;
+  if (nr >= 0) return !watched(nr) || add_site(scan, prev_vaddr, prev, static_cast<unsigned>(prev_size), SiteKind::kFresh);
+  const unsigned char* body = prev_size == 5 ? scan.image.bytes_at(prev_vaddr - kSyscallFnWindow, sizeof(kSyscallFnBody)) : nullptr;
+  if (body != nullptr && std::memcmp(body, kSyscallFnBody, sizeof(kSyscallFnBody)) == 0)
+    return add_site(scan, prev_vaddr, prev, 5, SiteKind::kSyscallFn);
+  scan.counts->unknown++;
+  return true;
+}
+
+bool decode_extent(ModuleScan& scan, Decoder& decoder, const Extent& extent) noexcept {
+  const unsigned char* code = scan.image.bytes_at(extent.start, extent.end - extent.start);
+  if (code == nullptr || !holds_syscall(code, extent.end - extent.start)) return true;
+  size_t left = extent.end - extent.start;
+  uint64_t vaddr = extent.start, prev_vaddr = 0;
+  const unsigned char* prev = nullptr;
+  size_t prev_size = 0;
+  while (cs_disasm_iter(decoder.handle, &code, &left, &vaddr, decoder.insn)) {
+    const cs_insn& in = *decoder.insn;
+    const unsigned char* at = code - in.size;
+    if (in.size == 2 && std::memcmp(at, kSyscall, 2) == 0 && !on_syscall(scan, prev_vaddr, prev, prev_size))
+      return false;
+    prev = at, prev_size = in.size, prev_vaddr = in.address;
+  }
+  return true;
+}
+
+// The watched patterns in [text, text + length) that no extent covers (extents sorted by start).
+unsigned count_undecoded(const ElfImage& image, uint64_t text, uint64_t length, const RawArray<Extent>& extents) noexcept {
+  const unsigned char* bytes = image.bytes_at(text, length);
+  if (bytes == nullptr) return 0;
+  unsigned count = 0;
+  size_t next = 0;
+  uint64_t covered_to = 0;  // the end of the union of the extents starting at or before the address
+  for (uint64_t i = 0; i + 7 <= length; ++i) {
+    const uint64_t vaddr = text + i;
+    while (next < extents.size() && extents[next].start <= vaddr) {
+      if (extents[next].end > covered_to) covered_to = extents[next].end;
+      ++next;
+    }
+    if (vaddr >= covered_to && pattern_at(bytes + i, length - i) != 0) ++count;
+  }
+  return count;
+}
+
+}  // namespace
+
+bool watched(long nr) noexcept {
+  for (long w : kWatched)
+    if (w == nr) return true;
+  return false;
+}
+
+bool is_umn_stub(uintptr_t target) noexcept { return is_stub_area(target & ~uintptr_t{4095}); }
+
+uintptr_t jmp_target(uintptr_t site) noexcept {
+  int32_t rel;
+  std::memcpy(&rel, reinterpret_cast<const void*>(site + 1), sizeof(rel));
+  return site + 5 + static_cast<uintptr_t>(static_cast<intptr_t>(rel));
+}
+
+bool find_sites(const ElfImage& image, uint64_t text, uint64_t length, uint64_t bias, unsigned module,
+                RawArray<Site>* sites, ScanCounts* counts) noexcept {
+  RawArray<Extent> extents;
+  if (!function_extents(image, &extents)) return false;
+  Decoder decoder;
+  if (!decoder.open()) return false;
+  ModuleScan scan{image, bias, module, sites, counts};
+  for (const Extent& extent : extents) {
+    if (extent.start < text || extent.end > text + length) continue;
+    if (!decode_extent(scan, decoder, extent)) return false;
+  }
+  counts->undecoded += count_undecoded(image, text, length, extents);
+  return true;
+}
+
+}  // namespace umn::detail::patch
