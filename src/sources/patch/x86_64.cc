@@ -25,8 +25,25 @@
 #include "sources/patch/text_write.hpp"
 #include "sources/sys/sys.hpp"
 
+#if defined(__SANITIZE_THREAD__)
+extern "C" void __tsan_ignore_thread_begin();
+extern "C" void __tsan_ignore_thread_end();
+#endif
+
 namespace umn::detail::patch {
 namespace {
+
+// ThreadSanitizer builds: the patcher reads files and scratch memory it maps with raw mmap, which TSan
+// does not see; their addresses may still carry shadow of another thread's accesses to memory that was
+// unmapped without TSan seeing it (raw syscall(SYS_munmap)): a false race report. The patcher's plain
+// memory accesses (and those of the interceptors it and Capstone call) are ignored while it runs;
+// synchronisation (atomics) is still tracked.
+struct TsanIgnoreScope {
+#if defined(__SANITIZE_THREAD__)
+  TsanIgnoreScope() noexcept { __tsan_ignore_thread_begin(); }
+  ~TsanIgnoreScope() { __tsan_ignore_thread_end(); }
+#endif
+};
 
 constexpr unsigned kMaxModules = 512;
 constexpr int kPrGetMdwe = 66, kMdweRefuseExecGain = 1;  // <linux/prctl.h>, Linux 6.3
@@ -232,6 +249,7 @@ void reset_in_child() noexcept { g_exec_lock.store(false, std::memory_order_rela
 }  // namespace
 
 InstallResult install(DispatchFn dispatch, Registry* own) noexcept {
+  [[maybe_unused]] TsanIgnoreScope tsan_ignore;
   InstallResult r;
   g_dispatch = dispatch;
   g_own = own;
@@ -261,6 +279,7 @@ void on_exec_mapping(int fd, uintptr_t addr, uint64_t length, uint64_t offset, i
   if (!g_installed.load(std::memory_order_acquire) || t_in_exec_mapping) return;
   t_in_exec_mapping = true;
   {
+    [[maybe_unused]] TsanIgnoreScope tsan_ignore;
     SpinGuard guard;
     InstallResult r;
     RawArray<Site> sites;

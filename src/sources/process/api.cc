@@ -3,6 +3,7 @@
 // process_mm.cc; umn_notifier_event_name belongs to the core: src/core/event_name.cc).
 #include <cstring>
 
+#include "sources/patch/x86_64.hpp"
 #include "sources/process/state.hpp"
 #include "umn/process.h"
 
@@ -15,12 +16,17 @@ void umn_process_hooks_get_info(umn_process_hooks_info* info) {
   std::memset(info, 0, sizeof(*info));
   info->status = done ? g_status : 1;
   if (!done) return;
-  info->sites_patched = g_install.patched;
-  info->sites_shared = g_install.shared;
-  info->sites_foreign = g_install.foreign;
-  info->sites_unsafe = g_install.unsafe;
-  info->modules = g_install.modules;
-  info->raw_syscall_covered = g_install.syscall_fn ? 1 : 0;
+  const patch::InstallResult totals = patch::totals();  // the installation and every dlopen since
+  info->sites_patched = totals.patched;
+  info->sites_shared = totals.shared;
+  info->sites_foreign = totals.foreign;
+  info->sites_unsafe = totals.unsafe;
+  info->sites_unknown = totals.unknown;
+  info->sites_undecoded = totals.undecoded;
+  info->sites_failed = totals.failed;
+  info->text_unscanned = totals.unscanned;
+  info->modules = totals.modules;
+  info->raw_syscall_covered = totals.syscall_fn ? 1 : 0;
   info->events = g_events.load(std::memory_order_relaxed);
   info->nested = g_nested.load(std::memory_order_relaxed);
 }

@@ -10,6 +10,7 @@
 #include "sources/process/delivery.hpp"
 #include "sources/process/events.hpp"
 #include "sources/process/pidfd.hpp"
+#include "sources/patch/x86_64.hpp"
 #include "sources/process/state.hpp"
 #include "sources/sys/sys.hpp"
 
@@ -102,6 +103,16 @@ long hooked_call(long nr, const long* a, uintptr_t caller) noexcept {
   return result;
 }
 
+// New text mapped from a file (the loader's dlopen, or anyone's mmap with PROT_EXEC): its sites are
+// patched before the caller can run it (patch/x86_64.hpp, on_exec_mapping; the choice is argued in
+// docs/process.md, "New text").
+void discover_text(long nr, const long* a, long result) noexcept {
+  if (nr != SYS_mmap || sys::failed(result) || (a[2] & PROT_EXEC) == 0 || (a[3] & MAP_ANONYMOUS) != 0 || a[4] < 0)
+    return;
+  patch::on_exec_mapping(static_cast<int>(a[4]), static_cast<uintptr_t>(result), static_cast<uint64_t>(a[1]),
+                         static_cast<uint64_t>(a[5]), static_cast<int>(a[2]));
+}
+
 }  // namespace
 
 // noinline: its address is baked into the stubs.
@@ -109,7 +120,9 @@ long hooked_call(long nr, const long* a, uintptr_t caller) noexcept {
                                 uintptr_t site_rsp) {
   const long args[6] = {a1, a2, a3, a4, a5, a6};
   uintptr_t caller = *reinterpret_cast<const uintptr_t*>(site_rsp);
-  return hooked_call(nr, args, caller);
+  const long result = hooked_call(nr, args, caller);
+  discover_text(nr, args, result);
+  return result;
 }
 
 }  // namespace umn::detail

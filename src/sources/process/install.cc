@@ -14,6 +14,7 @@
 #include "sources/process/fork.hpp"
 #include "sources/process/hooks.hpp"
 #include "sources/process/observers.hpp"
+#include "sources/patch/x86_64.hpp"
 #include "sources/process/state.hpp"
 #include "umn/process.h"
 
@@ -28,15 +29,16 @@ bool env_disabled() noexcept {
 int do_install(umn_mm* mm) noexcept {
   if (env_disabled()) return -EPERM;
   g_mm.store(mm, std::memory_order_release);  // before the first patch: the dispatcher may run at once
-  g_install = patch::install(&dispatch, &g_registry);
-  if (g_install.existing != nullptr) {
-    if (g_install.existing->abi != kRegistryAbi) return -EPROTO;
-    g_active.store(g_install.existing, std::memory_order_release);
+  const patch::InstallResult install = patch::install(&dispatch, &g_registry);
+  if (install.existing != nullptr) {
+    if (install.existing->abi != kRegistryAbi) return -EPROTO;
+    g_active.store(install.existing, std::memory_order_release);
     g_mm.store(nullptr, std::memory_order_release);  // our address space is fed by the owner's observer
-    int slot = claim_slot(g_install.existing, &chained_observer, mm);
+    int slot = claim_slot(install.existing, &chained_observer, mm);
     return slot < 0 ? slot : 0;
   }
-  if (g_install.patched == 0) return g_install.error != 0 ? g_install.error : -ENOENT;
+  if (install.error != 0) return install.error;  // never a partial success (patch/x86_64.hpp, "Failures")
+  if (install.patched == 0) return -ENOENT;
   return 0;
 }
 

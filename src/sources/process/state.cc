@@ -8,7 +8,6 @@ int g_status = 1;
 std::atomic<umn_mm*> g_mm{nullptr};
 Registry g_registry;
 std::atomic<Registry*> g_active{&g_registry};
-patch::InstallResult g_install;
 std::atomic<unsigned long> g_events{0};
 std::atomic<unsigned long> g_nested{0};
 

@@ -14,7 +14,6 @@
 
 #include <atomic>
 
-#include "sources/patch/x86_64.hpp"
 #include "sources/process/registry.hpp"
 #include "umn/umn.h"
 
@@ -25,7 +24,6 @@ extern int g_status;                      // written before g_install_state = 2
 extern std::atomic<umn_mm*> g_mm;         // the address space fed (nullptr when chained to another copy)
 extern Registry g_registry;               // ours; other copies and tracers join it if we own the sites
 extern std::atomic<Registry*> g_active;   // the registry events flow through (another copy's when chained)
-extern patch::InstallResult g_install;    // what the installation found (written before state 2)
 extern std::atomic<unsigned long> g_events;  // ranges started by the hooks (relaxed statistics)
 extern std::atomic<unsigned long> g_nested;  // calls passed through from inside a delivery (relaxed)
 

@@ -58,10 +58,10 @@ TEST_F(Hooks, InstallCoversLibcLoaderAndRawSyscall) {
   umn_process_hooks_info info;
   umn_process_hooks_get_info(&info);
   EXPECT_EQ(info.status, 0);
-  EXPECT_GE(info.sites_patched + info.sites_shared, 12u);  // glibc 2.36: 9 in libc (incl. syscall()), 4 in ld.so
+  EXPECT_GE(info.sites_patched + info.sites_shared, 12u);  // glibc 2.36: 11 in libc (incl. syscall()), 4 in ld.so
   EXPECT_EQ(info.sites_foreign, 0u);
   EXPECT_EQ(info.sites_unsafe, 0u);
-  EXPECT_EQ(info.modules, 2u);
+  EXPECT_GE(info.modules, 2u);  // libc, ld.so, and every other executable mapping (patch/x86_64.hpp)
   EXPECT_EQ(info.raw_syscall_covered, 1);
 }
 
@@ -138,7 +138,7 @@ TEST_F(Hooks, LibcAndLoaderSitesHoldNoVectorState) {
   if (std::system("command -v readelf >/dev/null && command -v objdump >/dev/null") != 0)
     GTEST_SKIP() << "binutils (readelf, objdump) not installed";
   std::vector<PatchedSite> sites = patched_sites();
-  ASSERT_GE(sites.size(), 12u);  // glibc 2.36: 9 in libc, 4 in ld.so (see InstallCoversLibcLoaderAndRawSyscall)
+  ASSERT_GE(sites.size(), 12u);  // glibc 2.36: 11 in libc, 4 in ld.so (see InstallCoversLibcLoaderAndRawSyscall)
   std::map<std::string, std::vector<std::pair<uint64_t, uint64_t>>> extents;
   for (const PatchedSite& site : sites) {
     ASSERT_NE(site.vaddr, 0u) << site.path;
