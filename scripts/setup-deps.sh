@@ -7,6 +7,8 @@ packages=(build-essential cmake pkg-config git libgtest-dev libgmock-dev libbenc
           libcli11-dev libfmt-dev valgrind clang libclang-rt-14-dev spin
           libucx-dev ucx-utils  # libucx-dev, ucx-utils: the UCX bridge and its tests (tests/ucx), regcache_bench
           liburing-dev          # io_uring fixed buffers on the registration cache (src/users/uring)
+          libcapstone-dev       # the patcher decodes the functions holding syscall sites
+          golang-go fzf         # real Go programs (tests/programs/go)
           python3 libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0)  # umn trace runs (tests/programs)
 
 missing=()

@@ -1,0 +1,3 @@
+module umntest
+
+go 1.19
