@@ -15,13 +15,31 @@ T load(const unsigned char* p) noexcept {
 
 // ---- symbols ----------------------------------------------------------------------------------------
 
-bool add_symbols(const ElfImage& image, const char* name, RawArray<Extent>* out) noexcept {
+// Whether a (mangled) symbol name belongs to a sanitizer runtime.
+bool sanitizer_runtime_symbol(const char* name, uint64_t room) noexcept {
+  constexpr const char* kPrefixes[] = {"_ZN11__sanitizer", "_ZN6__asan", "_ZN6__tsan", "_ZN6__lsan",
+                                       "_ZN6__msan",       "_ZN7__ubsan", "_ZN8__hwasan", "_ZN14__interception",
+                                       "__interceptor_",   "__sanitizer_", "__tsan_", "__asan_"};
+  for (const char* prefix : kPrefixes) {
+    const size_t length = std::strlen(prefix);
+    if (length <= room && std::strncmp(name, prefix, length) == 0) return true;
+  }
+  return false;
+}
+
+bool add_symbols(const ElfImage& image, const char* name, RawArray<Extent>* out, RawArray<Extent>* runtime) noexcept {
   const Section symbols = image.section(name);
   if (symbols.data == nullptr || symbols.entsize != sizeof(Elf64_Sym)) return true;
+  const Section strings = image.section(symbols.link);
   for (uint64_t i = 0; i < symbols.size / sizeof(Elf64_Sym); ++i) {
     const auto sym = load<Elf64_Sym>(symbols.data + i * sizeof(Elf64_Sym));
     if (ELF64_ST_TYPE(sym.st_info) != STT_FUNC || sym.st_size == 0 || sym.st_shndx == SHN_UNDEF) continue;
-    if (!out->push({sym.st_value, sym.st_value + sym.st_size})) return false;
+    const Extent extent{sym.st_value, sym.st_value + sym.st_size};
+    if (!out->push(extent)) return false;
+    if (strings.data != nullptr && sym.st_name < strings.size &&
+        sanitizer_runtime_symbol(reinterpret_cast<const char*>(strings.data) + sym.st_name, strings.size - sym.st_name) &&
+        !runtime->push(extent))
+      return false;
   }
   return true;
 }
@@ -164,8 +182,8 @@ void sort_unique(RawArray<Extent>* extents) noexcept {
 
 }  // namespace
 
-bool function_extents(const ElfImage& image, RawArray<Extent>* out) noexcept {
-  const bool ok = add_symbols(image, ".symtab", out) && add_symbols(image, ".dynsym", out) &&
+bool function_extents(const ElfImage& image, RawArray<Extent>* out, RawArray<Extent>* runtime) noexcept {
+  const bool ok = add_symbols(image, ".symtab", out, runtime) && add_symbols(image, ".dynsym", out, runtime) &&
                   add_eh_frame(image, out) && add_gopclntab(image, out);
   sort_unique(out);
   return ok;

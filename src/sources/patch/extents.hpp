@@ -25,7 +25,10 @@ struct Extent {
 };
 
 // Appends the extents of every source above, sorted by start, duplicates removed (overlaps are kept:
-// each extent is decoded on its own). Return: false when memory ran out.
-bool function_extents(const ElfImage& image, RawArray<Extent>* out) noexcept;
+// each extent is decoded on its own), and to *runtime the symbol extents of a sanitizer runtime linked
+// into the file (namespaces __sanitizer, __asan, __tsan, __lsan, __msan, __ubsan, __hwasan,
+// __interception): their system calls manage the runtime's own memory, and the dispatcher, itself
+// instrumented, must not run inside the runtime. Return: false when memory ran out.
+bool function_extents(const ElfImage& image, RawArray<Extent>* out, RawArray<Extent>* runtime) noexcept;
 
 }  // namespace umn::detail::patch

@@ -70,13 +70,21 @@ struct Decoder {
 
 struct ModuleScan {
   const ElfImage& image;
+  const RawArray<Extent>& runtime;  // sanitizer runtime functions: never patched
   uint64_t bias;
   unsigned module;
   RawArray<Site>* sites;
   ScanCounts* counts;
 };
 
+bool in_runtime(const ModuleScan& scan, uint64_t vaddr) noexcept {
+  for (const Extent& e : scan.runtime)
+    if (e.start <= vaddr && vaddr < e.end) return true;
+  return false;
+}
+
 bool add_site(ModuleScan& scan, uint64_t vaddr, const unsigned char* file, unsigned length, SiteKind fresh) noexcept {
+  if (in_runtime(scan, vaddr)) return true;  // the sanitizer runtime's own memory management
   const uintptr_t addr = vaddr + scan.bias;
   for (const Site& s : *scan.sites)
     if (s.addr == addr) return true;  // decoded twice (overlapping extents)
@@ -90,7 +98,7 @@ bool on_syscall(ModuleScan& scan, uint64_t prev_vaddr, const unsigned char* prev
   const unsigned char* body = prev_size == 5 ? scan.image.bytes_at(prev_vaddr - kSyscallFnWindow, sizeof(kSyscallFnBody)) : nullptr;
   if (body != nullptr && std::memcmp(body, kSyscallFnBody, sizeof(kSyscallFnBody)) == 0)
     return add_site(scan, prev_vaddr, prev, 5, SiteKind::kSyscallFn);
-  scan.counts->unknown++;
+  if (!in_runtime(scan, prev_vaddr)) scan.counts->unknown++;
   return true;
 }
 
@@ -147,11 +155,11 @@ uintptr_t jmp_target(uintptr_t site) noexcept {
 
 bool find_sites(const ElfImage& image, uint64_t text, uint64_t length, uint64_t bias, unsigned module,
                 RawArray<Site>* sites, ScanCounts* counts) noexcept {
-  RawArray<Extent> extents;
-  if (!function_extents(image, &extents)) return false;
+  RawArray<Extent> extents, runtime;
+  if (!function_extents(image, &extents, &runtime)) return false;
   Decoder decoder;
   if (!decoder.open()) return false;
-  ModuleScan scan{image, bias, module, sites, counts};
+  ModuleScan scan{image, runtime, bias, module, sites, counts};
   for (const Extent& extent : extents) {
     if (extent.start < text || extent.end > text + length) continue;
     if (!decode_extent(scan, decoder, extent)) return false;

@@ -19,31 +19,16 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <initializer_list>
 
 #include "sources/patch/elf_image.hpp"
 #include "sources/patch/sites.hpp"
 #include "sources/patch/text_write.hpp"
+#include "sources/patch/tsan_runtime.hpp"
 #include "sources/sys/sys.hpp"
-
-#if defined(__SANITIZE_THREAD__)
-extern "C" void __tsan_ignore_thread_begin();
-extern "C" void __tsan_ignore_thread_end();
-#endif
 
 namespace umn::detail::patch {
 namespace {
-
-// ThreadSanitizer builds: the patcher reads files and scratch memory it maps with raw mmap, which TSan
-// does not see; their addresses may still carry shadow of another thread's accesses to memory that was
-// unmapped without TSan seeing it (raw syscall(SYS_munmap)): a false race report. The patcher's plain
-// memory accesses (and those of the interceptors it and Capstone call) are ignored while it runs;
-// synchronisation (atomics) is still tracked.
-struct TsanIgnoreScope {
-#if defined(__SANITIZE_THREAD__)
-  TsanIgnoreScope() noexcept { __tsan_ignore_thread_begin(); }
-  ~TsanIgnoreScope() { __tsan_ignore_thread_end(); }
-#endif
-};
 
 constexpr unsigned kMaxModules = 512;
 constexpr int kPrGetMdwe = 66, kMdweRefuseExecGain = 1;  // <linux/prctl.h>, Linux 6.3
@@ -94,6 +79,14 @@ bool base_starts_with(const char* path, const char* name) noexcept {
   return std::strncmp(base, name, std::strlen(name)) == 0;
 }
 
+// A sanitizer runtime (gcc links them as shared objects): its system calls manage its own memory, and
+// the dispatcher, itself instrumented, must not run inside it (extents.hpp; docs/process.md).
+bool is_sanitizer_runtime(const char* path) noexcept {
+  for (const char* name : {"libasan.so", "libtsan.so", "liblsan.so", "libubsan.so", "libhwasan.so", "libclang_rt."})
+    if (base_starts_with(path, name)) return true;
+  return false;
+}
+
 bool is_wrapper_module(const char* path) noexcept {
   return base_starts_with(path, "libc.so") || base_starts_with(path, "libc-2.") || base_starts_with(path, "ld-linux");
 }
@@ -109,6 +102,7 @@ unsigned find_modules(Module* modules, unsigned* unscanned) noexcept {
   sys::MapEntry entry;
   while (maps.next(&entry)) {
     if ((entry.prot & sys::kMapExec) == 0) continue;
+    if (is_sanitizer_runtime(entry.path)) continue;
     if (entry.path[0] != '/') {
       // [vdso]/[vsyscall]: kernel text without watched calls; umn's own stub areas; anything else is
       // anonymous executable memory (JIT code) that no file describes.
@@ -249,7 +243,9 @@ void reset_in_child() noexcept { g_exec_lock.store(false, std::memory_order_rela
 }  // namespace
 
 InstallResult install(DispatchFn dispatch, Registry* own) noexcept {
-  [[maybe_unused]] TsanIgnoreScope tsan_ignore;
+  // Files and scratch memory come from raw mmap, which ThreadSanitizer cannot see: their addresses may
+  // still carry shadow of memory unmapped behind its back (raw syscall(SYS_munmap)), a false report.
+  TsanIgnoreScope tsan_ignore;
   InstallResult r;
   g_dispatch = dispatch;
   g_own = own;
@@ -279,7 +275,7 @@ void on_exec_mapping(int fd, uintptr_t addr, uint64_t length, uint64_t offset, i
   if (!g_installed.load(std::memory_order_acquire) || t_in_exec_mapping) return;
   t_in_exec_mapping = true;
   {
-    [[maybe_unused]] TsanIgnoreScope tsan_ignore;
+    TsanIgnoreScope tsan_ignore;  // as in install()
     SpinGuard guard;
     InstallResult r;
     RawArray<Site> sites;

@@ -10,6 +10,7 @@
 #include "sources/process/delivery.hpp"
 #include "sources/process/events.hpp"
 #include "sources/process/pidfd.hpp"
+#include "sources/patch/tsan_runtime.hpp"
 #include "sources/patch/x86_64.hpp"
 #include "sources/process/state.hpp"
 #include "sources/sys/sys.hpp"
@@ -61,25 +62,23 @@ long process_madvise_call(const long* a, uintptr_t caller) noexcept {
   return done;
 }
 
-#if defined(__SANITIZE_THREAD__)
 // ThreadSanitizer tears a thread's runtime state down in a thread-specific-data destructor; glibc's
 // start_thread then discards the dead thread's unused stack with madvise(MADV_DONTNEED) of
 // [stack bottom, sp - PTHREAD_STACK_MIN). Delivering that event runs TSan-intercepted code (atomics,
-// pthread_mutex_lock) on the dead state: SIGSEGV in SyncClock/MutexPreLock, or a hang. Recognise that
-// call (a discard of this thread's own stack ending just below the stack pointer) and pass it through
-// before touching anything TSan intercepts. Uninstrumented builds deliver it like any other madvise.
+// pthread_mutex_lock -- intercepted even when libumn itself is not instrumented) on the dead state:
+// SIGSEGV in SyncClock/MutexPreLock, or a hang. When the TSan runtime is in the process (decided at run
+// time: a TSan-built program may use an uninstrumented libumn), recognise that call (a discard of this
+// thread's own stack ending just below the stack pointer) and pass it through unannounced before touching
+// anything TSan intercepts. Without TSan it is delivered like any other madvise.
 bool exiting_thread_stack_discard(long nr, const long* a) noexcept {
-  if (nr != SYS_madvise || a[2] != MADV_DONTNEED) return false;
+  if (nr != SYS_madvise || a[2] != MADV_DONTNEED || !tsan_present()) return false;
   const auto sp = reinterpret_cast<uint64_t>(__builtin_frame_address(0));
   const uint64_t start = static_cast<uint64_t>(a[0]), end = start + static_cast<uint64_t>(a[1]);
   return start < end && end <= sp && sp - end <= (64u << 10);
 }
-#endif
 
 long hooked_call(long nr, const long* a, uintptr_t caller) noexcept {
-#if defined(__SANITIZE_THREAD__)
   if (exiting_thread_stack_discard(nr, a)) return sys::call(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
-#endif
   if (t_delivering > 0) {  // step 1
     g_nested.fetch_add(1, std::memory_order_relaxed);
     return sys::call(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
