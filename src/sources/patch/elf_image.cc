@@ -7,12 +7,13 @@
 
 #include <cstring>
 
+#include "sources/patch/scratch.hpp"
 #include "sources/sys/sys.hpp"
 
 namespace umn::detail::patch {
 
 ElfImage::~ElfImage() {
-  if (file_ != nullptr) sys::munmap(const_cast<unsigned char*>(file_), size_);
+  if (file_ != nullptr) unmap_scratch(const_cast<unsigned char*>(file_), size_);
 }
 
 bool ElfImage::open(int fd) noexcept {

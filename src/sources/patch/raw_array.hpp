@@ -7,11 +7,11 @@
 #pragma once
 
 #include <sys/mman.h>
-#include <sys/syscall.h>
 
 #include <cstddef>
 #include <type_traits>
 
+#include "sources/patch/scratch.hpp"
 #include "sources/sys/sys.hpp"
 
 namespace umn::detail::patch {
@@ -25,7 +25,7 @@ class RawArray {
   RawArray(const RawArray&) = delete;
   RawArray& operator=(const RawArray&) = delete;
   ~RawArray() {
-    if (data_ != nullptr) sys::munmap(data_, bytes(capacity_));
+    if (data_ != nullptr) unmap_scratch(data_, bytes(capacity_));
   }
 
   // Appends v. Return: false when memory could not be mapped (v is dropped).
@@ -45,14 +45,15 @@ class RawArray {
 
  private:
   static size_t bytes(size_t n) noexcept { return sys::page_up(n * sizeof(T)); }
+  // A new mapping and a copy (not mremap: a move would unmap the old range unannounced, scratch.hpp).
   bool grow() noexcept {
     const size_t wanted = capacity_ == 0 ? sys::kPageSize / sizeof(T) : capacity_ * 2;
-    long got = data_ == nullptr
-                   ? sys::mmap(nullptr, bytes(wanted), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-                   : sys::call(SYS_mremap, reinterpret_cast<long>(data_), static_cast<long>(bytes(capacity_)),
-                               static_cast<long>(bytes(wanted)), MREMAP_MAYMOVE);
+    long got = sys::mmap(nullptr, bytes(wanted), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (sys::failed(got)) return false;
-    data_ = reinterpret_cast<T*>(got);
+    T* fresh = reinterpret_cast<T*>(got);
+    for (size_t i = 0; i < size_; ++i) fresh[i] = data_[i];
+    if (data_ != nullptr) unmap_scratch(data_, bytes(capacity_));
+    data_ = fresh;
     capacity_ = bytes(wanted) / sizeof(T);
     return true;
   }

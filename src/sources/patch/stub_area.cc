@@ -8,6 +8,7 @@
 #include <cstring>
 #include <initializer_list>
 
+#include "sources/patch/scratch.hpp"
 #include "sources/sys/sys.hpp"
 
 extern "C" void __register_frame_info(const void* begin, void* object);  // libgcc (unwind-dw2-fde)
@@ -95,26 +96,33 @@ void emit_syscall_fn_filter(Emitter& e, uintptr_t resume) noexcept {
   for (unsigned i = 0; i < n; ++i) e.bind(to_body[i]);
 }
 
-// Allocates the thread's hook stack with two inline system calls (mmap, then mprotect of a guard
-// page), using the site's stack for the argument registers. Leaves its top in %rcx, or 0 on failure.
+// Allocates the thread's hook stack with two inline system calls, using the site's stack for the
+// argument registers: mmap of the whole stack without access, then mprotect of all but its lowest page
+// to read+write (the guard page stays inaccessible; neither call takes access away, so neither is an
+// event an outside verifier could miss). Leaves its top in %rcx, or 0 on failure.
 void emit_hook_stack_alloc(Emitter& e, int32_t tls) noexcept {
   e.bytes({0x50, 0x57, 0x56, 0x52, 0x41, 0x52, 0x41, 0x50, 0x41, 0x51});  // push rax rdi rsi rdx r10 r8 r9
   e.bytes({0xb8, 0x09, 0, 0, 0, 0x31, 0xff, 0xbe});       // mov $SYS_mmap,%eax; xor %edi,%edi; mov $size,%esi
   e.imm32(kHookStackSize);
-  e.bytes({0xba, 0x03, 0, 0, 0});                          // mov $(PROT_READ|PROT_WRITE),%edx
+  e.bytes({0x31, 0xd2});                                   // xor %edx,%edx (PROT_NONE)
   e.bytes({0x41, 0xba});                                   // mov $(MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE),%r10d
   e.imm32(MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE);
   e.bytes({0x49, 0xc7, 0xc0, 0xff, 0xff, 0xff, 0xff});     // mov $-1,%r8
   e.bytes({0x45, 0x31, 0xc9, 0x0f, 0x05});                 // xor %r9d,%r9d; syscall
   e.bytes({0x31, 0xc9, 0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff});  // xor %ecx,%ecx; cmp $-4095,%rax
-  unsigned char* failed = e.jcc8(0x73);                    // jae restore
-  e.bytes({0x48, 0x89, 0xc7, 0xbe, 0x00, 0x10, 0, 0});     // mov %rax,%rdi; mov $4096,%esi
-  e.bytes({0x31, 0xd2, 0xb8, 0x0a, 0, 0, 0, 0x0f, 0x05});  // xor %edx,%edx; mov $SYS_mprotect,%eax; syscall
-  e.bytes({0x48, 0x8d, 0x8f});                             // lea size(%rdi),%rcx
-  e.imm32(kHookStackSize);
+  unsigned char* no_map = e.jcc8(0x73);                    // jae restore
+  e.bytes({0x48, 0x8d, 0xb8, 0x00, 0x10, 0, 0, 0xbe});     // lea 4096(%rax),%rdi; mov $(size - 4096),%esi
+  e.imm32(kHookStackSize - sys::kPageSize);
+  e.bytes({0xba, 0x03, 0, 0, 0});                          // mov $(PROT_READ|PROT_WRITE),%edx
+  e.bytes({0xb8, 0x0a, 0, 0, 0, 0x0f, 0x05});              // mov $SYS_mprotect,%eax; syscall
+  e.bytes({0x31, 0xc9, 0x48, 0x85, 0xc0});                 // xor %ecx,%ecx; test %rax,%rax
+  unsigned char* no_access = e.jcc8(0x75);                 // jnz restore
+  e.bytes({0x48, 0x8d, 0x8f});                             // lea (size - 4096)(%rdi),%rcx: the top
+  e.imm32(kHookStackSize - sys::kPageSize);
   e.bytes({0x64, 0x48, 0x89, 0x0c, 0x25});                 // mov %rcx,%fs:tls
   e.imm32(static_cast<uint32_t>(tls));
-  e.bind(failed);
+  e.bind(no_map);
+  e.bind(no_access);
   e.bytes({0x41, 0x59, 0x41, 0x58, 0x41, 0x5a, 0x5a, 0x5e, 0x5f, 0x58});  // pop r9 r8 r10 rdx rsi rdi rax
 }
 
@@ -280,7 +288,7 @@ long map_near(uint64_t text_start, uint64_t text_end, uint64_t size) noexcept {
     long got = sys::mmap(reinterpret_cast<void*>(at), size, PROT_READ | PROT_WRITE,
                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
     if (!sys::failed(got) && static_cast<uint64_t>(got) == at) return got;
-    if (!sys::failed(got)) sys::munmap(reinterpret_cast<void*>(got), size);  // a kernel ignoring NOREPLACE
+    if (!sys::failed(got)) unmap_scratch(reinterpret_cast<void*>(got), size);  // a kernel ignoring NOREPLACE
     else if (got != -EEXIST) return got;
   }
   return -ENOMEM;
@@ -353,7 +361,7 @@ long build_stub_area(RawArray<Site>& sites, unsigned m, uint64_t text_start, uin
   unsigned char* object = emit_stubs(sites, m, base, stub_pages, frames, options);
   long protect = sys::mprotect(base, stub_pages * sys::kPageSize, PROT_READ | PROT_EXEC);
   if (sys::failed(protect)) {
-    sys::munmap(base, size);  // nothing jumps here yet
+    unmap_scratch(base, size);  // nothing jumps here yet
     return protect;
   }
   __register_frame_info(frames, object);

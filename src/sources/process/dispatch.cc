@@ -114,6 +114,11 @@ void discover_text(long nr, const long* a, long result) noexcept {
 
 }  // namespace
 
+long announced_munmap(void* addr, size_t length) noexcept {
+  const long args[6] = {static_cast<long>(reinterpret_cast<uintptr_t>(addr)), static_cast<long>(length), 0, 0, 0, 0};
+  return hooked_call(SYS_munmap, args, 0);
+}
+
 // noinline: its address is baked into the stubs.
 [[gnu::noinline]] long dispatch(long a1, long a2, long a3, long a4, long a5, long a6, long nr,
                                 uintptr_t site_rsp) {

@@ -14,6 +14,7 @@
 // Memory ordering: see state.hpp (the installer publishes g_mm and g_active before patching).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace umn::detail {
@@ -21,5 +22,9 @@ namespace umn::detail {
 // The stubs' entry (patch::DispatchFn): a1..a6 and nr as the kernel would get them; site_rsp points to
 // the return address into the caller of the libc function. Return: the raw kernel result.
 long dispatch(long a1, long a2, long a3, long a4, long a5, long a6, long nr, uintptr_t site_rsp);
+
+// munmap(addr, length) through the same path, announced like a program's (patch/scratch.hpp: the
+// patcher's own scratch memory after installation). Return: the raw result.
+long announced_munmap(void* addr, size_t length) noexcept;
 
 }  // namespace umn::detail

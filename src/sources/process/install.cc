@@ -14,6 +14,7 @@
 #include "sources/process/fork.hpp"
 #include "sources/process/hooks.hpp"
 #include "sources/process/observers.hpp"
+#include "sources/patch/scratch.hpp"
 #include "sources/patch/x86_64.hpp"
 #include "sources/process/state.hpp"
 #include "umn/process.h"
@@ -39,6 +40,7 @@ int do_install(umn_mm* mm) noexcept {
   }
   if (install.error != 0) return install.error;  // never a partial success (patch/x86_64.hpp, "Failures")
   if (install.patched == 0) return -ENOENT;
+  patch::set_scratch_unmap(&announced_munmap);  // from now on umn's own unmaps are announced too
   return 0;
 }
 
