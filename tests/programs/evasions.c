@@ -10,6 +10,9 @@
  *   remap_file_pages  the deprecated call that replaces the pages of a shared file mapping.
  *   clone_vm_brk  a clone(CLONE_VM) process (one address space, two processes) shrinks the break that
  *                 its creator grew after the clone.
+ *   killed_mid_munmap  a thread's raw munmap of 128 MiB is still freeing pages when another thread
+ *                 ends the process (exit_group): the kernel skips the syscall-exit stop of a dying
+ *                 thread, where the tracer used to confirm the miss.
  *   clone_vm_libc the positive control: a clone(CLONE_VM) process without its own TLS unmaps a page
  *                 through libc (announced: 0 misses). */
 #define _GNU_SOURCE
@@ -137,12 +140,37 @@ static int clone_vm(int (*fn)(void *)) {
 	return WEXITSTATUS(status);
 }
 
+#define KILLED_SIZE (128L << 20)
+
+static char *killed_range;
+
+static void *unmap_the_range(void *arg) {
+	(void)arg;
+	jit_syscall(SYS_munmap, (long)killed_range, KILLED_SIZE, 0, 0, 0, 0);
+	for (;;) pause();
+	return NULL;
+}
+
+static int killed_mid_munmap(void) {
+	killed_range = mmap(NULL, KILLED_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	jit_syscall(SYS_getpid, 0, 0, 0, 0, 0, 0);
+	pthread_t t;
+	pthread_create(&t, NULL, unmap_the_range, NULL);
+	/* The kernel takes the mapping out of the tree before it frees the pages: once mincore fails, the
+	 * munmap is running and has milliseconds to go. */
+	unsigned char v;
+	while (mincore(killed_range + KILLED_SIZE - 4096, 4096, &v) == 0) sched_yield();
+	jit_syscall(SYS_exit_group, 0, 0, 0, 0, 0, 0);
+	return 2;
+}
+
 int main(int argc, char **argv) {
 	if (argc != 2) return 2;
 	if (strcmp(argv[1], "clone_parent") == 0) return clone_parent();
 	if (strcmp(argv[1], "uring_madvise") == 0) return uring_madvise();
 	if (strcmp(argv[1], "user_notif") == 0) return user_notif();
 	if (strcmp(argv[1], "remap_file_pages") == 0) return remap_pages();
+	if (strcmp(argv[1], "killed_mid_munmap") == 0) return killed_mid_munmap();
 	if (strcmp(argv[1], "clone_vm_brk") == 0) return clone_vm(shrink_the_break);
 	if (strcmp(argv[1], "clone_vm_libc") == 0) return clone_vm(unmap_through_libc);
 	return 2;

@@ -78,6 +78,7 @@ class Tracer {
   bool unannounced_and_mapped(pid_t tid, uint64_t ip, Pending* p);
   void confirm_at_exit(pid_t tid, Task* task);
   void settle_brk(pid_t tid, Task* task, uint64_t result);
+  void settle_unfinished(pid_t tid, Task* task);
   std::vector<Range> take_announcements(pid_t tid, umn_process_call call);
   void report(Image* image, pid_t tid, const char* syscall, const std::string& detail, const std::string& where);
   void resume(pid_t tid, int request, int signal = 0);
@@ -237,6 +238,7 @@ void Tracer::on_event(pid_t tid, int event) {
       on_exec(tid);
       break;
     case PTRACE_EVENT_EXIT:
+      if (tasks_[tid].pending.active) settle_unfinished(tid, &tasks_[tid]);
       snapshot_maps(tid);
       break;
     default:
@@ -270,6 +272,7 @@ void Tracer::on_death(pid_t tid, int status) {
   free_thread(region_, tid);
   auto it = tasks_.find(tid);
   const pid_t tgid = it != tasks_.end() ? it->second.tgid : tid;
+  if (it != tasks_.end() && it->second.pending.active) settle_unfinished(tid, &it->second);
   if (it != tasks_.end()) tasks_.erase(it);
   const std::string how = WIFEXITED(status) ? fmt::format("exit {}", WEXITSTATUS(status))
                                             : fmt::format("signal {} ({})", WTERMSIG(status), strsignal(WTERMSIG(status)));
@@ -322,7 +325,7 @@ std::vector<Range> Tracer::take_announcements(pid_t tid, umn_process_call call) 
 std::vector<Range> mapped_part(const std::vector<Range>& ranges, const std::vector<MapLine>& maps, const Effect& e) {
   std::vector<Range> held;
   for (const MapLine& line : maps)
-    if (e.loss == Loss::kMapping || (e.read_lost && line.read) || (e.write_lost && line.write)) held.push_back(line.range);
+    if (e.loss != Loss::kAccess || (e.read_lost && line.read) || (e.write_lost && line.write)) held.push_back(line.range);
   return intersect(ranges, held);
 }
 
@@ -429,6 +432,29 @@ void Tracer::confirm_at_exit(pid_t tid, Task* task) {
   if (!info.exit.is_error && static_cast<uint64_t>(info.exit.rval) != p.old_addr)
     lost.insert(lost.end(), p.if_moved.begin(), p.if_moved.end());  // mremap moved the mapping
   if (!lost.empty()) report(image_of(task->tgid), tid, p.effect.name, describe(lost), p.where);
+}
+
+// A thread killed (SIGKILL, another thread's exit_group) while a suspected miss was running has no
+// exit stop: the kernel skips it for a dying thread. What of the residue is no longer mapped (with
+// the access at stake) when the thread exits was taken; if the mappings cannot be read any more (the
+// thread is gone), the whole residue counts: a check that cannot be made never passes.
+void Tracer::settle_unfinished(pid_t tid, Task* task) {
+  Pending& p = task->pending;
+  p.active = false;
+  Image* image = image_of(task->tgid);
+  if (image == nullptr) return;
+  std::vector<Range> suspected = p.residue;
+  suspected.insert(suspected.end(), p.if_moved.begin(), p.if_moved.end());
+  if (p.effect.loss == Loss::kBrkShrink) {
+    const uint64_t before = std::max(p.brk_before, *image->brk);
+    if (!p.checked || before == 0 || page_up(p.old_addr) >= page_up(before)) return;
+    suspected = subtract({{page_up(p.old_addr), page_up(before)}}, p.announced);
+  }
+  const std::vector<MapLine> maps = read_maps(tid);
+  std::vector<Range> lost = maps.empty() ? suspected : subtract(suspected, mapped_part(suspected, maps, p.effect));
+  if (!lost.empty())
+    report(image, tid, p.effect.name, describe(lost) + " (its thread was killed during the call)",
+           maps.empty() ? "?: its mappings could not be read" : describe_address(maps, p.ip));
 }
 
 // brk returns the break it leaves (the old one when it refuses): a lower break than before unmapped
