@@ -78,13 +78,19 @@ const Image* image_of_record(const TraceRun& run, int record) {
   return nullptr;
 }
 
+// A process whose installation failed or left sites it found uncovered (unknown sites -- a number not
+// at the site, umn's own boundary among them -- are in every process and only listed).
 void add_hook_problems(const umn::trace::ProcessRecord& record, Summary* s) {
   if (record.ready.load(std::memory_order_acquire) == umn::trace::kRecordClaimed) return;
-  if (record.hooks_status != 0 || record.sites_foreign != 0 || record.sites_unsafe != 0 || record.raw_syscall_covered == 0)
+  if (record.hooks_status != 0 || record.sites_foreign != 0 || record.sites_unsafe != 0 || record.sites_undecoded != 0 ||
+      record.sites_failed != 0 || record.text_unscanned != 0 || record.raw_syscall_covered == 0)
     s->hook_problems.push_back(fmt::format("pid {}: install status {}, {} sites patched, {} shared, {} foreign, "
-                                           "{} unsafe, raw syscall() {}", record.pid.load(), record.hooks_status,
+                                           "{} unsafe, {} failed, {} undecoded, {} unknown, {} executable mappings "
+                                           "unscanned, raw syscall() {}", record.pid.load(), record.hooks_status,
                                            record.sites_patched, record.sites_shared, record.sites_foreign,
-                                           record.sites_unsafe, record.raw_syscall_covered != 0 ? "covered" : "NOT covered"));
+                                           record.sites_unsafe, record.sites_failed, record.sites_undecoded,
+                                           record.sites_unknown, record.text_unscanned,
+                                           record.raw_syscall_covered != 0 ? "covered" : "NOT covered"));
 }
 
 void add_record(const Region& region, const TraceRun& run, int index, Summary* s) {

@@ -38,11 +38,11 @@ class ElfImage {
   uint64_t vaddr_of_offset(uint64_t offset) const noexcept;
   // The file bytes at [vaddr, vaddr + length) when one PT_LOAD holds them all, else nullptr.
   const unsigned char* bytes_at(uint64_t vaddr, uint64_t length) const noexcept;
-  // Calls fn(vaddr, memsz) for every executable PT_LOAD.
+  // Calls fn(vaddr, filesz) for every executable PT_LOAD (the bytes the file holds).
   template <typename Fn>
   void for_each_exec_segment(Fn fn) const noexcept {
     for (unsigned i = 0; i < phnum_; ++i)
-      if (phdrs_[i].p_type == PT_LOAD && (phdrs_[i].p_flags & PF_X) != 0) fn(phdrs_[i].p_vaddr, phdrs_[i].p_memsz);
+      if (phdrs_[i].p_type == PT_LOAD && (phdrs_[i].p_flags & PF_X) != 0) fn(phdrs_[i].p_vaddr, phdrs_[i].p_filesz);
   }
 
  private:

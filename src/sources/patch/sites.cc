@@ -120,7 +120,7 @@ bool decode_extent(ModuleScan& scan, Decoder& decoder, const Extent& extent) noe
 }
 
 // The watched patterns in [text, text + length) that no extent covers (extents sorted by start).
-unsigned count_undecoded(const ElfImage& image, uint64_t text, uint64_t length, const RawArray<Extent>& extents) noexcept {
+unsigned count_undecoded_in(const ElfImage& image, uint64_t text, uint64_t length, const RawArray<Extent>& extents) noexcept {
   const unsigned char* bytes = image.bytes_at(text, length);
   if (bytes == nullptr) return 0;
   unsigned count = 0;
@@ -134,6 +134,18 @@ unsigned count_undecoded(const ElfImage& image, uint64_t text, uint64_t length, 
     }
     if (vaddr >= covered_to && pattern_at(bytes + i, length - i) != 0) ++count;
   }
+  return count;
+}
+
+// The same over the file bytes of every executable segment inside the mapped [text, text + length)
+// (the mapping is page-rounded; the segment's file bytes may end before it).
+unsigned count_undecoded(const ElfImage& image, uint64_t text, uint64_t length, const RawArray<Extent>& extents) noexcept {
+  unsigned count = 0;
+  image.for_each_exec_segment([&](uint64_t vaddr, uint64_t filesz) {
+    const uint64_t from = vaddr > text ? vaddr : text;
+    const uint64_t to = vaddr + filesz < text + length ? vaddr + filesz : text + length;
+    if (to > from) count += count_undecoded_in(image, from, to - from, extents);
+  });
   return count;
 }
 

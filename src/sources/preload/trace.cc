@@ -141,6 +141,10 @@ void fork_child() {
     record->sites_shared = parent->sites_shared;
     record->sites_foreign = parent->sites_foreign;
     record->sites_unsafe = parent->sites_unsafe;
+    record->sites_unknown = parent->sites_unknown;
+    record->sites_undecoded = parent->sites_undecoded;
+    record->sites_failed = parent->sites_failed;
+    record->text_unscanned = parent->text_unscanned;
     record->raw_syscall_covered = parent->raw_syscall_covered;
     record->ready.store(parent->ready.load(std::memory_order_relaxed), std::memory_order_release);
   }
@@ -182,6 +186,10 @@ void start_from_environment() noexcept {
   record->sites_shared = info.sites_shared;
   record->sites_foreign = info.sites_foreign;
   record->sites_unsafe = info.sites_unsafe;
+  record->sites_unknown = info.sites_unknown;
+  record->sites_undecoded = info.sites_undecoded;
+  record->sites_failed = info.sites_failed;
+  record->text_unscanned = info.text_unscanned;
   record->raw_syscall_covered = info.raw_syscall_covered;
   // Pairs with the tracer's acquire load: from here on, every hooked call of this image is announced.
   record->ready.store(status == 0 ? kRecordHooked : kRecordUnhooked, std::memory_order_release);

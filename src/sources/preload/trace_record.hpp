@@ -84,6 +84,7 @@ struct ProcessRecord {
   std::atomic<int32_t> pid;
   int32_t hooks_status;  // umn_process_hooks_install()'s result
   uint32_t sites_patched, sites_shared, sites_foreign, sites_unsafe;
+  uint32_t sites_unknown, sites_undecoded, sites_failed, text_unscanned;  // umn_process_hooks_info
   int32_t raw_syscall_covered;
   std::atomic<uint32_t> ready;  // kRecord*; written last (release)
   Tally calls[UMN_CALL_COUNT][kEvents];
