@@ -8,9 +8,8 @@
 // in place. So an mremap is forwarded from its raw arguments: before the call when umn has an event for
 // it, after the call (phase QUIET) when it has none -- no page moved then, so after is as good as before.
 // With MREMAP_FIXED, what the call replaces at its target, [new_address, new_address + new_size), is
-// forwarded too, also from the arguments: umn's event covers only the old range and UCM announces nothing
-// there. Before the call, except for an old_size of 0 (a shared mapping duplicated onto the target),
-// which umn reports as QUIET: after the call then, late but never missing.
+// forwarded too (UCM announces nothing there): umn announces it as an event of its own, before the call,
+// forwarded as it is; only an mremap that umn reports as QUIET gets it from the arguments, after the call.
 // mprotect and fork events are not forwarded (UCM does not announce them; UCX purges on fork itself).
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -29,8 +28,8 @@ void vm_unmapped(uint64_t start, uint64_t length) noexcept {
   ucm_vm_munmap(reinterpret_cast<void*>(start), length);
 }
 
-// The old range of an mremap, as its caller gave it, and with MREMAP_FIXED the target range it replaces
-// (umn's event covers only the old range; UCM misses the target).
+// The old range of an mremap that umn reports as QUIET, as its caller gave it, and with MREMAP_FIXED the
+// target range it replaces (UCM misses the target).
 void mremap_old_range(const umn_process_event* event) noexcept {
   vm_unmapped(static_cast<uint64_t>(event->args[0]), static_cast<uint64_t>(event->args[1]));
   if ((event->args[3] & MREMAP_FIXED) != 0)
@@ -38,11 +37,11 @@ void mremap_old_range(const umn_process_event* event) noexcept {
 }
 
 // An mremap event of umn: inside the old range (a move or a shrink) it stands for the whole old range;
-// elsewhere (a target range, should umn announce it) it is forwarded as it is.
+// elsewhere (the target range of MREMAP_FIXED, umn's first event) it is forwarded as it is.
 void mremap_event(const umn_process_event* event) noexcept {
   const auto old = static_cast<uint64_t>(event->args[0]);
   if (event->start >= old && event->start < old + static_cast<uint64_t>(event->args[1]))
-    mremap_old_range(event);
+    vm_unmapped(old, static_cast<uint64_t>(event->args[1]));
   else
     vm_unmapped(event->start, event->end - event->start);
 }

@@ -41,7 +41,9 @@ long read_iovec(const iovec* user, iovec* out) noexcept {
 long process_madvise_call(const long* a, uintptr_t caller) noexcept {
   constexpr long kIovMax = 1024;  // UIO_MAXIOV
   const long vlen = a[2];
-  if (!discards(a[3]) || a[4] != 0 || vlen <= 0 || vlen > kIovMax || !pidfd_is_self(a[0]))
+  // pidfd and advice are int, flags unsigned int: the kernel reads the low 32 bits of their registers.
+  if (!discards(static_cast<int>(a[3])) || static_cast<unsigned>(a[4]) != 0 || vlen <= 0 || vlen > kIovMax ||
+      !pidfd_is_self(static_cast<int>(a[0])))
     return quiet_call(SYS_process_madvise, a, caller);
   const auto* user = reinterpret_cast<const iovec*>(a[1]);
   long done = 0;
@@ -92,13 +94,18 @@ long hooked_call(long nr, const long* a, uintptr_t caller) noexcept {
       return in_place;
     }
   }
-  Pending pending;
-  if (events_of(nr, a, &pending.event, caller) == 0) return quiet_call(nr, a, caller);
-  pending.event.nr = nr;
-  pending.event.args = a;
-  deliver_start(&pending);
+  Pending pending[kMaxEvents];
+  umn_process_event events[kMaxEvents];
+  const unsigned n = events_of(nr, a, events, caller);
+  if (n == 0) return quiet_call(nr, a, caller);
+  for (unsigned i = 0; i < n; ++i) {
+    pending[i].event = events[i];
+    pending[i].event.nr = nr;
+    pending[i].event.args = a;
+    deliver_start(&pending[i]);
+  }
   long result = sys::call(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
-  deliver_end(&pending, result);
+  for (unsigned i = n; i-- > 0;) deliver_end(&pending[i], result);
   return result;
 }
 

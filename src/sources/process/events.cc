@@ -6,6 +6,8 @@
 #include <sys/shm.h>
 #include <sys/syscall.h>
 
+#include <cstring>
+
 #include "sources/sys/sys.hpp"
 
 #ifndef MREMAP_DONTUNMAP
@@ -25,50 +27,86 @@ unsigned make_event(umn_process_event* event, umn_process_call call, umn_notifie
 
 namespace {
 
-// The extent of the System V segment attached at addr: the mappings of one object starting there.
-uint64_t shm_extent(uint64_t addr) noexcept {
+// Whether a mapping is a fragment of a System V segment attached at addr: a SysV shm file ("/SYSV...")
+// mapped at the file offset that its distance from addr gives (the kernel's vm_pgoff test).
+bool shm_fragment_of(const sys::MapEntry& entry, uint64_t addr) noexcept {
+  return entry.start >= addr && entry.offset == entry.start - addr && std::strncmp(entry.path, "/SYSV", 5) == 0;
+}
+
+// shmdt(addr), as ipc/shm.c's ksys_shmdt does it: the first mapping at or after addr that is a fragment
+// of a segment attached at addr names the segment; every fragment of that segment (same file) is
+// detached, holes in between included. Return: the span [first fragment, end of the last), or 0 when
+// there is none (shmdt fails with EINVAL and takes nothing).
+unsigned shmdt_events(uint64_t addr, umn_process_event* event, uintptr_t caller) noexcept {
+  if ((addr & (sys::kPageSize - 1)) != 0) return 0;  // EINVAL
   sys::MapsReader maps;
   sys::MapEntry entry;
-  uint64_t end = 0, inode = 0, device = 0;
+  uint64_t start = 0, end = 0, inode = 0, device = 0;
   while (maps.next(&entry)) {
+    if (entry.end <= addr || !shm_fragment_of(entry, addr)) continue;
     if (end == 0) {
-      if (entry.start != addr) continue;
-      end = entry.end;
+      start = entry.start;
       inode = entry.inode;
       device = entry.device;
-    } else if (entry.start == end && entry.inode == inode && entry.device == device) {
-      end = entry.end;
-    } else {
-      break;
+    } else if (entry.inode != inode || entry.device != device) {
+      continue;
     }
+    end = entry.end;
   }
-  return end > addr ? end - addr : 0;
+  return end == 0 ? 0 : make_event(event, UMN_CALL_SHMDT, UMN_NOTIFY_UNMAP, start, end - start, caller);
+}
+
+// mprotect(addr, len, prot | PROT_GROWSDOWN) changes the protection from the start of the mapping that
+// holds addr (mm/mprotect.c): the range starts there. Return: that start, or addr if none holds it.
+uint64_t growsdown_start(uint64_t addr) noexcept {
+  sys::MapsReader maps;
+  sys::MapEntry entry;
+  while (maps.next(&entry))
+    if (entry.start <= addr && addr < entry.end) return entry.start;
+  return addr;
+}
+
+unsigned mprotect_events(const long* a, umn_process_event* event, uintptr_t caller) noexcept {
+  const unsigned long prot = static_cast<unsigned long>(a[2]);  // the kernel's prot is unsigned long
+  if ((prot & (PROT_READ | PROT_WRITE)) == (PROT_READ | PROT_WRITE)) return 0;  // removes neither
+  uint64_t start = static_cast<uint64_t>(a[0]);
+  const uint64_t end = start + static_cast<uint64_t>(a[1]);
+  if ((prot & PROT_GROWSDOWN) != 0 && (start & (sys::kPageSize - 1)) == 0 && end > start) start = growsdown_start(start);
+  return make_event(event, UMN_CALL_MPROTECT, UMN_NOTIFY_PROTECTION_VMA, start, end - start, caller);
 }
 
 // shmat(id, addr, SHM_REMAP) replaces what is mapped at [addr, addr + segment size), like mmap(MAP_FIXED).
 // Without SHM_REMAP an occupied range makes shmat fail, and without addr the kernel picks a free one.
 unsigned shmat_events(const long* a, umn_process_event* event, uintptr_t caller) noexcept {
-  if ((a[2] & SHM_REMAP) == 0 || a[1] == 0) return 0;
+  const int shmflg = static_cast<int>(a[2]);  // the kernel's shmid and shmflg are int: low 32 bits
+  if ((shmflg & SHM_REMAP) == 0 || a[1] == 0) return 0;
   uint64_t addr = static_cast<uint64_t>(a[1]);
-  if ((a[2] & SHM_RND) != 0) addr = sys::page_down(addr);  // SHMLBA is the page size on x86-64
+  if ((shmflg & SHM_RND) != 0) addr = sys::page_down(addr);  // SHMLBA is the page size on x86-64
   struct shmid_ds segment;
-  if (sys::failed(sys::call(SYS_shmctl, a[0], IPC_STAT, reinterpret_cast<long>(&segment))))
+  if (sys::failed(sys::call(SYS_shmctl, static_cast<int>(a[0]), IPC_STAT, reinterpret_cast<long>(&segment))))
     return 0;  // shmat fails as well (no such segment, or no read permission)
   return make_event(event, UMN_CALL_SHMAT, UMN_NOTIFY_UNMAP, addr, segment.shm_segsz, caller);
 }
 
-unsigned mremap_events(const long* a, umn_process_event* event, uintptr_t caller) noexcept {
+// mremap (mm/mremap.c). With MREMAP_FIXED the kernel first unmaps whatever lies at [new_addr, new_addr +
+// new_len) (also with MREMAP_DONTUNMAP, and with old_len 0), announced first; then the old range goes
+// (moved, or with a smaller new_len partly unmapped) unless old_len is 0 (a shared mapping duplicated).
+// Without FIXED, a move (DONTUNMAP, or MAYMOVE growing) takes the old range, a shrink its tail.
+unsigned mremap_events(const long* a, umn_process_event* events, uintptr_t caller) noexcept {
   const uint64_t old = static_cast<uint64_t>(a[0]);
   const uint64_t old_len = sys::page_up(static_cast<uint64_t>(a[1]));
   const uint64_t new_len = sys::page_up(static_cast<uint64_t>(a[2]));
-  const long flags = a[3];
-  if (old_len == 0) return 0;  // duplicating a shared mapping takes nothing away
+  const unsigned long flags = static_cast<unsigned long>(a[3]);
+  unsigned n = 0;
+  if ((flags & MREMAP_FIXED) != 0)
+    n += make_event(&events[n], UMN_CALL_MREMAP, UMN_NOTIFY_UNMAP, static_cast<uint64_t>(a[4]), new_len, caller);
+  if (old_len == 0) return n;  // duplicating a shared mapping takes nothing away at the old address
   const bool moves = (flags & (MREMAP_FIXED | MREMAP_DONTUNMAP)) != 0 ||
                      ((flags & MREMAP_MAYMOVE) != 0 && new_len > old_len);
-  if (moves) return make_event(event, UMN_CALL_MREMAP, UMN_NOTIFY_UNMAP, old, old_len, caller);
+  if (moves) return n + make_event(&events[n], UMN_CALL_MREMAP, UMN_NOTIFY_UNMAP, old, old_len, caller);
   if (new_len < old_len)
-    return make_event(event, UMN_CALL_MREMAP, UMN_NOTIFY_UNMAP, old + new_len, old_len - new_len, caller);
-  return 0;
+    return n + make_event(&events[n], UMN_CALL_MREMAP, UMN_NOTIFY_UNMAP, old + new_len, old_len - new_len, caller);
+  return n;
 }
 
 }  // namespace
@@ -91,11 +129,10 @@ unsigned events_of(long nr, const long* a, umn_process_event* event, uintptr_t c
       if ((a[3] & MAP_FIXED) == 0) return 0;
       return make_event(event, UMN_CALL_MMAP_FIXED, UMN_NOTIFY_UNMAP, u(0), u(1), caller);
     case SYS_madvise:
-      if (!discards(a[2])) return 0;
+      if (!discards(static_cast<int>(a[2]))) return 0;  // the kernel's advice is int: low 32 bits
       return make_event(event, UMN_CALL_MADVISE, UMN_NOTIFY_CLEAR, u(0), u(1), caller);
     case SYS_mprotect:
-      if ((a[2] & (PROT_READ | PROT_WRITE)) == (PROT_READ | PROT_WRITE)) return 0;  // removes neither
-      return make_event(event, UMN_CALL_MPROTECT, UMN_NOTIFY_PROTECTION_VMA, u(0), u(1), caller);
+      return mprotect_events(a, event, caller);
     case SYS_brk: {
       if (a[0] == 0) return 0;
       uint64_t current = sys::page_up(static_cast<uint64_t>(sys::brk(0)));
@@ -104,7 +141,7 @@ unsigned events_of(long nr, const long* a, umn_process_event* event, uintptr_t c
       return make_event(event, UMN_CALL_BRK, UMN_NOTIFY_UNMAP, wanted, current - wanted, caller);
     }
     case SYS_shmdt:
-      return make_event(event, UMN_CALL_SHMDT, UMN_NOTIFY_UNMAP, u(0), shm_extent(u(0)), caller);
+      return shmdt_events(u(0), event, caller);
     case SYS_mremap:
       return mremap_events(a, event, caller);
     case SYS_shmat:

@@ -19,8 +19,12 @@ unsigned make_event(umn_process_event* event, umn_process_call call, umn_notifie
 // Whether madvise advice takes the pages behind a range away (announced as CLEAR).
 bool discards(long advice) noexcept;
 
-// The events system call nr with arguments a (as the kernel gets them) causes, made by the call whose
-// return address is caller. Return: how many events (0 or 1) were written to *event.
-unsigned events_of(long nr, const long* a, umn_process_event* event, uintptr_t caller) noexcept;
+// The most events one call causes: mremap(MREMAP_FIXED) unmaps the destination, then the old range.
+inline constexpr unsigned kMaxEvents = 2;
+
+// The events system call nr with arguments a (as the kernel gets them: an int argument is the low 32
+// bits of its register) causes, made by the call whose return address is caller, in the order the
+// kernel takes the memory. Return: how many events (0 to kMaxEvents) were written to events[].
+unsigned events_of(long nr, const long* a, umn_process_event* events, uintptr_t caller) noexcept;
 
 }  // namespace umn::detail
