@@ -496,4 +496,36 @@ TEST_F(Misuse, ReadBeginOnNeverInsertedNotifierIsDiagnosed) {
   ExpectDiagnostics({"umn_interval_read_begin", "umn_interval_read_begin"});
 }
 
+// Two notifiers hand out one finish record in the same invalidation ("one record serves one
+// invalidation at a time"): diagnosed, and the second pass ends. Before the fix the queue linked the
+// record to itself and invalidate_finish ran forever without a diagnostic (issue 12 defect 5); the
+// callback here breaks the loop after 8 calls so that the old code fails instead of hanging.
+umn_interval_notifier_finish g_shared_record;
+int g_shared_finishes = 0;
+bool hand_out_shared(umn_interval_notifier* sub, const umn_notifier_range*, unsigned long cur_seq,
+                     umn_interval_notifier_finish** finish) {
+  umn_interval_set_seq(sub, cur_seq);
+  *finish = &g_shared_record;
+  return true;
+}
+void finish_shared(umn_interval_notifier_finish* finish) {
+  if (++g_shared_finishes > 8) finish->link = nullptr;  // escape the old code's endless loop
+}
+const umn_interval_notifier_ops kSharedRecordOps = {nullptr, hand_out_shared, finish_shared};
+
+TEST_F(Misuse, FinishRecordQueuedTwiceIsDiagnosedAndTheSecondPassEndsRegression) {
+  Counting first, second;
+  ASSERT_EQ(umn_interval_notifier_insert(&first.notifier, mm, 0x100000, kPage, &kSharedRecordOps), 0);
+  ASSERT_EQ(umn_interval_notifier_insert(&second.notifier, mm, 0x101000, kPage, &kSharedRecordOps), 0);
+  g_shared_finishes = 0;
+  umn_notifier_range range;
+  umn_notifier_range_init(&range, UMN_NOTIFY_UNMAP, 0, mm, 0x100000, 0x100000 + 2 * kPage);
+  umn_notifier_invalidate_range_start(&range);
+  umn_notifier_invalidate_range_end(&range);
+  EXPECT_EQ(g_shared_finishes, 2) << "each hand-out is finished once, and the second pass ends";
+  ExpectDiagnostics({"umn_notifier_invalidate_range_start"});
+  umn_interval_notifier_remove(&first.notifier);
+  umn_interval_notifier_remove(&second.notifier);
+}
+
 }  // namespace
