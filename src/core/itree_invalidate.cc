@@ -47,29 +47,39 @@ class WalkScope {
   WalkFrame frame_;
 };
 
-// Second-pass records in first-pass order; links through the records themselves.
+// Second-pass records in first-pass order; links through the records themselves. A record handed out
+// twice in one walk (misuse: "one record serves one invalidation at a time") relinks itself: into a
+// cycle when the hand-outs are consecutive, else cutting off the records queued between them. run()
+// therefore follows at most as many links as were pushed and diagnoses a chain that ends early or goes
+// on: O(1) per record, and the second pass always ends.
 class FinishQueue {
  public:
   void push(umn_interval_notifier_finish* finish) noexcept {
     finish->link = nullptr;
     *tail_ = finish;
     tail_ = &finish->link;
+    queued_++;
   }
   // Calls every record's invalidate_finish once, in push order.
   void run() noexcept {
     umn_interval_notifier_finish* finish = head_;
-    while (finish != nullptr) {
+    size_t left = queued_;
+    for (; finish != nullptr && left > 0; --left) {
       umn_interval_notifier_finish* next = finish->link;  // the callback may reuse the record
       finish->notifier->ops->invalidate_finish(finish);
       finish = next;
     }
+    UMN_CHECK(finish == nullptr && left == 0, "umn_notifier_invalidate_range_start",
+              "a finish record was handed out twice in one invalidation (some second passes were lost)");
     head_ = nullptr;
     tail_ = &head_;
+    queued_ = 0;
   }
 
  private:
   umn_interval_notifier_finish* head_ = nullptr;
   umn_interval_notifier_finish** tail_ = &head_;
+  size_t queued_ = 0;
 };
 
 // Step 1. Return: the first overlapping node (cur_seq set, odd), or nullptr.
