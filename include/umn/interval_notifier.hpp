@@ -5,10 +5,14 @@
 //   Callbacks run on the invalidating thread with no umn lock held. They must take your "user lock"
 //   (the one you also hold around read_retry) and call set_seq(cur_seq) under it.
 // Lifetime
-//   insert() links the notifier into an address space; remove() or the destructor unlinks it and, when
-//   it returns, no callback runs or will run. Destroying a notifier whose derived class's members are
-//   used by callbacks: call remove() in the derived destructor first (the base destructor runs after the
-//   derived members are gone). A FinishRecord belongs to the caller and serves one invalidation at a time.
+//   insert() links the notifier into an address space; remove() unlinks it and, when it returns, no
+//   callback runs or will run. The rule: the most-derived class calls remove() first in its destructor.
+//   Until remove() returns, callbacks may run (a range on another thread can join the open epoch while
+//   remove waits for it), and they reach the derived invalidate only while the derived object is whole:
+//   once its destructor has finished they would call the pure virtual one. ~IntervalNotifier()
+//   diagnoses a notifier still inserted (misuse: debug builds abort; otherwise it removes it, racing any
+//   such callback). A final class (FunctionNotifier, README.md's Mirror) keeps the rule simply.
+//   A FinishRecord belongs to the caller and serves one invalidation at a time.
 // Context
 //   invalidate / invalidate_start may sleep iff range.blockable(); otherwise return false rather than
 //   block. invalidate_finish may sleep only for blockable ranges (it is called for both). No callback may
@@ -32,7 +36,8 @@ class UMN_API IntervalNotifier {
   IntervalNotifier() noexcept;
   IntervalNotifier(const IntervalNotifier&) = delete;
   IntervalNotifier& operator=(const IntervalNotifier&) = delete;
-  // Removes the notifier if it is still inserted. Not from a callback.
+  // Diagnoses a notifier still inserted (the most-derived destructor must remove it; see Lifetime),
+  // then removes it. Not from a callback.
   virtual ~IntervalNotifier();
 
   // Watches [start, start + length) of mm. Errors: EOVERFLOW (length 0 or overflow), EINVAL (already
@@ -41,7 +46,8 @@ class UMN_API IntervalNotifier {
     return insert(mm.get(), start, length);
   }
   std::error_code insert(umn_mm* mm, uint64_t start, uint64_t length) noexcept;
-  // Stops watching; waits for a running invalidation of the tree. A no-op when not inserted.
+  // Stops watching; waits for a running invalidation of the tree. A no-op when not inserted. Refused as
+  // misuse (diagnosed) from a callback: then inserted() stays true.
   void remove() noexcept;
   [[nodiscard]] bool inserted() const noexcept { return inserted_; }
 

@@ -7,11 +7,15 @@
 //   lock held, inside an RCU read-side section (urcu-bp; umn.h "Classic ... registration" says why).
 //   They may run concurrently with each other on different threads: protect your state yourself.
 // Lifetime
-//   register_with() links the notifier; unregister() or the destructor unlinks it, calling release()
-//   first unless teardown already did, and returns only when no callback of it is running. A derived
-//   class whose members the callbacks use must call unregister() in its own destructor (the base
-//   destructor runs after the derived members are gone). Teardown (AddressSpace::release, destroying the
-//   AddressSpace) calls release() once but keeps the registration: unregister() is still needed.
+//   register_with() links the notifier; unregister() unlinks it, calling release() first unless teardown
+//   already did, and returns only when no callback of it is running. The rule: the most-derived class
+//   calls unregister() first in its destructor. Until unregister() returns callbacks may run, and they
+//   reach the derived overrides only while the derived object is whole (once its destructor has
+//   finished they would reach this base class's no-ops, and release() would never run). ~Notifier()
+//   diagnoses a notifier still registered (misuse: debug builds abort; otherwise it unregisters, without
+//   the derived release()). A final class is the simplest way to keep the rule (see README.md).
+//   Teardown (AddressSpace::release, destroying the AddressSpace) calls release() once but keeps the
+//   registration: unregister() is still needed.
 // Context
 //   release, invalidate_range_start/end of a blockable range, and the young callbacks may sleep;
 //   non-blockable ranges and arch_invalidate_secondary_tlbs must not. No callback may call
@@ -61,14 +65,15 @@ constexpr bool has(Callbacks set, Callbacks one) noexcept {
   return (static_cast<unsigned>(set) & static_cast<unsigned>(one)) != 0;
 }
 
-class Notifier {
+class UMN_API Notifier {
  public:
   // A notifier with the given callbacks (default: release and invalidate_range_start/end).
   explicit Notifier(Callbacks callbacks = Callbacks::kRelease | Callbacks::kInvalidateRange) noexcept;
   Notifier(const Notifier&) = delete;
   Notifier& operator=(const Notifier&) = delete;
-  // Unregisters if still registered. Not from a callback.
-  virtual ~Notifier() { unregister(); }
+  // Diagnoses a notifier still registered (the most-derived destructor must unregister; see Lifetime),
+  // then unregisters it. Not from a callback.
+  virtual ~Notifier();
 
   // Subscribes to every event of mm. Waits for in-flight invalidations of mm. Errors: EINVAL (already
   // registered, released address space, arch_invalidate_secondary_tlbs with start/end), ENOMEM,
@@ -76,7 +81,8 @@ class Notifier {
   std::error_code register_with(AddressSpace& mm) noexcept { return register_with(mm.get()); }
   std::error_code register_with(umn_mm* mm) noexcept;
   // Ends the registration (release() first, unless teardown called it); waits for running callbacks.
-  // A no-op when not registered.
+  // A no-op when not registered. Refused as misuse (diagnosed) from a callback: then registered() stays
+  // true.
   void unregister() noexcept;
   [[nodiscard]] bool registered() const noexcept { return registered_; }
   // The address space registered with (nullptr before the first registration).
@@ -177,12 +183,6 @@ inline std::error_code Notifier::register_with(umn_mm* mm) noexcept {
   const int err = umn_notifier_register(&link_.c, mm);
   registered_ = err == 0;
   return errno_code(err);
-}
-
-inline void Notifier::unregister() noexcept {
-  if (!registered_) return;
-  umn_notifier_unregister(&link_.c, link_.c.mm);
-  registered_ = false;
 }
 
 static_assert(std::is_standard_layout_v<umn_notifier>);
