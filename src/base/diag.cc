@@ -3,10 +3,13 @@
 // The default hook prints each distinct (call, message) pair once, with write(2) so that it is safe from
 // the process hooks' signal and allocator contexts, and aborts on misuse in debug builds. The "once"
 // memory is a fixed table of message pointers claimed with compare-and-swap: no allocation, no lock.
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstring>
+#include <thread>
 
 #include "base/check.hpp"
 #include "umn/umn.h"
@@ -17,8 +20,51 @@ namespace {
 constexpr int kOnceSlots = 128;
 std::atomic<const char*> g_printed[kOnceSlots];  // messages already printed by the default hook
 std::atomic<unsigned long> g_count{0};
-std::atomic<umn_diagnostic_fn> g_hook{nullptr};
-std::atomic<void*> g_hook_context{nullptr};
+// The installed hook and its context, published as one pair under a sequence count (a seqlock):
+// writers make it odd, store both, make it even; report() retries until it read both under one even
+// count. Readers take no lock and allocate nothing (report() runs in signal and allocator contexts).
+std::atomic<unsigned long> g_hook_seq{0};
+std::atomic<umn_diagnostic_fn> g_hook{nullptr};  // written only inside an odd g_hook_seq
+std::atomic<void*> g_hook_context{nullptr};      // written only inside an odd g_hook_seq
+
+struct Hook {
+  umn_diagnostic_fn fn;
+  void* context;
+};
+
+Hook load_hook() noexcept {
+  for (;;) {
+    // Pairs with the release store that ends set_hook's write.
+    const unsigned long before = g_hook_seq.load(std::memory_order_acquire);
+    if ((before & 1) == 0) {
+      Hook hook{g_hook.load(std::memory_order_relaxed), g_hook_context.load(std::memory_order_relaxed)};
+      // Orders the two loads above before the re-check (pairs with set_hook's fence).
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if (g_hook_seq.load(std::memory_order_relaxed) == before) return hook;
+    }
+    std::this_thread::yield();  // a writer is between its two stores
+  }
+}
+
+// Signals are held for the write: a handler on this thread whose report() found the count odd would
+// wait for this very thread.
+void set_hook(Hook hook) noexcept {
+  sigset_t all, saved;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &saved);
+  unsigned long seq = g_hook_seq.load(std::memory_order_relaxed);
+  // Writers serialise on the odd count: only the one that turns it odd may store.
+  while ((seq & 1) != 0 || !g_hook_seq.compare_exchange_weak(seq, seq + 1, std::memory_order_relaxed)) {
+    if ((seq & 1) != 0) std::this_thread::yield();
+    seq = g_hook_seq.load(std::memory_order_relaxed);
+  }
+  // The odd count is visible before either store (pairs with load_hook's acquire fence).
+  std::atomic_thread_fence(std::memory_order_release);
+  g_hook.store(hook.fn, std::memory_order_relaxed);
+  g_hook_context.store(hook.context, std::memory_order_relaxed);
+  g_hook_seq.store(seq + 2, std::memory_order_release);  // pairs with load_hook's first acquire load
+  pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+}
 
 // True the first time a message pointer is seen (or when the table is full: then print anyway).
 bool first_time(const char* message) noexcept {
@@ -66,14 +112,14 @@ void default_hook(DiagKind kind, const char* call, const char* message) noexcept
 
 void report(DiagKind kind, const char* call, const char* message) noexcept {
   g_count.fetch_add(1, std::memory_order_relaxed);
-  umn_diagnostic_fn hook = g_hook.load(std::memory_order_acquire);
-  if (hook != nullptr)
-    hook(g_hook_context.load(std::memory_order_relaxed), call, message);
+  const Hook hook = load_hook();
+  if (hook.fn != nullptr)
+    hook.fn(hook.context, call, message);
   else
     default_hook(kind, call, message);
 }
 
-bool default_hook_in_use() noexcept { return g_hook.load(std::memory_order_relaxed) == nullptr; }
+bool default_hook_in_use() noexcept { return load_hook().fn == nullptr; }
 
 void dcheck_failed(const char* file, int line, const char* expr) noexcept {
   char line_text[16];
@@ -97,9 +143,7 @@ void dcheck_failed(const char* file, int line, const char* expr) noexcept {
 extern "C" {
 
 void umn_set_diagnostic_hook(umn_diagnostic_fn fn, void* context) {
-  umn::detail::g_hook_context.store(context, std::memory_order_relaxed);
-  // Pairs with the acquire load in report(): the context is visible to whoever sees the hook.
-  umn::detail::g_hook.store(fn, std::memory_order_release);
+  umn::detail::set_hook({fn, context});
 }
 
 unsigned long umn_diagnostic_count(void) {

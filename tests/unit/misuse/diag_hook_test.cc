@@ -36,6 +36,7 @@ TEST(DiagnosticHook, ConcurrentSwapNeverPairsAHookWithAnotherContextRegression) 
     while (!stop.load(std::memory_order_relaxed))
       (void)umn_notifier_clear_young(mm, 2, 1);  // start >= end: a WARN, reported through the hook
   });
+  while (g_a.calls == 0) std::this_thread::yield();  // the reporter runs (a loaded machine is slow to start it)
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
   while (std::chrono::steady_clock::now() < deadline && g_a.mismatches + g_b.mismatches == 0) {
     for (int i = 0; i < 1000; ++i) {
