@@ -46,11 +46,16 @@
  *   - Invalidate callbacks may sleep when umn_notifier_range_blockable(range) is true, and must not
  *     when it is false (return false / -EAGAIN instead).
  *   - A callback must not call umn_interval_notifier_remove(), umn_interval_read_begin(),
- *     umn_notifier_register/unregister/get/put(except put from ->release), umn_notifier_synchronize(),
+ *     umn_notifier_register/unregister/get (put is allowed), umn_notifier_synchronize(),
  *     or umn_mm_destroy(): each may wait for the invalidation that is running the callback. (remove
  *     and read_begin from an interval callback of the same address space are detected when they would
  *     wait: misuse, diagnosed, and they return instead of hanging.)
  *   - Never hold the user lock across umn_interval_read_begin() or umn_interval_notifier_remove().
+ *   - Callbacks on umn_mm_process() run inside munmap, madvise, mremap, ..., which glibc declares
+ *     __leaf__ (the compiler assumes they never call back into the calling file). So a callback may
+ *     only touch state reachable from its notifier or otherwise escaped: a file-static variable that
+ *     only the callback writes may read as unchanged after a munmap in the same file
+ *     (tests/c_api/process_callback_state.c shows both).
  *
  * Memory ordering
  *   - umn_interval_set_seq() is a release store; umn_interval_read_begin() acquires it. What an
@@ -511,7 +516,10 @@ UMN_API struct umn_notifier *umn_notifier_get(const struct umn_notifier_ops *ops
  * umn_notifier_put - drop one user of a notifier from umn_notifier_get. The last put unlinks it (no
  * ->release: stop and drop your secondary mappings before) and, after a grace period, calls
  * ops->free_notifier(sub) on liburcu's callback thread, then drops the reference on mm. Does not wait.
- * Context: any thread, including every callback (->release included); does not sleep.
+ * Context: any thread, including every callback (->release included); not from a signal handler.
+ * Never waits for a grace period, an invalidation or a callback, but takes the address space's
+ * subscription lock for a few instructions (it may block while another thread holds it; no callback
+ * runs under it) and, on umn_mm_process(), makes two rt_sigprocmask calls.
  * Misuse, diagnosed and ignored: NULL, an error pointer (a failed get has nothing to put), or a notifier
  * not from get. A put with users already 0 is WARNed and changes nothing.
  */
@@ -533,7 +541,9 @@ UMN_API void umn_notifier_synchronize(void);
  * stderr; in debug builds (UMN_DEBUG_LEVEL >= 1) it also aborts on API misuse, unless the environment
  * variable UMN_DIAG=count is set. An installed hook replaces all of that (NULL restores the default).
  * Either way umn leaves the address space consistent and usable. Context: the hook may be called from
- * any umn call, with umn locks held; it must not call umn.
+ * any umn call, with umn locks held; it must not call umn. (fn, context) is published as one pair: a
+ * report racing with a change calls the old hook with the old context or the new with the new.
+ * umn_set_diagnostic_hook itself: any thread, not from a signal handler.
  */
 typedef void (*umn_diagnostic_fn)(void *context, const char *call, const char *message);
 UMN_API void umn_set_diagnostic_hook(umn_diagnostic_fn fn, void *context);
