@@ -1,6 +1,7 @@
 // replay_main.cc - runs the differential harness without libFuzzer (any compiler, any sanitizer).
 //   umn_fuzz_replay FILE|DIR...              every input file (the corpus test)
 //   umn_fuzz_replay --random N [--seed S]    N pseudo-random inputs from a printed seed
+//   umn_fuzz_replay --threads N [--seed S]   N rounds of the multi-threaded classic mode (threads.hpp)
 #include <dirent.h>
 #include <sys/stat.h>
 
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "harness.hpp"
+#include "threads.hpp"
 
 namespace {
 
@@ -49,8 +51,22 @@ int run_path(const std::string& path) {
 
 int main(int argc, char** argv) {
   int errors = 0;
+  unsigned threads_rounds = 0;
   for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--random") == 0 && i + 1 < argc) {
+    if (std::strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
+      const auto rounds = static_cast<unsigned>(std::strtoul(argv[++i], nullptr, 0));
+      unsigned long seed = 1;
+      if (i + 2 < argc && std::strcmp(argv[i + 1], "--seed") == 0) {
+        seed = std::strtoul(argv[i + 2], nullptr, 0);
+        i += 2;
+      }
+      const unsigned jitter_us = 200;
+      std::printf("threads mode: %u rounds, seed %lu, read-side delays up to %u us\n", rounds, seed, jitter_us);
+      const uint64_t callbacks = umn_fuzz::run_threads(seed, rounds, jitter_us);
+      std::printf("threads mode: %u rounds passed, %llu walker callbacks\n", rounds,
+                  static_cast<unsigned long long>(callbacks));
+      threads_rounds += rounds;
+    } else if (std::strcmp(argv[i], "--random") == 0 && i + 1 < argc) {
       const unsigned long count = std::strtoul(argv[++i], nullptr, 0);
       unsigned long seed = 1;
       if (i + 2 < argc && std::strcmp(argv[i + 1], "--seed") == 0) {
@@ -69,6 +85,7 @@ int main(int argc, char** argv) {
       errors += run_path(argv[i]);
     }
   }
+  if (threads_rounds > 0 && errors == 0 && umn_fuzz::stats().inputs == 0) return 0;  // threads mode only
   umn_fuzz::reap();
   const umn_fuzz::Stats& s = umn_fuzz::stats();
   std::printf("inputs %llu, operations %llu (classic %llu), callbacks compared %llu, skipped (would block) %llu: %s\n",
