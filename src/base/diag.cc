@@ -20,9 +20,9 @@ namespace {
 constexpr int kOnceSlots = 128;
 std::atomic<const char*> g_printed[kOnceSlots];  // messages already printed by the default hook
 std::atomic<unsigned long> g_count{0};
-// The installed hook and its context, published as one pair under a sequence count (a seqlock):
-// writers make it odd, store both, make it even; report() retries until it read both under one even
-// count. Readers take no lock and allocate nothing (report() runs in signal and allocator contexts).
+// The installed hook and its context, published as one pair under a sequence count (a seqlock without
+// fences, which ThreadSanitizer does not model): writers make it odd, store both, make it even;
+// report() retries until it read both under one even count. Readers take no lock and allocate nothing (report() runs in signal and allocator contexts).
 std::atomic<unsigned long> g_hook_seq{0};
 std::atomic<umn_diagnostic_fn> g_hook{nullptr};  // written only inside an odd g_hook_seq
 std::atomic<void*> g_hook_context{nullptr};      // written only inside an odd g_hook_seq
@@ -37,9 +37,9 @@ Hook load_hook() noexcept {
     // Pairs with the release store that ends set_hook's write.
     const unsigned long before = g_hook_seq.load(std::memory_order_acquire);
     if ((before & 1) == 0) {
-      Hook hook{g_hook.load(std::memory_order_relaxed), g_hook_context.load(std::memory_order_relaxed)};
-      // Orders the two loads above before the re-check (pairs with set_hook's fence).
-      std::atomic_thread_fence(std::memory_order_acquire);
+      // Acquire: pairs with set_hook's release stores of the pair, so a value from a later write makes
+      // that write's odd count visible to the re-check below (which these loads also keep after them).
+      Hook hook{g_hook.load(std::memory_order_acquire), g_hook_context.load(std::memory_order_acquire)};
       if (g_hook_seq.load(std::memory_order_relaxed) == before) return hook;
     }
     std::this_thread::yield();  // a writer is between its two stores
@@ -58,10 +58,9 @@ void set_hook(Hook hook) noexcept {
     if ((seq & 1) != 0) std::this_thread::yield();
     seq = g_hook_seq.load(std::memory_order_relaxed);
   }
-  // The odd count is visible before either store (pairs with load_hook's acquire fence).
-  std::atomic_thread_fence(std::memory_order_release);
-  g_hook.store(hook.fn, std::memory_order_relaxed);
-  g_hook_context.store(hook.context, std::memory_order_relaxed);
+  // Release: a reader that loads either value also sees the odd count (pairs with load_hook's acquires).
+  g_hook.store(hook.fn, std::memory_order_release);
+  g_hook_context.store(hook.context, std::memory_order_release);
   g_hook_seq.store(seq + 2, std::memory_order_release);  // pairs with load_hook's first acquire load
   pthread_sigmask(SIG_SETMASK, &saved, nullptr);
 }
