@@ -148,8 +148,10 @@ void classic_release(Subscriptions& subs, umn_mm* mm) noexcept {
 }
 
 bool classic_empty(const Subscriptions& subs) noexcept {
-  // Acquire: teardown that sees the list empty also sees the end of a concurrent unregister's ->release
-  // (made before its unlink). Free on x86.
+  // Acquire: pairs with the release store of a concurrent unregister's unlink (classic_unlink_locked),
+  // so a teardown that sees the list empty also sees the end of that ->release (made before the unlink).
+  // umn_notifier_release's final Subscriptions::lock section orders it as well, so no test can tell a
+  // relaxed load from this one (tests/fuzz/mutants.sh leaves it out); acquire is free on x86.
   return std::atomic_ref<uintptr_t>(const_cast<uintptr_t&>(subs.classic.head)).load(std::memory_order_acquire) == 0;
 }
 

@@ -1,10 +1,16 @@
 #!/bin/sh
-# mutants.sh [SOURCE_DIR] - shows that the differential fuzzer catches real bugs: for each mutant below,
-# breaks one line of src/core in a copy of the sources, rebuilds the replay harness there (one CMake
-# build directory, incremental per mutant) and expects the corpus + 3000 random inputs to FAIL. The
-# first seven break interval notifiers, the others classic notifiers and get/put. Prints one line per
-# mutant; exit 1 if any mutant survives. Not part of CI (about a minute per mutant on 2 cores); run it
-# after changing the harness or the model.
+# mutants.sh [SOURCE_DIR] - shows that the fuzzer catches real bugs: for each mutant below, breaks one
+# line of src/core in a copy of the sources, rebuilds the replay harness there (one CMake build directory
+# per kind, incremental per mutant) and expects it to FAIL.
+#   plain mutants (RelWithDebInfo build): the corpus + 3000 random differential inputs, then the
+#     multi-threaded classic mode (--threads 300, tests/fuzz/threads.hpp); killed if either fails. The
+#     first seven break interval notifiers, the others classic notifiers, get/put and teardown.
+#   tsan mutants (ThreadSanitizer build): weakened acquire/release orders of the classic list and its
+#     teardown, which no sequentially consistent run can see; the --threads mode under TSan must report
+#     a race (or fail a check).
+# Prints one line per mutant; exit 1 if any mutant survives. UMN_MUTANTS=REGEX runs only the mutants whose
+# name matches. Not part of CI (about a minute per mutant on 2 cores, plus one TSan build of libumn); run
+# it after changing the harness, the model or the code a mutant names.
 set -u
 src=$(cd "${1:-$(dirname "$0")/../..}" && pwd)
 tmp=$(mktemp -d)
@@ -27,26 +33,61 @@ unregister_no_release|src/core/registration.cc|s/  if (classic_claim_release(sub
 get_ignores_ops|src/core/registration.cc|s/if (sub->ops != ops || (flags_of(sub)/if ((sub->ops == nullptr \&\& ops == nullptr) || (flags_of(sub)/
 put_frees_early|src/core/registration.cc|s/if (--sub->users != 0) return false;/if (--sub->users > 1) return false;/
 put_last_keeps_linked|src/core/registration.cc|s/  classic_unlink_locked(sub);  \/\/ harmless/  \/\/ harmless/
+unregister_claims_outside_section|src/core/registration.cc|s/^    rcu::ReadGuard guard;$/    const bool claimed = classic_claim_release(sub);  rcu::ReadGuard guard;/;s/    if (classic_claim_release(sub) \&\& sub->ops->release != nullptr) sub->ops->release(sub, mm);/    if (claimed \&\& sub->ops->release != nullptr) sub->ops->release(sub, mm);/
+teardown_no_synchronize|src/core/classic.cc|s/^  rcu::synchronize();  \/\/ releases started/  \/\/ releases started/
+'
+# name | file | sed expression: orders only a TSan run can see weakened. Not listed, because no run can
+# tell them from the original (argued where they stand): classic_empty's acquire (umn_notifier_release
+# takes Subscriptions::lock again before it returns) and rcu::read_unlock's TSan release edge (an
+# unregister's unlink takes the lock right after its section, before the teardown's last lock).
+tsan_mutants='
+link_publish_relaxed|src/core/classic.cc|s/head.store(reinterpret_cast<uintptr_t>(sub), std::memory_order_release);/head.store(reinterpret_cast<uintptr_t>(sub), std::memory_order_relaxed);/
+walk_first_relaxed|src/core/classic.hpp|s/(list.head).load(std::memory_order_acquire));/(list.head).load(std::memory_order_relaxed));/
 '
 mkdir -p "$tmp/m"
 tar -C "$src" --exclude=./build --exclude=./.git -cf - . | tar -C "$tmp/m" -xf -
-cmake -S "$tmp/m" -B "$tmp/b" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUMN_DEBUG_LEVEL=0 -DUMN_BUILD_BENCH=OFF \
-  -DUMN_BUILD_EXAMPLES=OFF -DUMN_BUILD_TOOLS=OFF >"$tmp/cmake.log" 2>&1 || { cat "$tmp/cmake.log"; exit 1; }
-while IFS='|' read -r name file expr; do
-  [ -n "$name" ] || continue
-  sed -i "$expr" "$tmp/m/$file"
-  if cmp -s "$src/$file" "$tmp/m/$file"; then echo "mutant $name: sed did not apply"; exit 1; fi
-  cmake --build "$tmp/b" --target umn_fuzz_replay -j"${UMN_MUTANT_JOBS:-2}" >"$tmp/build.log" 2>&1 \
-    || { tail -n 20 "$tmp/build.log"; echo "mutant $name: build failed"; exit 1; }
-  if timeout 300 "$tmp/b/tests/fuzz/umn_fuzz_replay" "$src/tests/fuzz/corpus" --random 3000 --seed 20240906 \
-      >"$tmp/out" 2>&1; then
-    echo "mutant $name: SURVIVED (the fuzzer did not notice)"
-    survivors=$((survivors + 1))
-  else
-    echo "mutant $name: killed -- $(grep -- '-->' "$tmp/out" | head -n 1)"
-  fi
-  cp "$src/$file" "$tmp/m/$file"  # back to the original for the next mutant
-done <<EOF_MUTANTS
-$mutants
+
+# configure KIND DIR [cmake options]: a build directory of the mutated copy.
+configure() {
+  cmake -S "$tmp/m" -B "$2" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUMN_DEBUG_LEVEL=0 -DUMN_BUILD_BENCH=OFF \
+    -DUMN_BUILD_EXAMPLES=OFF -DUMN_BUILD_TOOLS=OFF "$@" >"$tmp/cmake-$1.log" 2>&1 \
+    || { cat "$tmp/cmake-$1.log"; exit 1; }
+}
+
+# kills_plain / kills_tsan BUILD: succeeds when the mutant is caught.
+kills_plain() {
+  ! { timeout 300 "$1/tests/fuzz/umn_fuzz_replay" "$src/tests/fuzz/corpus" --random 3000 --seed 20240906 \
+        >"$tmp/out" 2>&1 &&
+      timeout 300 "$1/tests/fuzz/umn_fuzz_replay" --threads 300 --seed 20240906 >>"$tmp/out" 2>&1; }
+}
+kills_tsan() {
+  ! TSAN_OPTIONS="halt_on_error=1:exitcode=66:suppressions=$src/tests/tsan.supp" \
+    timeout 600 "$1/tests/fuzz/umn_fuzz_replay" --threads 300 --seed 20240906 >"$tmp/out" 2>&1
+}
+
+# run_mutants KIND BUILD LIST
+run_mutants() {
+  while IFS='|' read -r name file expr; do
+    [ -n "$name" ] || continue
+    if [ -n "${UMN_MUTANTS:-}" ] && ! echo "$name" | grep -Eq "$UMN_MUTANTS"; then continue; fi
+    sed -i "$expr" "$tmp/m/$file"
+    if cmp -s "$src/$file" "$tmp/m/$file"; then echo "mutant $name: sed did not apply"; exit 1; fi
+    cmake --build "$2" --target umn_fuzz_replay -j"${UMN_MUTANT_JOBS:-2}" >"$tmp/build.log" 2>&1 \
+      || { tail -n 20 "$tmp/build.log"; echo "mutant $name: build failed"; exit 1; }
+    if "kills_$1" "$2"; then
+      echo "mutant $name: killed -- $(grep -m1 -E -- '-->|WARNING: ThreadSanitizer' "$tmp/out")"
+    else
+      echo "mutant $name: SURVIVED (the fuzzer did not notice)"
+      survivors=$((survivors + 1))
+    fi
+    cp "$src/$file" "$tmp/m/$file"  # back to the original for the next mutant
+  done <<EOF_MUTANTS
+$3
 EOF_MUTANTS
+}
+
+configure plain "$tmp/b"
+run_mutants plain "$tmp/b" "$mutants"
+configure tsan "$tmp/t" -DUMN_SANITIZE=thread
+run_mutants tsan "$tmp/t" "$tsan_mutants"
 exit $((survivors > 0))

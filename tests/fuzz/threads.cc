@@ -33,8 +33,9 @@ unsigned g_jitter_us = 0;
 
 thread_local std::mt19937_64 t_rng;
 
-void pause() {
-  const unsigned us = static_cast<unsigned>(t_rng() % (g_jitter_us + 1));
+// Sleeps 0..scale * jitter microseconds (0: a yield).
+void pause(unsigned scale = 1) {
+  const unsigned us = static_cast<unsigned>(t_rng() % (scale * g_jitter_us + 1));
   if (us == 0)
     std::this_thread::yield();
   else
@@ -66,7 +67,7 @@ void on_release(umn_notifier* sub, umn_mm*) {
   Tracked& t = tracked(sub);
   if (t.index < 0) g_get_releases_begun++;
   if (t.releases.fetch_add(1) != 0) fail("->release ran twice", t.index);  // C2
-  pause();  // a release in flight for a while
+  pause(5);  // a release in flight for a while: long enough for a teardown to walk, unlink and wait
   t.release_done = true;
   if (t.index < 0) g_get_releases_done++;
 }
