@@ -1,14 +1,11 @@
 // interval_notifier.cc - the C++ notifier classes: static ops tables whose trampolines turn the C
 // callbacks into virtual calls. A umn_interval_notifier* is the first member of IntervalNotifier::Link,
 // and a umn_interval_notifier_finish* the first member of FinishRecord, so no container_of is needed.
+// The destructor and remove() read the core's notifier state: they live in src/core/cxx_lifetime.cc.
 #include "umn/interval_notifier.hpp"
 
-#include <atomic>
 #include <cstddef>
 #include <type_traits>
-
-#include "base/check.hpp"
-#include "core/subscriptions.hpp"
 
 namespace umn {
 
@@ -40,27 +37,11 @@ struct NotifierTrampolines {
 
 IntervalNotifier::IntervalNotifier() noexcept : link_{{}, this} {}
 
-IntervalNotifier::~IntervalNotifier() {
-  // The derived object is gone: a callback now would call the pure virtual invalidate. Removing still
-  // keeps the tree free of freed memory.
-  if (!UMN_CHECK(!inserted_, "umn::IntervalNotifier::~IntervalNotifier",
-                 "destroyed while inserted: call remove() first in the most-derived destructor"))
-    remove();
-}
-
 std::error_code IntervalNotifier::insert(umn_mm* mm, uint64_t start, uint64_t length) noexcept {
   if (inserted_) return std::make_error_code(std::errc::invalid_argument);
   int err = umn_interval_notifier_insert(&link_.c, mm, start, length, ops_table());
   inserted_ = err == 0;
   return errno_code(err);
-}
-
-void IntervalNotifier::remove() noexcept {
-  if (!inserted_) return;
-  umn_interval_notifier_remove(&link_.c);
-  // A refused remove (misuse, diagnosed: e.g. from a callback) leaves the notifier in the tree. Relaxed:
-  // this thread's remove wrote the state, or waited under the lock for the epoch end that wrote it.
-  inserted_ = std::atomic_ref(link_.c.state).load(std::memory_order_relaxed) != detail::kStateRemoved;
 }
 
 const umn_interval_notifier_ops* IntervalNotifier::ops_table() const noexcept {
