@@ -14,7 +14,9 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <cstdio>
 #include <functional>
+#include <future>
 #include <thread>
 
 #include "device.hpp"
@@ -183,6 +185,15 @@ TEST(RegCacheSignal, HandlerMunmapInsideCacheCallsIsSafe) {
       std::this_thread::sleep_for(std::chrono::microseconds(20));
     }
   });
+  // A deadlock (a notifier waiting for the cache lock its own thread holds: the mutant "chunk_invalidate
+  // takes rc->lock" hangs here) fails the test after 240 s instead of hanging until ctest's timeout.
+  std::promise<void> finished;
+  std::thread watchdog([done = finished.get_future()] {
+    if (done.wait_for(std::chrono::seconds(240)) == std::future_status::timeout) {
+      std::fprintf(stderr, "HandlerMunmapInsideCacheCallsIsSafe: no progress in 240 s: deadlock\n");
+      std::abort();
+    }
+  });
   const unsigned long handler_runs = long_run() ? 100000 : 3000;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
   unsigned long stale = 0;
@@ -198,6 +209,8 @@ TEST(RegCacheSignal, HandlerMunmapInsideCacheCallsIsSafe) {
   }
   stop = true;
   signaller.join();
+  finished.set_value();
+  watchdog.join();
   signal(SIGUSR1, SIG_DFL);
   EXPECT_EQ(stale, 0u);
   EXPECT_GE(g_handler.generation.load(), handler_runs) << "the handler must have interrupted the loop often";
