@@ -4,7 +4,9 @@
 // Locking: none of its own (umn_notifier_release takes the subscription lock).
 // Lifetime: the armed address space is umn_mm_process()'s, which lives for the life of the process.
 // Context: arm from the installer; the release runs from a late ELF destructor (priority 101), after every
-//   atexit handler and static destructor of the program. _exit() and fatal signals skip it.
+//   atexit handler and static destructor of the program, on a thread of its own that exit waits for
+//   2 s at most (another thread asleep in a callback or holding a range open would make it wait
+//   forever; exit.cc). _exit() and fatal signals skip it.
 // Memory ordering: the armed pointer is stored with release and loaded with acquire.
 #pragma once
 
