@@ -1,8 +1,13 @@
 /* each_call.c - `each_call KIND raw|libc`: one memory-changing call of each kind `umn trace --verify`
  * checks, issued through libc (announced by the hooks: 0 misses expected) or by an instruction generated
  * at run time (jit_syscall.h: unannounced, one miss expected). KIND: munmap, mremap, madvise,
- * mprotect, brk, shmdt, mmap_fixed, process_madvise. */
+ * mprotect, brk, shmdt, mmap_fixed, process_madvise; and two kinds about the call's result:
+ * mprotect_partial (a range ending in a hole: the kernel fails with ENOMEM after the mapped part has
+ * lost its access, so an unannounced one is a miss) and refused (madvise(MADV_REMOVE) of private memory
+ * and mremap(MREMAP_FIXED) without MREMAP_MAYMOVE, which the kernel refuses with EINVAL and which take
+ * nothing: never a miss). */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -55,6 +60,19 @@ static long run(const char *kind) {
 		int pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
 		struct iovec iov = {pages(2), kPage};
 		return call(SYS_process_madvise, pidfd, (long)&iov, 1, MADV_PAGEOUT, 0) != kPage;
+	}
+	if (strcmp(kind, "mprotect_partial") == 0) {
+		char *p = pages(3);
+		munmap(p + 2 * kPage, kPage);
+		long r = call(SYS_mprotect, (long)p, 3 * kPage, PROT_READ, 0, 0);
+		return (g_raw ? r == -ENOMEM : r == -1 && errno == ENOMEM) ? 0 : 1;
+	}
+	if (strcmp(kind, "refused") == 0) {
+		char *p = pages(4);
+		long advised = call(SYS_madvise, (long)p, kPage, MADV_REMOVE, 0, 0);
+		long moved = call(SYS_mremap, (long)p, 2 * kPage, kPage, MREMAP_FIXED, (long)(p + 2 * kPage));
+		long einval = g_raw ? -EINVAL : -1;
+		return advised == einval && moved == einval && p[0] == 1 && p[2 * kPage] == 1 ? 0 : 1;
 	}
 	return -1;
 }
