@@ -12,6 +12,9 @@
 #include "sources/sys/sys.hpp"
 
 extern "C" void __register_frame_info(const void* begin, void* object);  // libgcc (unwind-dw2-fde)
+// LeakSanitizer, when present (weak): the libgcc object record lives in raw-mmapped memory LSan does not
+// scan, and libgcc hangs the FDE table it mallocs at the first unwind off it.
+extern "C" void __lsan_register_root_region(const void* begin, size_t size) __attribute__((weak));
 
 namespace umn::detail::patch {
 namespace {
@@ -309,8 +312,8 @@ unsigned count_sites(const RawArray<Site>& sites, unsigned m) noexcept {
 
 // Emits every stub of module m into the stub pages at base, then the .eh_frame at frames. Return: the
 // place for libgcc's object record, right behind the frames.
-unsigned char* emit_stubs(RawArray<Site>& sites, unsigned m, unsigned char* base, unsigned stub_pages, unsigned char* frames,
-                const StubOptions& options) noexcept {
+unsigned char* emit_stubs(RawArray<Site>& sites, unsigned m, unsigned char* base, unsigned stub_pages,
+                          unsigned char* frames, const StubOptions& options) noexcept {
   const int32_t tls = hook_stack_tls_offset();
   Emitter code(base), eh(frames);
   const unsigned char* cie = emit_cie(eh);
@@ -365,6 +368,7 @@ long build_stub_area(RawArray<Site>& sites, unsigned m, uint64_t text_start, uin
     return protect;
   }
   __register_frame_info(frames, object);
+  if (&__lsan_register_root_region != nullptr) __lsan_register_root_region(object, kLibgccObjectSize);
   return area;
 }
 
