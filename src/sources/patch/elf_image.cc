@@ -18,7 +18,8 @@ ElfImage::~ElfImage() {
 
 bool ElfImage::open(int fd) noexcept {
   struct stat st;
-  if (sys::failed(sys::call(SYS_fstat, fd, reinterpret_cast<long>(&st))) || st.st_size < static_cast<long>(sizeof(Elf64_Ehdr)))
+  if (sys::failed(sys::call(SYS_fstat, fd, reinterpret_cast<long>(&st))) ||
+      st.st_size < static_cast<long>(sizeof(Elf64_Ehdr)))
     return false;
   long map = sys::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
   if (sys::failed(map)) return false;

@@ -2,6 +2,7 @@
 #include "sources/patch/extents.hpp"
 
 #include <cstring>
+#include <string_view>
 
 namespace umn::detail::patch {
 namespace {
@@ -17,13 +18,12 @@ T load(const unsigned char* p) noexcept {
 
 // Whether a (mangled) symbol name belongs to a sanitizer runtime.
 bool sanitizer_runtime_symbol(const char* name, uint64_t room) noexcept {
-  constexpr const char* kPrefixes[] = {"_ZN11__sanitizer", "_ZN6__asan", "_ZN6__tsan", "_ZN6__lsan",
-                                       "_ZN6__msan",       "_ZN7__ubsan", "_ZN8__hwasan", "_ZN14__interception",
-                                       "__interceptor_",   "__sanitizer_", "__tsan_", "__asan_"};
-  for (const char* prefix : kPrefixes) {
-    const size_t length = std::strlen(prefix);
-    if (length <= room && std::strncmp(name, prefix, length) == 0) return true;
-  }
+  constexpr std::string_view kPrefixes[] = {"_ZN11__sanitizer", "_ZN6__asan", "_ZN6__tsan",   "_ZN6__lsan",
+                                            "_ZN6__msan",       "_ZN7__ubsan", "_ZN8__hwasan", "_ZN14__interception",
+                                            "__interceptor_",   "__sanitizer_", "__tsan_",     "__asan_"};
+  if (room < 2 || name[0] != '_') return false;  // most symbols: one comparison
+  for (std::string_view prefix : kPrefixes)
+    if (prefix.size() <= room && std::string_view(name, prefix.size()) == prefix) return true;
   return false;
 }
 
@@ -36,10 +36,9 @@ bool add_symbols(const ElfImage& image, const char* name, RawArray<Extent>* out,
     if (ELF64_ST_TYPE(sym.st_info) != STT_FUNC || sym.st_size == 0 || sym.st_shndx == SHN_UNDEF) continue;
     const Extent extent{sym.st_value, sym.st_value + sym.st_size};
     if (!out->push(extent)) return false;
-    if (strings.data != nullptr && sym.st_name < strings.size &&
-        sanitizer_runtime_symbol(reinterpret_cast<const char*>(strings.data) + sym.st_name, strings.size - sym.st_name) &&
-        !runtime->push(extent))
-      return false;
+    if (strings.data == nullptr || sym.st_name >= strings.size) continue;
+    const char* sym_name = reinterpret_cast<const char*>(strings.data) + sym.st_name;
+    if (sanitizer_runtime_symbol(sym_name, strings.size - sym.st_name) && !runtime->push(extent)) return false;
   }
   return true;
 }

@@ -40,12 +40,6 @@ unsigned pattern_at(const unsigned char* p, uint64_t avail) noexcept {
   return 0;
 }
 
-bool holds_syscall(const unsigned char* p, uint64_t n) noexcept {
-  for (uint64_t i = 0; i + 1 < n; ++i)
-    if (p[i] == kSyscall[0] && p[i + 1] == kSyscall[1]) return true;
-  return false;
-}
-
 SiteKind classify(uintptr_t addr, const unsigned char* file, unsigned length, SiteKind fresh) noexcept {
   const auto* live = reinterpret_cast<const unsigned char*>(addr);
   if (std::memcmp(live, file, length + 2) == 0) return fresh;
@@ -94,17 +88,37 @@ bool add_site(ModuleScan& scan, uint64_t vaddr, const unsigned char* file, unsig
 // The decoded syscall at vaddr, after the instruction prev (prev_size bytes at prev_vaddr; 0: none).
 bool on_syscall(ModuleScan& scan, uint64_t prev_vaddr, const unsigned char* prev, size_t prev_size) noexcept {
   const long nr = prev_size != 0 ? immediate_nr(prev, prev_size) : -1;
-  if (nr >= 0) return !watched(nr) || add_site(scan, prev_vaddr, prev, static_cast<unsigned>(prev_size), SiteKind::kFresh);
-  const unsigned char* body = prev_size == 5 ? scan.image.bytes_at(prev_vaddr - kSyscallFnWindow, sizeof(kSyscallFnBody)) : nullptr;
+  if (nr >= 0)
+    return !watched(nr) || add_site(scan, prev_vaddr, prev, static_cast<unsigned>(prev_size), SiteKind::kFresh);
+  const unsigned char* body =
+      prev_size == 5 ? scan.image.bytes_at(prev_vaddr - kSyscallFnWindow, sizeof(kSyscallFnBody)) : nullptr;
   if (body != nullptr && std::memcmp(body, kSyscallFnBody, sizeof(kSyscallFnBody)) == 0)
     return add_site(scan, prev_vaddr, prev, 5, SiteKind::kSyscallFn);
   if (!in_runtime(scan, prev_vaddr)) scan.counts->unknown++;
   return true;
 }
 
+// The first element of the ascending list at or above v (its size when none).
+template <typename T, typename Key>
+size_t lower_bound(const RawArray<T>& list, uint64_t v, Key key) noexcept {
+  size_t lo = 0, hi = list.size();
+  while (lo < hi) {
+    const size_t mid = lo + (hi - lo) / 2;
+    if (key(list[mid]) < v) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+// Whether a 0f 05 byte pair lies inside the extent (syscalls: their addresses, ascending).
+bool holds_syscall(const RawArray<uint64_t>& syscalls, const Extent& extent) noexcept {
+  const size_t i = lower_bound(syscalls, extent.start, [](uint64_t v) { return v; });
+  return i < syscalls.size() && syscalls[i] + 2 <= extent.end;
+}
+
 bool decode_extent(ModuleScan& scan, Decoder& decoder, const Extent& extent) noexcept {
   const unsigned char* code = scan.image.bytes_at(extent.start, extent.end - extent.start);
-  if (code == nullptr || !holds_syscall(code, extent.end - extent.start)) return true;
+  if (code == nullptr) return true;
   size_t left = extent.end - extent.start;
   uint64_t vaddr = extent.start, prev_vaddr = 0;
   const unsigned char* prev = nullptr;
@@ -119,33 +133,53 @@ bool decode_extent(ModuleScan& scan, Decoder& decoder, const Extent& extent) noe
   return true;
 }
 
-// The watched patterns in [text, text + length) that no extent covers (extents sorted by start).
-unsigned count_undecoded_in(const ElfImage& image, uint64_t text, uint64_t length, const RawArray<Extent>& extents) noexcept {
-  const unsigned char* bytes = image.bytes_at(text, length);
-  if (bytes == nullptr) return 0;
-  unsigned count = 0;
-  size_t next = 0;
-  uint64_t covered_to = 0;  // the end of the union of the extents starting at or before the address
-  for (uint64_t i = 0; i + 7 <= length; ++i) {
-    const uint64_t vaddr = text + i;
-    while (next < extents.size() && extents[next].start <= vaddr) {
-      if (extents[next].end > covered_to) covered_to = extents[next].end;
-      ++next;
-    }
-    if (vaddr >= covered_to && pattern_at(bytes + i, length - i) != 0) ++count;
-  }
-  return count;
-}
-
-// The same over the file bytes of every executable segment inside the mapped [text, text + length)
-// (the mapping is page-rounded; the segment's file bytes may end before it).
-unsigned count_undecoded(const ElfImage& image, uint64_t text, uint64_t length, const RawArray<Extent>& extents) noexcept {
-  unsigned count = 0;
+// The file virtual addresses of every 0f 05 byte pair in the file bytes of the executable segments
+// inside [text, text + length) (the mapping is page-rounded; the file bytes may end before it).
+bool find_syscall_bytes(const ElfImage& image, uint64_t text, uint64_t length, RawArray<uint64_t>* out) noexcept {
+  bool ok = true;
   image.for_each_exec_segment([&](uint64_t vaddr, uint64_t filesz) {
     const uint64_t from = vaddr > text ? vaddr : text;
     const uint64_t to = vaddr + filesz < text + length ? vaddr + filesz : text + length;
-    if (to > from) count += count_undecoded_in(image, from, to - from, extents);
+    const unsigned char* bytes = to > from ? image.bytes_at(from, to - from) : nullptr;
+    if (bytes == nullptr) return;
+    const unsigned char* end = bytes + (to - from);
+    for (const unsigned char* p = bytes; ok && p + 1 < end; ++p) {
+      p = static_cast<const unsigned char*>(std::memchr(p, kSyscall[0], static_cast<size_t>(end - 1 - p)));
+      if (p == nullptr) break;
+      if (p[1] == kSyscall[1]) ok = out->push(from + static_cast<uint64_t>(p - bytes));
+    }
   });
+  return ok;
+}
+
+// The union of the extents (sorted by start), as disjoint ascending ranges.
+bool merge_extents(const RawArray<Extent>& extents, RawArray<Extent>* out) noexcept {
+  for (const Extent& e : extents) {
+    if (out->size() > 0 && e.start <= (*out)[out->size() - 1].end) {
+      Extent& last = (*out)[out->size() - 1];
+      if (e.end > last.end) last.end = e.end;
+    } else if (!out->push(e)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool covered(const RawArray<Extent>& merged, uint64_t vaddr) noexcept {
+  const size_t i = lower_bound(merged, vaddr + 1, [](const Extent& e) { return e.start; });
+  return i > 0 && vaddr < merged[i - 1].end;
+}
+
+// The watched patterns ("mov $nr; syscall" ending at one of the syscalls) that no extent covers.
+unsigned count_undecoded(const ElfImage& image, const RawArray<uint64_t>& syscalls, const RawArray<Extent>& merged) noexcept {
+  unsigned count = 0;
+  for (uint64_t at : syscalls) {
+    for (unsigned window : {5u, 7u}) {
+      const uint64_t start = at - window;
+      const unsigned char* bytes = at >= window ? image.bytes_at(start, window + 2) : nullptr;
+      if (bytes != nullptr && pattern_at(bytes, window + 2) == window && !covered(merged, start)) ++count;
+    }
+  }
   return count;
 }
 
@@ -167,16 +201,19 @@ uintptr_t jmp_target(uintptr_t site) noexcept {
 
 bool find_sites(const ElfImage& image, uint64_t text, uint64_t length, uint64_t bias, unsigned module,
                 RawArray<Site>* sites, ScanCounts* counts) noexcept {
-  RawArray<Extent> extents, runtime;
-  if (!function_extents(image, &extents, &runtime)) return false;
+  RawArray<Extent> extents, runtime, merged;
+  RawArray<uint64_t> syscalls;
+  if (!function_extents(image, &extents, &runtime) || !merge_extents(extents, &merged) ||
+      !find_syscall_bytes(image, text, length, &syscalls))
+    return false;
   Decoder decoder;
   if (!decoder.open()) return false;
   ModuleScan scan{image, runtime, bias, module, sites, counts};
   for (const Extent& extent : extents) {
-    if (extent.start < text || extent.end > text + length) continue;
+    if (extent.start < text || extent.end > text + length || !holds_syscall(syscalls, extent)) continue;
     if (!decode_extent(scan, decoder, extent)) return false;
   }
-  counts->undecoded += count_undecoded(image, text, length, extents);
+  counts->undecoded += count_undecoded(image, syscalls, merged);
   return true;
 }
 

@@ -41,7 +41,9 @@ struct Module {
   char path[256];
 };
 
-// ---- totals (read by umn_process_hooks_get_info from any thread) ------------------------------------
+// ---- totals ----------------------------------------------------------------------------------------
+// Read by umn_process_hooks_get_info from any thread. Relaxed: statistics that order nothing, each
+// counter read on its own.
 
 struct Totals {
   std::atomic<unsigned> patched{0}, shared{0}, foreign{0}, unsafe{0}, unknown{0}, undecoded{0}, failed{0},
@@ -53,7 +55,7 @@ Totals g_totals;
 DispatchFn g_dispatch = nullptr;  // set by install before g_installed
 Registry* g_own = nullptr;
 std::atomic<bool> g_installed{false};  // release by install; acquire by on_exec_mapping
-std::atomic<bool> g_exec_lock{false};  // serialises on_exec_mapping
+std::atomic<bool> g_exec_lock{false};  // serialises on_exec_mapping: acquire exchange, release store
 unsigned g_next_module = 0;           // guarded by the caller of install / g_exec_lock
 
 void add_totals(const InstallResult& r) noexcept {
@@ -272,7 +274,11 @@ InstallResult install(DispatchFn dispatch, Registry* own) noexcept {
 }
 
 void on_exec_mapping(int fd, uintptr_t addr, uint64_t length, uint64_t offset, int prot) noexcept {
-  if (!g_installed.load(std::memory_order_acquire) || t_in_exec_mapping) return;
+  if (!g_installed.load(std::memory_order_acquire)) return;
+  if (t_in_exec_mapping) {  // a signal handler interrupting this thread's patching
+    g_totals.unscanned.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
   t_in_exec_mapping = true;
   {
     TsanIgnoreScope tsan_ignore;  // as in install()
