@@ -4,7 +4,13 @@
 # and prints the median wall time of each and the ratios to plain. Not part of CI (docs/process.md
 # quotes its output).
 set -eu
-umn=$1 preload=$2 runs=${3:-5}
+# Absolute paths: the workloads run in a scratch directory. A umn that cannot run the check at all
+# (a wrong path, a missing preload) stops the script: its failed runs would time as a tiny cost.
+umn=$(realpath "$1") preload=$(realpath "$2") runs=${3:-5}
+"$umn" trace --verify --preload "$preload" -o /dev/null -- true || {
+	echo "trace_cost: $umn trace --verify does not run" >&2
+	exit 1
+}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 src=$(cd "$(dirname "$0")" && pwd)
