@@ -29,7 +29,7 @@ classic_nonblock_fail_no_ends|src/core/classic.cc|s/  call_ends(classic_first(su
 classic_end_skips_newest|src/core/classic.cc|s/  first_ = classic_first(subs->classic);/  first_ = classic_first(subs->classic); if (first_ != nullptr) first_ = classic_next(first_);/
 classic_teardown_release_twice|src/core/classic.cc|s/if (classic_claim_release(sub) \&\& sub->ops->release != nullptr)/if (sub->ops->release != nullptr)/
 test_young_no_stop|src/core/classic.cc|s/return query_walk(mm, true,/return query_walk(mm, false,/
-unregister_no_release|src/core/registration.cc|s/  if (classic_claim_release(sub) \&\& sub->ops->release != nullptr) {/  if (false) {/
+unregister_no_release|src/core/registration.cc|s/    if (classic_claim_release(sub) \&\& sub->ops->release != nullptr) sub->ops->release(sub, mm);/    if (false) sub->ops->release(sub, mm);/
 get_ignores_ops|src/core/registration.cc|s/if (sub->ops != ops || (flags_of(sub)/if ((sub->ops == nullptr \&\& ops == nullptr) || (flags_of(sub)/
 put_frees_early|src/core/registration.cc|s/if (--sub->users != 0) return false;/if (--sub->users > 1) return false;/
 put_last_keeps_linked|src/core/registration.cc|s/  classic_unlink_locked(sub);  \/\/ harmless/  \/\/ harmless/
