@@ -12,12 +12,14 @@
  * friends, the _locked calls, __umn_notifier_register, mm_has_notifiers). docs/porting.md has the table
  * kernel name -> umn name, every deliberate difference and why, and how to port a driver.
  *
- * Errors are negative errno values, the ones the kernel returns in the same situation; pointer-returning
+ * Errors are negative errno values (the kernel's, where the kernel fails the same way); pointer-returning
  * calls return error pointers where the kernel does (umn_notifier_get; see "Error pointers"). An errno
  * names a kind of failure, and the "Return:" of each call lists every cause it has there:
- *   -EINVAL     the call does not apply: NULL or error-pointer arguments, bad ops, an object already in
- *               the state the call would put it in, or an address space already released
- *   -EOVERFLOW  a number out of range: a range of length 0 or past the top of the space, a full counter
+ *   -EINVAL     the call does not apply: NULL or error-pointer arguments, bad ops, a range with
+ *               start >= end, an object already in the state the call would put it in, or an address
+ *               space already released
+ *   -EOVERFLOW  a number out of range: insert's length of 0 or a range past the top of the space, a full
+ *               counter (get at UINT_MAX users)
  *   -ENOMEM     out of memory (also alloc_notifier returning NULL)
  *   -EAGAIN     a non-blockable invalidation would have to sleep
  *   -EDEADLK    called from a callback, where the call would wait for its own invalidation
