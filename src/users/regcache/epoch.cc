@@ -3,6 +3,7 @@
 // Records form a push-only list (CAS on the head); a thread claims a free record (one whose thread
 // exited) before allocating a new one, so the list is as long as the most threads ever alive at once.
 // Thread exit: a pthread key destructor clears the record (state 0) and frees it for reuse.
+// fork: the child frees the records of every thread but the forking one (they do not exist there).
 #include "users/regcache/epoch.hpp"
 
 #include <linux/membarrier.h>
@@ -36,10 +37,22 @@ void thread_exit(void* record) {
 
 pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
+// In a fork child only the forking thread exists: the other threads' records end their sections and
+// become free, or a section open at the fork would hold every reclamation of the child (destroy would
+// wait for it forever).
+void after_fork_child() {
+  for (Reader* reader = g_readers.load(std::memory_order_relaxed); reader != nullptr; reader = reader->next) {
+    if (reader == t_reader) continue;
+    reader->state.store(0, std::memory_order_relaxed);
+    reader->in_use.store(false, std::memory_order_relaxed);  // single-threaded here: no ordering needed
+  }
+}
+
 // Runs once, at the first registration or reclamation (not at load: a program that never uses a cache
 // pays nothing). Both sides call it first, so g_asymmetric is settled before either reads it.
 void init() noexcept {
   (void)pthread_key_create(&g_exit_key, &thread_exit);
+  (void)pthread_atfork(nullptr, nullptr, &after_fork_child);
   const long commands = membarrier(MEMBARRIER_CMD_QUERY);
   g_asymmetric = commands > 0 && (commands & MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0 &&
                  membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0;

@@ -9,7 +9,8 @@
 //
 // Locking: none. Readers write only their own record; reclaimers serialise on their cache's lock.
 // Lifetime: reader records are allocated once per thread (its first read_lock, like urcu-bp's
-//   registration: the only allocation a hit can make) and recycled when the thread exits; never freed.
+//   registration: the only allocation a hit can make) and recycled when the thread exits (in a fork
+//   child: those of every thread but the forking one); never freed.
 // Context: read_lock/read_unlock: any thread, nestable (a signal handler may nest one inside another),
 //   but not from a signal handler on a thread that never called read_lock (it may allocate): the cache's
 //   notifier therefore uses liburcu-bp, and what epochs declare safe is still freed through rcu::call.
