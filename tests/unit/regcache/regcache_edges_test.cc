@@ -106,6 +106,21 @@ TEST_F(RegCacheEdges, FirstUseOfAChunkDuringAnInvalidationWaitsForItsEnd) {
   EXPECT_EQ(device_.reg_count(), 1u);
 }
 
+// The same on a chunk already in use: the invalidation's callback found nothing to mark (the range
+// was not cached yet), so only the miss's wait keeps it from registering the memory mid-invalidation.
+TEST_F(RegCacheEdges, MissDuringAnInvalidationOfItsRangeWaitsForItsEnd) {
+  create();
+  get_put(3 * kGiB, kPage);  // the chunk's notifier is in place
+  umn_notifier_range range;
+  start(&range, 3 * kGiB + 8 * kPage, 3 * kGiB + 9 * kPage);
+  auto miss = std::async(std::launch::async, [&] { get_put(3 * kGiB + 8 * kPage, kPage); });
+  EXPECT_EQ(miss.wait_for(std::chrono::milliseconds(100)), std::future_status::timeout);
+  EXPECT_EQ(device_.reg_count(), 1u);
+  umn_notifier_invalidate_range_end(&range);
+  miss.get();
+  EXPECT_EQ(device_.reg_count(), 2u);
+}
+
 // flush drops the last region of a chunk and with it the chunk's notifier; the next miss inserts it
 // again and an invalidation then reaches the new region.
 TEST_F(RegCacheEdges, ChunkRemovedByFlushIsInsertedAgain) {
