@@ -90,7 +90,7 @@ void emit_syscall_fn_filter(Emitter& e, uintptr_t resume) noexcept {
   unsigned n = 0;
   for (long nr = 0; nr < 512 && n < 16; ++nr) {
     if (!watched(nr)) continue;
-    e.bytes({0x48, 0x3d});  // cmp $nr,%rax (imm32)
+    e.bytes({0x3d});  // cmp $nr,%eax: the kernel reads the number as an int (do_syscall_64)
     e.imm32(static_cast<uint32_t>(nr));
     to_body[n++] = e.jcc8(0x74);  // je body
   }

@@ -127,8 +127,11 @@ long announced_munmap(void* addr, size_t length) noexcept {
 }
 
 // noinline: its address is baked into the stubs.
-[[gnu::noinline]] long dispatch(long a1, long a2, long a3, long a4, long a5, long a6, long nr,
+[[gnu::noinline]] long dispatch(long a1, long a2, long a3, long a4, long a5, long a6, long raw_nr,
                                 uintptr_t site_rsp) {
+  // The kernel reads only the low 32 bits of %rax (do_syscall_64 takes an int and compares it as
+  // unsigned): syscall(SYS_munmap | 1L << 32, ...) is munmap, so it is classified as one.
+  const long nr = static_cast<long>(static_cast<unsigned int>(raw_nr));
   const long args[6] = {a1, a2, a3, a4, a5, a6};
   uintptr_t caller = *reinterpret_cast<const uintptr_t*>(site_rsp);
   const long result = hooked_call(nr, args, caller);

@@ -19,8 +19,9 @@
 
 namespace umn::detail {
 
-// The stubs' entry (patch::DispatchFn): a1..a6 and nr as the kernel would get them; site_rsp points to
-// the return address into the caller of the libc function. Return: the raw kernel result.
+// The stubs' entry (patch::DispatchFn): a1..a6 and nr as the kernel would get them (only nr's low 32
+// bits count, as in the kernel); site_rsp points to the return address into the caller of the libc
+// function. Return: the raw kernel result.
 long dispatch(long a1, long a2, long a3, long a4, long a5, long a6, long nr, uintptr_t site_rsp);
 
 // munmap(addr, length) through the same path, announced like a program's (patch/scratch.hpp: the

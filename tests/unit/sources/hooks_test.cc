@@ -178,6 +178,19 @@ TEST_F(Hooks, RawSyscallMunmapNotifies) {
   ASSERT_TRUE(one_event(rec, UMN_NOTIFY_UNMAP, u(p), u(p + 2 * kPage)));
 }
 
+// The kernel reads the system call number as an int (the low 32 bits of %rax; do_syscall_64): a number
+// with garbage in the upper half is still munmap, so it must be announced like one.
+TEST_F(Hooks, SyscallNumberWithUpperBitsSetIsReadAsTheKernelReadsIt) {
+  unsigned char* p = map_pages(2);
+  Recorder rec;
+  ASSERT_EQ(rec.watch(p, 2 * kPage), 0);
+  ASSERT_EQ(syscall(SYS_munmap | (1L << 32), p, 2 * kPage), 0);
+  unsigned char vec[2];
+  EXPECT_EQ(mincore(p, 2 * kPage, vec), -1);  // the kernel did unmap: the range is gone
+  EXPECT_EQ(errno, ENOMEM);
+  ASSERT_TRUE(one_event(rec, UMN_NOTIFY_UNMAP, u(p), u(p + 2 * kPage)));
+}
+
 // Other syscalls through syscall() are untouched (results and errno).
 TEST_F(Hooks, RawSyscallForwardsOtherNumbers) {
   EXPECT_EQ(syscall(SYS_getpid), getpid());
