@@ -43,8 +43,8 @@ constexpr umn_notifier_ops kGetOps = {nullptr, nullptr, nullptr, nullptr, nullpt
   ok = ok && mine != nullptr && fresh.watch(mine, kPage) == 0;
   fresh.unwatch();
   umn_notifier* sub = umn_notifier_get(&kGetOps, umn_mm_process());
-  ok = ok && sub != nullptr;
-  if (sub != nullptr) umn_notifier_put(sub);
+  ok = ok && !UMN_IS_ERR(sub);  // get fails with an error pointer, never NULL
+  if (!UMN_IS_ERR(sub)) umn_notifier_put(sub);
   _exit(ok ? 0 : 1);
 }
 
@@ -100,7 +100,7 @@ void insert_remove_loop(const std::atomic<bool>& stop) {
 void get_put_loop(const std::atomic<bool>& stop) {
   while (!stop.load(std::memory_order_relaxed)) {
     umn_notifier* sub = umn_notifier_get(&kGetOps, umn_mm_process());
-    if (sub != nullptr) umn_notifier_put(sub);
+    if (!UMN_IS_ERR(sub)) umn_notifier_put(sub);  // an error pointer, never NULL: nothing to put
   }
 }
 
