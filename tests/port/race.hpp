@@ -217,5 +217,11 @@ inline unsigned long scaled(unsigned long n) {
 // The drivers' page walk: the current space's frame at addr.
 extern "C" unsigned long port_cpu_frame(umn_mm* mm, unsigned long addr) {
   umn::port::Space* space = umn::port::g_space.load(std::memory_order_acquire);
-  return space != nullptr && space->mm() == mm ? space->frame(addr) : 0;
+  const unsigned long frame = space != nullptr && space->mm() == mm ? space->frame(addr) : 0;
+  // Every 8th walk yields before its driver installs the frame: that widens the window in which a
+  // driver's collision check (read_retry, gru's range sequence) matters, so that a driver without it
+  // leaves stale translations in this race (it was caught only by luck on 2 cores).
+  thread_local unsigned walks = 0;
+  if (++walks % 8 == 0) std::this_thread::yield();
+  return frame;
 }
