@@ -19,7 +19,8 @@
  *     buffer that grows is registered once, not once per size. Only regions that *overlap* merge (not
  *     merely adjacent ones), and only valid ones, whose memory is still mapped: a merged region covers
  *     bytes some caller asked for and that were mapped when asked, never a gap (reg would fail with
- *     -EFAULT there, as io_uring registration does).
+ *     -EFAULT there, as io_uring registration does). If reg refuses the union anyway (io_uring: over
+ *     1 GiB), the request alone is registered (the merged regions have left the cache).
  *   - Limits: 0 in max_regions / max_bytes means unlimited. Past a limit, unused cached regions are
  *     evicted least recently released first (the clock is the cache's miss count: regions released
  *     between two misses are equally recent). Regions in use are never evicted.

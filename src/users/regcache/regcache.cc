@@ -468,9 +468,17 @@ void merge_bounds_locked(Cache* rc, uint64_t* start, uint64_t* end) noexcept UMN
   });
 }
 
-// Steps 2-4 once. Return: 0 (accepted, *out referenced), -EAGAIN (invalidated: retry), or an error.
+// reg refused a union wider than the request: retry the request alone (the merged regions are out).
+inline constexpr int kRetryUnmerged = 1;
+
+// Steps 2-4 once. Return: 0 (accepted, *out referenced), -EAGAIN (invalidated: retry), kRetryUnmerged,
+// or an error.
 int register_once_locked(Cache* rc, uint64_t start, uint64_t end, Region** out) noexcept UMN_REQUIRES(rc->lock) {
-  merge_bounds_locked(rc, &start, &end);
+  const bool widened = [&] {
+    const uint64_t asked_start = start, asked_end = end;
+    merge_bounds_locked(rc, &start, &end);
+    return start != asked_start || end != asked_end;
+  }();
   if (int err = ensure_chunks_locked(rc, start, end); err != 0) return err;
   auto* region = new (std::nothrow) Region;
   if (region == nullptr) return -ENOMEM;
@@ -495,6 +503,8 @@ int register_once_locked(Cache* rc, uint64_t start, uint64_t end, Region** out) 
   int err = rc->ops.reg(rc->ctx, &region->pub);
   if (err != 0) {
     abandon_locked(rc, region);
+    // The union may be what reg refuses (io_uring: over 1 GiB; memory unmapped in a merged part).
+    if (widened) return kRetryUnmerged;
     return err > 0 ? -err : err;
   }
   region->registered = true;
@@ -522,6 +532,8 @@ int miss_locked(Cache* rc, uint64_t start, uint64_t end, Region** out) noexcept 
         evict_locked(rc, *out, true, [&](size_t count, uint64_t bytes) { return over_limits(rc, count, bytes); });
       return 0;
     }
+    // No loop: the regions merged into the refused union left the table, so the retry does not widen.
+    if (err == kRetryUnmerged) continue;
     if (err == -ENOMEM && !evicted_for_memory) {
       evicted_for_memory = true;
       evict_locked(rc, nullptr, true, [](size_t, uint64_t) { return true; });

@@ -270,6 +270,24 @@ TEST_F(RegCacheSim, RegEnomemEvictsUnusedAndRetriesOnce) {
   umn_regcache_put(rc_, held);
 }
 
+// A device may refuse the union of a request and the valid regions it overlaps (io_uring refuses
+// buffers over 1 GiB): the get registers the request alone instead of failing.
+TEST_F(RegCacheSim, RegRefusingTheMergedUnionRegistersTheRequestAlone) {
+  get_put(kBase, 4 * kPage);
+  device_.fail_with = -EFAULT;
+  device_.fail_times = 1;  // the union [kBase, kBase + 6 pages)
+  umn_regcache_region* region = get(kBase + 2 * kPage, 4 * kPage);
+  ASSERT_NE(region, nullptr);
+  EXPECT_EQ(region->start, kBase + 2 * kPage);
+  EXPECT_EQ(region->end, kBase + 6 * kPage);
+  umn_regcache_put(rc_, region);
+  // A request that merges nothing still fails with reg's error.
+  device_.fail_with = -EFAULT;
+  device_.fail_times = 1;
+  umn_regcache_region* other = nullptr;
+  EXPECT_EQ(umn_regcache_get(rc_, at(kBase + 64 * kPage), kPage, &other), -EFAULT);
+}
+
 // An invalidation racing with reg (here: inside it) makes the miss deregister and register again.
 TEST_F(RegCacheSim, InvalidationDuringRegRetries) {
   int races = 1;
