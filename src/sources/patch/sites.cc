@@ -110,16 +110,20 @@ size_t lower_bound(const RawArray<T>& list, uint64_t v, Key key) noexcept {
   return lo;
 }
 
-// Whether a 0f 05 byte pair lies inside the extent (syscalls: their addresses, ascending).
-bool holds_syscall(const RawArray<uint64_t>& syscalls, const Extent& extent) noexcept {
-  const size_t i = lower_bound(syscalls, extent.start, [](uint64_t v) { return v; });
-  return i < syscalls.size() && syscalls[i] + 2 <= extent.end;
+// Where the decoding of the extent may stop: the end of the last 0f 05 byte pair inside it (0: none
+// inside). Every syscall instruction is such a pair, so no site lies beyond it (syscalls: ascending).
+uint64_t decode_end(const RawArray<uint64_t>& syscalls, const Extent& extent) noexcept {
+  const size_t i = lower_bound(syscalls, extent.end - 1, [](uint64_t v) { return v; });
+  if (i == 0 || syscalls[i - 1] < extent.start) return 0;
+  return syscalls[i - 1] + 2;
 }
 
-bool decode_extent(ModuleScan& scan, Decoder& decoder, const Extent& extent) noexcept {
-  const unsigned char* code = scan.image.bytes_at(extent.start, extent.end - extent.start);
+// Decodes the extent from its start up to end (decode_end()): the instructions are the whole extent's
+// up to there, and those past it hold no 0f 05 pair.
+bool decode_extent(ModuleScan& scan, Decoder& decoder, const Extent& extent, uint64_t end) noexcept {
+  const unsigned char* code = scan.image.bytes_at(extent.start, end - extent.start);
   if (code == nullptr) return true;
-  size_t left = extent.end - extent.start;
+  size_t left = end - extent.start;
   uint64_t vaddr = extent.start, prev_vaddr = 0;
   const unsigned char* prev = nullptr;
   size_t prev_size = 0;
@@ -143,10 +147,11 @@ bool find_syscall_bytes(const ElfImage& image, uint64_t text, uint64_t length, R
     const unsigned char* bytes = to > from ? image.bytes_at(from, to - from) : nullptr;
     if (bytes == nullptr) return;
     const unsigned char* end = bytes + (to - from);
-    for (const unsigned char* p = bytes; ok && p + 1 < end; ++p) {
-      p = static_cast<const unsigned char*>(std::memchr(p, kSyscall[0], static_cast<size_t>(end - 1 - p)));
+    // Looks for the 05, about six times rarer in code than the 0f that opens every two-byte opcode.
+    for (const unsigned char* p = bytes + 1; ok && p < end; ++p) {
+      p = static_cast<const unsigned char*>(std::memchr(p, kSyscall[1], static_cast<size_t>(end - p)));
       if (p == nullptr) break;
-      if (p[1] == kSyscall[1]) ok = out->push(from + static_cast<uint64_t>(p - bytes));
+      if (p[-1] == kSyscall[0]) ok = out->push(from + static_cast<uint64_t>(p - 1 - bytes));
     }
   });
   return ok;
@@ -203,15 +208,16 @@ bool find_sites(const ElfImage& image, uint64_t text, uint64_t length, uint64_t 
                 RawArray<Site>* sites, ScanCounts* counts) noexcept {
   RawArray<Extent> extents, runtime, merged;
   RawArray<uint64_t> syscalls;
-  if (!function_extents(image, &extents, &runtime) || !merge_extents(extents, &merged) ||
-      !find_syscall_bytes(image, text, length, &syscalls))
-    return false;
+  if (!find_syscall_bytes(image, text, length, &syscalls)) return false;
+  if (syscalls.size() == 0) return true;  // no site and nothing undecoded: the extents are not needed
+  if (!function_extents(image, &extents, &runtime) || !merge_extents(extents, &merged)) return false;
   Decoder decoder;
   if (!decoder.open()) return false;
   ModuleScan scan{image, runtime, bias, module, sites, counts};
   for (const Extent& extent : extents) {
-    if (extent.start < text || extent.end > text + length || !holds_syscall(syscalls, extent)) continue;
-    if (!decode_extent(scan, decoder, extent)) return false;
+    if (extent.start < text || extent.end > text + length) continue;
+    const uint64_t end = decode_end(syscalls, extent);
+    if (end != 0 && !decode_extent(scan, decoder, extent, end)) return false;
   }
   counts->undecoded += count_undecoded(image, syscalls, merged);
   return true;
