@@ -140,8 +140,13 @@ int gru_fault(struct gru_mm_struct *gms, unsigned long addr)
 			return -EAGAIN;
 
 		spin_lock(&gms->ms_asid_lock);
+#ifdef PORT_BUG_SKIP_RETRY	/* the negative control: installs without checking for a collision */
+		(void)seq;
+		break;
+#else
 		if (atomic_read(&gms->ms_range_active) == 0 && gms->ms_range_seq == seq)
 			break;
+#endif
 		spin_unlock(&gms->ms_asid_lock);
 	}
 	tlbe->vaddr = addr;

@@ -108,10 +108,16 @@ again:
 	}
 
 	mutex_lock(&umem->umem_mutex);
+#ifdef PORT_BUG_SKIP_RETRY	/* the negative control: a fault path that forgot the retry */
+	(void)current_seq;
+	if (0)
+		goto again;
+#else
 	if (mmu_interval_read_retry(&umem->notifier, current_seq)) {
 		mutex_unlock(&umem->umem_mutex);
 		goto again;
 	}
+#endif
 	umem->dma_list[((addr & PAGE_MASK) - odp_umem_start(umem)) >> PAGE_SHIFT] = frame;
 	mutex_unlock(&umem->umem_mutex);
 	mmput(owning_mm);
