@@ -6,7 +6,7 @@
  *
  *   kernel (after the rename)              here                  umn.h
  *   ERR_PTR PTR_ERR IS_ERR IS_ERR_OR_NULL   macros                UMN_ERR_PTR ... (inline functions)
- *   ERR_CAST PTR_ERR_OR_ZERO MAX_ERRNO      macros                built on the same
+ *   ERR_CAST PTR_ERR_OR_ZERO MAX_ERRNO      macros (PTR_ERR_OR_ZERO: over an inline function) built on the same
  *   mm_has_notifiers(mm)                    macro                 umn_mm_has_notifiers
  *   umn_notifier_get_locked                 inline function       umn_notifier_get
  *   umn_interval_notifier_insert_locked     inline function       umn_interval_notifier_insert
@@ -46,7 +46,12 @@
 #define IS_ERR(ptr) UMN_IS_ERR(ptr)
 #define IS_ERR_OR_NULL(ptr) UMN_IS_ERR_OR_NULL(ptr)
 #define ERR_CAST(ptr) ((void *)(uintptr_t)(ptr))
-#define PTR_ERR_OR_ZERO(ptr) (UMN_IS_ERR(ptr) ? (int)UMN_PTR_ERR(ptr) : 0)
+#define PTR_ERR_OR_ZERO(ptr) umn_kcompat_ptr_err_or_zero(ptr)
+/** PTR_ERR_OR_ZERO's body: a function, so that ptr is evaluated once (as the kernel's). */
+static inline int umn_kcompat_ptr_err_or_zero(const void *ptr)
+{
+	return UMN_IS_ERR(ptr) ? (int)UMN_PTR_ERR(ptr) : 0;
+}
 #endif
 
 /** mm_has_notifiers - the kernel's name of umn_mm_has_notifiers (not renamed: it has no mmu_ prefix). */

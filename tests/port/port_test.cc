@@ -12,6 +12,7 @@
 #include <climits>
 
 #include "race.hpp"
+#include "umn/kcompat.h"
 #include "support/seed.hpp"
 
 namespace umn::port {
@@ -168,6 +169,16 @@ TEST(Port, UnderscoreRegisterAndMmHasNotifiers) {
   EXPECT_EQ(svmm_releases(svm), 1);
   svmm_fini(svm);  // unregister after teardown: valid, no second ->release (umn.h)
   umn_mm_destroy(mm);
+}
+
+// kcompat.h's PTR_ERR_OR_ZERO evaluates its argument once, as the kernel's inline function does: a
+// driver's "return PTR_ERR_OR_ZERO(mmu_notifier_get(...));" must call get once (a second call would take
+// a second reference, or succeed and return a pointer's low bits as an errno).
+TEST(Port, PtrErrOrZeroEvaluatesItsArgumentOnce) {
+  int calls = 0;
+  auto failing = [&calls] { return ++calls == 1 ? UMN_ERR_PTR(-EIO) : static_cast<void*>(&calls); };
+  EXPECT_EQ(PTR_ERR_OR_ZERO(failing()), -EIO);
+  EXPECT_EQ(calls, 1);
 }
 
 }  // namespace
