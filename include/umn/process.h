@@ -26,12 +26,13 @@
  *   - Invalidate callbacks on umn_mm_process() run inside the hooked call, on the thread that made it,
  *     possibly inside a signal handler, inside fork(), or inside free(). They must not call munmap,
  *     free memory that may be unmapped, or take a lock the unmapping code may hold; a nested munmap from
- *     a callback is passed through unnotified (counted in umn_process_hooks_info.nested).
+ *     a callback is passed through without notifiers (counted in umn_process_hooks_info.nested; only
+ *     observers added with UMN_PROCESS_OBSERVE_NESTED see it).
  *   - A signal handler may call munmap etc. (the hooks are async-signal-safe). umn calls on
  *     umn_mm_process() that take its subscription lock outside the invalidate path (insert, remove,
  *     read_begin's wait, register/unregister/get/put, release) block the thread's signals for that
  *     section, so a handler never runs inside one. A handler interrupting a delivery on its own thread
- *     is passed through unnotified (counted in umn_process_hooks_info.nested), never recursing.
+ *     is passed through the same way, never recursing into the core.
  *   - The syscall instructions of every executable file mapping are hooked (libc, the loader, the
  *     executable, other shared objects, the Go runtime, dlopen'd objects). Not seen: instructions in
  *     anonymous executable memory (JIT code) and those counted as unknown or undecoded in
@@ -78,7 +79,7 @@ struct umn_process_hooks_info {
 	int raw_syscall_covered;       /* glibc's syscall() function is covered (syscall instructions
 					  whose number comes from a register elsewhere: sites_unknown) */
 	unsigned long events;          /* invalidation ranges started by the hooks */
-	unsigned long nested;          /* calls passed through unnotified from inside a delivery */
+	unsigned long nested;          /* calls made inside a delivery: no notifiers, only NESTED observers */
 	unsigned sites_unknown;        /* syscall instructions whose number is not an immediate at the
 					  site (Go's Syscall6, umn's own boundary...): not covered */
 	unsigned sites_undecoded;      /* watched "mov $nr; syscall" byte patterns outside every known
@@ -151,7 +152,13 @@ UMN_API int umn_process_observer_add(umn_process_observer_fn fn, void *ctx);
 /** Observer flag: also call the observer (phase UMN_PROCESS_PHASE_QUIET) after every hooked call that
  * caused no event -- what a tracer needs to follow mappings being added (umn trace --verify). */
 #define UMN_PROCESS_OBSERVE_QUIET (1u << 0)
-/** umn_process_observer_add_flags - umn_process_observer_add with UMN_PROCESS_OBSERVE_* flags. */
+/** Observer flag: also call the observer for calls made inside a delivery on the same thread (a callback's
+ * or observer's own munmap, a signal handler interrupting a delivery), which otherwise pass through
+ * unnotified. START and END (QUIET too with UMN_PROCESS_OBSERVE_QUIET) as for any call, but never the
+ * notifiers on umn_mm_process(); the observer must therefore be reentrant (it may run inside itself). */
+#define UMN_PROCESS_OBSERVE_NESTED (1u << 1)
+/** umn_process_observer_add_flags - umn_process_observer_add with UMN_PROCESS_OBSERVE_* flags.
+ * Return: as umn_process_observer_add; -EINVAL for an unknown flag. */
 UMN_API int umn_process_observer_add_flags(umn_process_observer_fn fn, void *ctx, unsigned flags);
 /** umn_process_observer_remove - stop calling the observer in slot. Context: as _add. */
 UMN_API void umn_process_observer_remove(int slot);

@@ -25,6 +25,22 @@ struct DeliveryScope {
   int saved_errno;
 };
 
+// Calls the observers of registry (none if nullptr) whose flags include all of `required` at START, in
+// slot order, and keeps them in pending for deliver_end.
+void start_observers(Pending* pending, Registry* registry, uint32_t required) noexcept {
+  const unsigned used = registry != nullptr ? registry->used.load(std::memory_order_acquire) : 0;
+  for (unsigned i = 0; i < kRegistrySlots; ++i) {
+    // Pairs with the release CAS in claim_slot: ctx and flags are visible once fn is.
+    umn_process_observer_fn fn = i < used ? registry->slots[i].fn.load(std::memory_order_acquire) : nullptr;
+    if (fn != nullptr && (registry->slots[i].flags.load(std::memory_order_relaxed) & required) != required)
+      fn = nullptr;
+    pending->fns[i] = fn;
+    if (fn == nullptr) continue;
+    pending->ctxs[i] = registry->slots[i].ctx.load(std::memory_order_relaxed);
+    fn(pending->ctxs[i], &pending->event, UMN_PROCESS_PHASE_START, pending->scratch[i]);
+  }
+}
+
 }  // namespace
 
 void deliver_start(Pending* pending, umn_mm* mm, Registry* registry) noexcept {
@@ -33,15 +49,13 @@ void deliver_start(Pending* pending, umn_mm* mm, Registry* registry) noexcept {
   const umn_process_event& event = pending->event;
   umn_notifier_range_init(&pending->range, event.event, 0, mm, event.start, event.end);
   if (mm != nullptr) umn_notifier_invalidate_range_start(&pending->range);
-  const unsigned used = registry != nullptr ? registry->used.load(std::memory_order_acquire) : 0;
-  for (unsigned i = 0; i < kRegistrySlots; ++i) {
-    // Pairs with the release CAS in claim_slot: ctx is visible once fn is.
-    umn_process_observer_fn fn = i < used ? registry->slots[i].fn.load(std::memory_order_acquire) : nullptr;
-    pending->fns[i] = fn;
-    if (fn == nullptr) continue;
-    pending->ctxs[i] = registry->slots[i].ctx.load(std::memory_order_relaxed);
-    fn(pending->ctxs[i], &event, UMN_PROCESS_PHASE_START, pending->scratch[i]);
-  }
+  start_observers(pending, registry, 0);
+}
+
+void deliver_nested_start(Pending* pending) noexcept {
+  DeliveryScope scope;
+  pending->range.mm = nullptr;  // no range_end in deliver_end: the notifiers never saw it
+  start_observers(pending, active_registry(), UMN_PROCESS_OBSERVE_NESTED);
 }
 
 void deliver_start(Pending* pending) noexcept { deliver_start(pending, process_mm(), active_registry()); }
@@ -55,7 +69,7 @@ void deliver_end(Pending* pending, long result) noexcept {
   if (pending->range.mm != nullptr) umn_notifier_invalidate_range_end(&pending->range);
 }
 
-void deliver_quiet(long nr, const long* a, long result, uintptr_t caller) noexcept {
+void deliver_quiet(long nr, const long* a, long result, uintptr_t caller, uint32_t required) noexcept {
   Registry* registry = active_registry();
   if (registry->quiet.load(std::memory_order_relaxed) == 0) return;
   DeliveryScope scope;
@@ -66,15 +80,14 @@ void deliver_quiet(long nr, const long* a, long result, uintptr_t caller) noexce
   const unsigned used = registry->used.load(std::memory_order_acquire);
   for (unsigned i = 0; i < used && i < kRegistrySlots; ++i) {
     umn_process_observer_fn fn = registry->slots[i].fn.load(std::memory_order_acquire);
-    if (fn == nullptr || (registry->slots[i].flags.load(std::memory_order_relaxed) & UMN_PROCESS_OBSERVE_QUIET) == 0)
-      continue;
+    if (fn == nullptr || (registry->slots[i].flags.load(std::memory_order_relaxed) & required) != required) continue;
     fn(registry->slots[i].ctx.load(std::memory_order_relaxed), &event, UMN_PROCESS_PHASE_QUIET, scratch);
   }
 }
 
 long quiet_call(long nr, const long* a, uintptr_t caller) noexcept {
   long result = sys::call(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
-  deliver_quiet(nr, a, result, caller);
+  deliver_quiet(nr, a, result, caller, UMN_PROCESS_OBSERVE_QUIET);
   return result;
 }
 

@@ -32,11 +32,15 @@ struct Pending {
 void deliver_start(Pending* pending, umn_mm* mm, Registry* registry) noexcept;
 // The same on the process address space and the active registry (state.hpp).
 void deliver_start(Pending* pending) noexcept;
+// Starts pending->event for a call made inside a delivery on this thread (a callback's own munmap, a
+// signal handler interrupting a delivery): the observers added with UMN_PROCESS_OBSERVE_NESTED only --
+// never the notifiers, so the hooks never recurse into the core. Not counted in g_events.
+void deliver_nested_start(Pending* pending) noexcept;
 // Ends it with the raw system call result: observers in reverse, then range_end.
 void deliver_end(Pending* pending, long result) noexcept;
-// After a hooked call that caused no event: tells the observers that asked for it (one relaxed load when
-// nobody asked).
-void deliver_quiet(long nr, const long* a, long result, uintptr_t caller) noexcept;
+// After a hooked call that caused no event: tells the observers whose flags include all of `required`
+// (UMN_PROCESS_OBSERVE_QUIET, with _NESTED for a nested call; one relaxed load when nobody asked).
+void deliver_quiet(long nr, const long* a, long result, uintptr_t caller, uint32_t required) noexcept;
 // Issues the call unannounced, then deliver_quiet. Return: the raw result.
 long quiet_call(long nr, const long* a, uintptr_t caller) noexcept;
 

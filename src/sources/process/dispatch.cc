@@ -79,34 +79,48 @@ bool exiting_thread_stack_discard(long nr, const long* a) noexcept {
   return start < end && end <= sp && sp - end <= (64u << 10);
 }
 
+// Steps 2-5 of a call (step 2's special cases done): its events started -- for a nested call (step 1)
+// with the observers added with UMN_PROCESS_OBSERVE_NESTED only, never the notifiers (the hooks do not
+// recurse into the core) -- the call, the events ended in reverse; QUIET when it has none.
+long announced_call(long nr, const long* a, uintptr_t caller, bool nested) noexcept {
+  Pending pending[kMaxEvents];
+  umn_process_event events[kMaxEvents];
+  const unsigned n = events_of(nr, a, events, caller);
+  if (n == 0) {
+    long result = sys::call(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+    deliver_quiet(nr, a, result, caller, UMN_PROCESS_OBSERVE_QUIET | (nested ? UMN_PROCESS_OBSERVE_NESTED : 0));
+    return result;
+  }
+  for (unsigned i = 0; i < n; ++i) {
+    pending[i].event = events[i];
+    pending[i].event.nr = nr;
+    pending[i].event.args = a;
+    if (nested)
+      deliver_nested_start(&pending[i]);
+    else
+      deliver_start(&pending[i]);
+  }
+  long result = sys::call(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+  for (unsigned i = n; i-- > 0;) deliver_end(&pending[i], result);
+  return result;
+}
+
 long hooked_call(long nr, const long* a, uintptr_t caller) noexcept {
   if (exiting_thread_stack_discard(nr, a)) return sys::call(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
   if (t_delivering > 0) {  // step 1
     g_nested.fetch_add(1, std::memory_order_relaxed);
-    return sys::call(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+    return announced_call(nr, a, caller, true);
   }
   if (nr == SYS_process_madvise) return process_madvise_call(a, caller);
   if (nr == SYS_mremap && (a[3] & MREMAP_MAYMOVE) != 0 && (a[3] & (MREMAP_FIXED | MREMAP_DONTUNMAP)) == 0 &&
       sys::page_up(static_cast<uint64_t>(a[2])) > sys::page_up(static_cast<uint64_t>(a[1])) && a[1] != 0) {
     long in_place = sys::call(SYS_mremap, a[0], a[1], a[2], 0);  // grow in place: nothing moves
     if (!sys::failed(in_place)) {
-      deliver_quiet(nr, a, in_place, caller);
+      deliver_quiet(nr, a, in_place, caller, UMN_PROCESS_OBSERVE_QUIET);
       return in_place;
     }
   }
-  Pending pending[kMaxEvents];
-  umn_process_event events[kMaxEvents];
-  const unsigned n = events_of(nr, a, events, caller);
-  if (n == 0) return quiet_call(nr, a, caller);
-  for (unsigned i = 0; i < n; ++i) {
-    pending[i].event = events[i];
-    pending[i].event.nr = nr;
-    pending[i].event.args = a;
-    deliver_start(&pending[i]);
-  }
-  long result = sys::call(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
-  for (unsigned i = n; i-- > 0;) deliver_end(&pending[i], result);
-  return result;
+  return announced_call(nr, a, caller, false);
 }
 
 // New text mapped from a file (the loader's dlopen, or anyone's mmap with PROT_EXEC): its sites are

@@ -2,7 +2,9 @@
 //
 // Algorithm, for each hooked system call (arguments as the kernel gets them):
 //   1. If this thread is inside a delivery (a callback or observer called munmap, or a signal handler
-//      interrupted one), issue the call unnotified and count it: no recursion, no self-deadlock.
+//      interrupted one), count it and announce it to the observers added with UMN_PROCESS_OBSERVE_NESTED
+//      only (the UCX bridge: UCM announces such calls too), never to the notifiers: no recursion into
+//      the core, no self-deadlock.
 //   2. Classify it (events.hpp): at most one page-aligned range. mremap growing with MREMAP_MAYMOVE first
 //      tries to grow in place (no event); only if that fails is the old range announced and the moving
 //      call made. process_madvise on this process is issued one iovec at a time, each with its own
