@@ -14,8 +14,9 @@
  * munmap; mmap(MAP_FIXED) over the target; mremap: the whole old range, for every mremap (also when it
  * only shrinks, and when the kernel grows it in place or it fails: that one after the call, since no page
  * moved), and with MREMAP_FIXED the target range it replaces (after the call when the old size is 0); madvise and process_madvise with discarding advice; brk shrinking; shmdt; shmat(SHM_REMAP) --
- * from the program, from libc itself (free, realloc) and through syscall(). Not forwarded, like UCX's own
- * hooks: mprotect, fork.
+ * from the program, from libc itself (free, realloc) and through syscall(), also when made inside a
+ * delivery (by a UCX handler, or by a signal handler interrupting one: UMN_PROCESS_OBSERVE_NESTED), as
+ * UCM's own hooks announce them. Not forwarded, like UCX's own hooks: mprotect, fork.
  *
  * Locking
  *   - umn_ucx_bridge_start() serialises itself with a mutex. Forwarding takes UCM's event lock (read side,

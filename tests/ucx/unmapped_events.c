@@ -16,6 +16,7 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -255,6 +256,40 @@ static int semantics(void)
 	return g_failed;
 }
 
+/* A signal handler that unmaps memory, interrupting a thread while it delivers an event to UCX (here made
+ * certain: a UCM handler raises the signal while it handles the munmap of g_trigger). UCX's own hooks
+ * announce the handler's munmap (UCM takes its event lock for reading again); so must umn. */
+static char *volatile g_trigger, *volatile g_victim;
+
+static void unmap_victim(int sig)
+{
+	(void)sig;
+	munmap(g_victim, g_page);
+}
+
+static void raise_on_trigger(ucm_event_type_t type, ucm_event_t *event, void *arg)
+{
+	(void)type;
+	(void)arg;
+	if (event->vm_unmapped.address == g_trigger)
+		raise(SIGUSR1);
+}
+
+static int nested(void)
+{
+	signal(SIGUSR1, unmap_victim);
+	if (ucm_set_event_handler(UCM_EVENT_VM_UNMAPPED, -1, raise_on_trigger, NULL) != UCS_OK) {
+		fprintf(stderr, "FAIL: ucm_set_event_handler(raise_on_trigger)\n");
+		return 1;
+	}
+	g_trigger = map(NULL, g_page, 0);
+	g_victim = map(NULL, g_page, 0);
+	watch(g_victim, g_page);
+	munmap(g_trigger, g_page);
+	expect_one("munmap by a signal handler inside a delivery", g_victim, g_page);
+	return g_failed;
+}
+
 /* The bridge's own view, found without linking it (the plain build reaches it through LD_PRELOAD). */
 static int alone(void)
 {
@@ -291,5 +326,7 @@ int main(int argc, char **argv)
 		return semantics();
 	if (strcmp(mode, "alone") == 0)
 		return alone();
+	if (strcmp(mode, "nested") == 0)
+		return nested();
 	return deliver();
 }

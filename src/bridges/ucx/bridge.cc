@@ -2,7 +2,7 @@
 //
 // Algorithm:
 //   1. UCX version (ucp_get_version) within what the bridge knows, and UCX's memory events on.
-//   2. umn_process_observer_add(forward): installs the umn process hooks.
+//   2. umn_process_observer_add_flags(forward, QUIET | NESTED): installs the umn process hooks.
 //   3. UCX's own mmap/malloc hooks off unless the environment names them (settings.cc did it already if
 //      libucs was initialised through our ucm_set_global_opts; done here on the live settings otherwise,
 //      which only helps when UCM has not patched anything yet).
@@ -72,7 +72,9 @@ int start_locked() noexcept {
     std::fprintf(stderr, "umn-ucx: umn process hooks disabled (UMN_PROCESS_HOOKS=0); umn does not feed UCX\n");
     return -EPERM;
   }
-  const int slot = umn_process_observer_add_flags(forward, nullptr, UMN_PROCESS_OBSERVE_QUIET);
+  // NESTED: what a UCX handler or a signal handler unmaps inside a delivery reaches UCX too, as with
+  // UCM's own hooks (forward is reentrant; UCM takes its event lock for reading again).
+  const int slot = umn_process_observer_add_flags(forward, nullptr, UMN_PROCESS_OBSERVE_QUIET | UMN_PROCESS_OBSERVE_NESTED);
   if (slot < 0) {
     std::fprintf(stderr, "umn-ucx: umn process hooks unavailable (%s); umn does not feed UCX\n", std::strerror(-slot));
     return slot;
