@@ -11,6 +11,7 @@
  *   umn_notifier_get_locked                 inline function       umn_notifier_get
  *   umn_interval_notifier_insert_locked     inline function       umn_interval_notifier_insert
  *   __umn_notifier_register                 macro                 umn_notifier_register
+ *   CONFIG_UMN_NOTIFIER (CONFIG_MMU_...)    macro, 1              (the notifier code is built)
  *
  * Why these live here and not in umn.h:
  *   - They are the kernel's names, unprefixed (ERR_PTR, mm_has_notifiers) or reserved (a leading "__" is
@@ -53,6 +54,13 @@ static inline int umn_kcompat_ptr_err_or_zero(const void *ptr)
 	return UMN_IS_ERR(ptr) ? (int)UMN_PTR_ERR(ptr) : 0;
 }
 #endif
+
+/*
+ * The Kconfig symbol after the rename (CONFIG_MMU_NOTIFIER -> CONFIG_UMN_NOTIFIER): drivers guard their
+ * notifier code with it and compile a stub otherwise (radeon_mn.h returns -ENODEV), so a port must see it
+ * enabled. 1, as Kconfig defines a bool option, so IS_ENABLED-style tests work too.
+ */
+#define CONFIG_UMN_NOTIFIER 1
 
 /** mm_has_notifiers - the kernel's name of umn_mm_has_notifiers (not renamed: it has no mmu_ prefix). */
 #define mm_has_notifiers(mm) umn_mm_has_notifiers(mm)

@@ -181,5 +181,16 @@ TEST(Port, PtrErrOrZeroEvaluatesItsArgumentOnce) {
   EXPECT_EQ(calls, 1);
 }
 
+// Drivers guard their notifier code with the Kconfig symbol (radeon's radeon_mn.h: #if
+// defined(CONFIG_MMU_NOTIFIER), else a stub returning -ENODEV); the rename makes it CONFIG_UMN_NOTIFIER,
+// which kcompat.h must define, or a renamed driver silently compiles its stub.
+TEST(Port, RenamedKconfigGuardOfTheNotifierCodeIsEnabled) {
+#if defined(CONFIG_UMN_NOTIFIER)
+  SUCCEED();
+#else
+  FAIL() << "CONFIG_UMN_NOTIFIER (the renamed CONFIG_MMU_NOTIFIER) is not defined by umn/kcompat.h";
+#endif
+}
+
 }  // namespace
 }  // namespace umn::port
