@@ -46,13 +46,24 @@
  * Locking
  *   - One mutex per cache serialises misses, reg, dereg, eviction, flush and destroy. reg and dereg are
  *     always called with it held: never concurrently for one cache, possibly on different threads.
- *   - The hit path (get finding a valid region, put not dropping the last reference) takes no lock and
- *     allocates nothing (but a thread's very first hit registers the thread, once): an epoch read-side
- *     section (a store to a thread-local record; src/users/regcache/epoch.hpp says why not liburcu-bp)
- *     over an immutable sorted array of the cached regions with a page index in front, and one atomic
- *     read-modify-write on the region itself at get and one at put (its reference count, which also
- *     counts its hits). Threads hitting *different* regions share no written cache line; threads
- *     hitting the same region write that region's counter (like a kernel kref).
+ *   - The hit path (get finding a valid region, put of a region still valid) takes no lock, allocates
+ *     nothing (but a thread's very first hit registers the thread, once) and makes no atomic
+ *     read-modify-write (but the first parked hit of each region, one CAS): an epoch read-side section
+ *     (a store to a thread-local record; src/users/regcache/epoch.hpp says why not liburcu-bp) over an
+ *     immutable sorted array of the cached regions with a page index in front, then the reference is
+ *     *parked*: stored with a plain store in a free hold of the thread's record (8 per thread), and
+ *     the region's state checked again; put clears the hold and checks the state again. The cache
+ *     sees holds through an asymmetric fence (membarrier) before it frees a region, and only for
+ *     regions a hit ever parked. Threads hitting the same or different regions write only their own
+ *     records (the LRU stamp excepted: a plain store on the region at put).
+ *   - Parked references. What a hit returns is the thread's hold: a copy of the region's start, end and
+ *     handle, its own pointer per get (compare registrations by handle, not by pointer; ops callbacks
+ *     receive the region itself). Why a copy: a hold can then be put by any thread (the putter clears
+ *     that hold; no other thread writes it meanwhile), whereas a per-thread count of one shared region
+ *     pointer could not be decremented by another thread without a read-modify-write. A thread with
+ *     all its holds taken (nested gets) gets a counted reference on the region (one atomic RMW at get
+ *     and at put, as a miss does). A thread that exits holding keeps its holds counted in its record
+ *     (records are recycled, never freed; a new owner skips taken holds); fork() keeps them as they are.
  *   - The notifier takes no cache lock (so a signal handler that munmaps while its thread is inside a
  *     cache call cannot deadlock): it marks regions with one atomic exchange each.
  * Lifetime
@@ -61,6 +72,9 @@
  *     period).
  *   - umn_regcache_destroy() with regions in use is diagnosed; those regions stay registered until
  *     their put, which deregisters them and frees the cache's remains with the last one. No leak.
+ *   - A region whose counted references are gone but which a hold still parks waits on the cache's
+ *     orphan list; the put that clears the last hold of an invalid region deregisters it (a put racing
+ *     with the invalidation pins the cache until it has taken the lock; else the next get, put or flush).
  * Context
  *   - get/put/flush/create/destroy: any thread, may sleep (get and flush on the lock and on a running
  *     invalidation); never from a notifier callback, from ops callbacks of the same cache, nor from a
@@ -78,9 +92,9 @@
  *
  * Overheads (bench/regcache_bench.cc against UCX 1.13.1's ucs_rcache, one run, thread CPU time on the
  * shared 2-vCPU development VM; docs/PERFORMANCE.md has the table and the command): hit (get + put)
- * 23 ns (UCX 57); hits over 4096 regions 25 ns (UCX 65); miss with a no-op reg 426 ns (UCX 614); two
- * threads hitting distinct regions 23.5 ns each (UCX 75); one munmap over 4096 cached regions within
- * 10% of UCX; a getter racing mmap(MAP_FIXED): 0 stale registrations.
+ * 13 ns (UCX 57); hits over 4096 regions 15 ns (UCX 65); two threads hitting distinct regions 13 ns
+ * each (UCX 75-90); a miss with a no-op reg no slower than UCX's; one munmap over 4096 cached regions
+ * within 10% of UCX (noisy); a getter racing mmap(MAP_FIXED): 0 stale registrations.
  */
 #ifndef UMN_REGCACHE_H
 #define UMN_REGCACHE_H

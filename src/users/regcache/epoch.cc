@@ -85,6 +85,18 @@ Reader* register_thread() noexcept {
   return reader;
 }
 
+Reader* first_reader() noexcept { return g_readers.load(std::memory_order_acquire); }
+
+void fence() noexcept {
+  (void)pthread_once(&g_once, &init);
+  if (g_asymmetric) {
+    (void)membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED);
+  } else {
+    static std::atomic<uint64_t> word{0};
+    word.fetch_add(1, std::memory_order_seq_cst);
+  }
+}
+
 uint64_t oldest_active() noexcept {
   (void)pthread_once(&g_once, &init);
   if (g_asymmetric) (void)membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED);

@@ -28,7 +28,31 @@
 #include <atomic>
 #include <cstdint>
 
+#include "users/regcache/table.hpp"
+
 namespace umn::detail::regcache::epoch {
+
+// A parked reference (docs/regcache.md, "Parked references"): what a hit returns when its thread has
+// a free hold. `region` non-null means the region is held. Written by the thread owning the record
+// when it is null (a get: relaxed store, ordered by the reclaimer's asymmetric fence), cleared by
+// whichever thread puts it (release); read by reclaimers under their cache lock (acquire) after the
+// fence. pub is a copy of the region's public fields, written by the getter before publication.
+struct Hold {
+  umn_regcache_region pub{};
+  uint32_t kind = kHoldKind;  // immutable; see HandleKind
+  std::atomic<Region*> region{nullptr};
+};
+static_assert(offsetof(Hold, kind) == sizeof(umn_regcache_region));
+
+// Hits counted per record and cache (stats): owner-written (relaxed load + store), read by stats
+// (relaxed); cache_id 0 is free. A cache's destroy zeroes its counters.
+struct HitCount {
+  std::atomic<uint64_t> cache_id{0};
+  std::atomic<uint64_t> hits{0};
+};
+
+inline constexpr unsigned kHolds = 8;
+inline constexpr unsigned kHitCounts = 4;
 
 struct alignas(64) Reader {
   // 0: outside any section; else (epoch << kNestBits) | nesting. Written by its thread only (relaxed,
@@ -36,6 +60,10 @@ struct alignas(64) Reader {
   std::atomic<uint64_t> state{0};
   std::atomic<bool> in_use{true};  // acq_rel CAS by a thread claiming it; release store at thread exit
   Reader* next = nullptr;          // immutable once published in the list
+  // Kept across thread exit: a hold of an exited thread stays counted until someone puts it, and a
+  // thread that claims the record later skips it.
+  Hold holds[kHolds];
+  HitCount hit_counts[kHitCounts];
 };
 
 inline constexpr unsigned kNestBits = 8;
@@ -83,6 +111,15 @@ class ReadGuard {
 
 // The tag of objects unlinked before the call (advances the epoch). Context: any.
 inline uint64_t retire() noexcept { return g_epoch.fetch_add(1, std::memory_order_acq_rel); }
+
+// Every record (for the hold scans and the hit counters). Context: any.
+Reader* first_reader() noexcept;
+
+// The asymmetric fence: afterwards, every store another thread made before its last full barrier is
+// visible, and every load it makes later sees what this thread stored before (membarrier; without it,
+// a seq_cst RMW, and the hit path publishes holds with seq_cst exchanges instead). Context: any, not
+// in a read-side section's hot path (a system call).
+void fence() noexcept;
 
 // The oldest epoch a reader inside a section may have seen (UINT64_MAX if none): objects tagged below it
 // are unreachable. Never waits; one system call. Context: outside a read-side section.

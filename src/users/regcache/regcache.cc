@@ -40,6 +40,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <vector>
 
 #include "base/check.hpp"
@@ -102,7 +103,16 @@ struct umn_regcache {
   std::vector<umn::detail::regcache::Batch*> waiting UMN_GUARDED_BY(lock);  // see reclaim_locked
   umn::detail::regcache::Region* live UMN_GUARDED_BY(lock) = nullptr;  // every region not yet freed
   size_t live_count UMN_GUARDED_BY(lock) = 0;
+  // Regions whose counted references are gone but which a hold may still park (release_region_locked).
+  umn::detail::regcache::Region* orphans UMN_GUARDED_BY(lock) = nullptr;
+  uint64_t id = 0;  // immutable: this cache's key in the per-thread hit counters (epoch::HitCount)
+  // Puts that let go of a hold while an invalidation began (put_hold): each keeps the cache's memory
+  // until it has taken the lock. Incremented (relaxed) inside a read-side section, so free_cache, which
+  // drains the readers first, sees it; decremented under the lock.
+  std::atomic<uint64_t> pins{0};
   bool destroyed UMN_GUARDED_BY(lock) = false;
+  bool claimed UMN_GUARDED_BY(lock) = false;    // someone is freeing the destroyed cache's remains
+  bool abandoned UMN_GUARDED_BY(lock) = false;  // ...and left that to the last pin
   uint64_t hits_retired UMN_GUARDED_BY(lock) = 0;
   uint64_t misses UMN_GUARDED_BY(lock) = 0;
   uint64_t retries UMN_GUARDED_BY(lock) = 0;
@@ -210,11 +220,65 @@ void free_region_locked(Cache* rc, Region* region) noexcept UMN_REQUIRES(rc->loc
   retire_locked(rc, region, &free_region);
 }
 
-// Drops `amount` references (kCachedRef, or 1 + kHit for a hit given back); frees on the last.
+// ---- holds (parked references, epoch.hpp) ---------------------------------------------------------
+
+// Whether any thread's hold parks `region`. Context: after epoch::fence(), under the cache lock.
+bool parked_somewhere(const Region* region) noexcept {
+  for (epoch::Reader* reader = epoch::first_reader(); reader != nullptr; reader = reader->next) {
+    for (const epoch::Hold& hold : reader->holds) {
+      // Acquire: pairs with the release store of put_hold (the holder's accesses happen-before dereg).
+      if (hold.region.load(std::memory_order_acquire) == region) return true;
+    }
+  }
+  return false;
+}
+
+// Frees the orphans no hold parks any more: one fence for all of them.
+void process_orphans_locked(Cache* rc) noexcept UMN_REQUIRES(rc->lock) {
+  if (rc->orphans == nullptr) return;
+  // Every hold published by a hit whose state check saw the region valid is visible after it (the hit
+  // stores its hold, then loads the state; the state left kValid before the counted references went).
+  epoch::fence();
+  Region** link = &rc->orphans;
+  while (Region* region = *link) {
+    if (parked_somewhere(region)) {
+      link = &region->orphan_next;
+      continue;
+    }
+    *link = region->orphan_next;
+    region->orphan = false;
+    free_region_locked(rc, region);
+  }
+}
+
+// The counted references of `region` are gone (it is out of the table, not kValid): free it at once if
+// no hit ever parked it (and close it to parking), else queue it for process_orphans_locked.
+void release_region_locked(Cache* rc, Region* region) noexcept UMN_REQUIRES(rc->lock) {
+  uint32_t never = kNeverParked;
+  // seq_cst: ordered with the CAS of park() on the same word; either that hit sees kClosed or we see kParked.
+  if (region->parked.compare_exchange_strong(never, kClosed, std::memory_order_seq_cst)) {
+    free_region_locked(rc, region);
+    return;
+  }
+  region->orphan = true;
+  region->orphan_next = rc->orphans;
+  rc->orphans = region;
+}
+
+// Drops `amount` references (kCachedRef, or 1 + kHit for a hit given back); releases on the last (the
+// caller then calls process_orphans_locked).
 void drop_locked(Cache* rc, Region* region, uint64_t amount) noexcept UMN_REQUIRES(rc->lock) {
   // acq_rel pairs with the other droppers: the last sees every holder's writes before dereg.
   uint64_t before = region->refs.fetch_sub(amount, std::memory_order_acq_rel);
-  if (((before - amount) & kRefMask) == 0) free_region_locked(rc, region);
+  if (((before - amount) & kRefMask) == 0) release_region_locked(rc, region);
+}
+
+// The destroyed cache's remains are freed by exactly one caller: the one for which this returns true.
+bool claim_free_locked(Cache* rc) noexcept UMN_REQUIRES(rc->lock) {
+  if (!rc->destroyed || rc->claimed || rc->live_count != 0 || rc->pins.load(std::memory_order_relaxed) != 0)
+    return false;
+  rc->claimed = true;
+  return true;
 }
 
 // ---- the table ------------------------------------------------------------------------------------
@@ -268,6 +332,7 @@ int rebuild_locked(Cache* rc, Keep keep, Region* extra) noexcept UMN_REQUIRES(rc
   publish_locked(rc, next);
   for (size_t i = 0; i < few_count; ++i) drop_locked(rc, few[i], kCachedRef);
   for (Region* region : many) drop_locked(rc, region, kCachedRef);
+  process_orphans_locked(rc);
   return 0;
 }
 
@@ -281,7 +346,10 @@ void purge_locked(Cache* rc) noexcept UMN_REQUIRES(rc->lock) {
 // A get or put that finds work pending does it if nobody holds the lock (whoever does will see it).
 void try_purge(Cache* rc) noexcept {
   if (!rc->lock.try_lock()) return;
-  if (!rc->destroyed) purge_locked(rc);
+  if (!rc->destroyed) {
+    purge_locked(rc);
+    process_orphans_locked(rc);
+  }
   rc->lock.unlock();
 }
 
@@ -392,24 +460,88 @@ void remove_chunks_locked(Cache* rc, bool all) noexcept UMN_REQUIRES(rc->lock) {
 
 // ---- hits -----------------------------------------------------------------------------------------
 
-// A hit, or nullptr. `locked`: the caller holds the cache lock.
-Region* lookup(Cache* rc, uint64_t start, uint64_t end, bool locked) noexcept {
+// Counts a hit in this thread's counter for the cache (no shared write), or on the region when the
+// thread's counters are all taken by other caches.
+void count_parked_hit(Cache* rc, epoch::Reader* me, Region* region) noexcept {
+  for (epoch::HitCount& count : me->hit_counts) {
+    // Acquire: pairs with the release store of forget_hit_counts (a reused counter reads 0).
+    const uint64_t id = count.cache_id.load(std::memory_order_acquire);
+    if (id != rc->id && id != 0) continue;
+    if (id == 0) count.cache_id.store(rc->id, std::memory_order_relaxed);
+    count.hits.store(count.hits.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    return;
+  }
+  region->refs.fetch_add(kHit, std::memory_order_relaxed);
+}
+
+enum class Park { kParked, kFull, kInvalid };
+
+// Parks a reference to `region` (found kValid) in a free hold of this thread: no read-modify-write
+// but the region's first parked hit. Context: inside a read-side section (t_reader is set).
+Park park(Cache* rc, Region* region, epoch::Hold** out) noexcept {
+  epoch::Reader* me = epoch::t_reader;
+  epoch::Hold* hold = nullptr;
+  for (epoch::Hold& candidate : me->holds) {
+    // Acquire: pairs with the release store of the put that freed it (its reads of pub came first).
+    if (candidate.region.load(std::memory_order_acquire) == nullptr) {
+      hold = &candidate;
+      break;
+    }
+  }
+  if (hold == nullptr) return Park::kFull;
+  uint32_t parked = region->parked.load(std::memory_order_relaxed);
+  // seq_cst: pairs with the CAS of release_region_locked (see ParkedState).
+  if (parked != kParked && !region->parked.compare_exchange_strong(parked, kParked, std::memory_order_seq_cst) &&
+      parked != kParked)
+    return Park::kInvalid;  // closed: its counted references are gone
+  hold->pub = region->pub;
+  if (__builtin_expect(epoch::g_asymmetric, 1)) {
+    hold->region.store(region, std::memory_order_relaxed);
+    std::atomic_signal_fence(std::memory_order_seq_cst);  // the reclaimer's epoch::fence() does the rest
+  } else {
+    hold->region.exchange(region, std::memory_order_seq_cst);
+  }
+  // An invalidation that began before this load is seen; a reclaimer that made it invalid before this
+  // load sees the hold after its fence.
+  if (region->state.load(std::memory_order_seq_cst) != kValid) {
+    hold->region.store(nullptr, std::memory_order_release);
+    return Park::kInvalid;  // the caller's locked path frees the region if a reclaimer saw the hold
+  }
+  count_parked_hit(rc, me, region);
+  *out = hold;
+  return Park::kParked;
+}
+
+// A hit (a hold of this thread, or a counted reference when its holds are all taken), or nullptr.
+// `locked`: the caller holds the cache lock.
+umn_regcache_region* lookup(Cache* rc, uint64_t start, uint64_t end, bool locked) noexcept {
   Region* region;
   {
     epoch::ReadGuard guard;
     region = rc->table.load(std::memory_order_acquire)->find_covering(start, end);
     if (region == nullptr || region->state.load(std::memory_order_acquire) != kValid) return nullptr;
+    epoch::Hold* hold = nullptr;
+    switch (park(rc, region, &hold)) {
+      case Park::kParked:
+        return &hold->pub;
+      case Park::kInvalid:
+        return nullptr;
+      case Park::kFull:
+        break;
+    }
     if (!try_get_hit(region)) return nullptr;
     // An invalidation that began before this load is seen; one that begins after it follows the get.
-    if (region->state.load(std::memory_order_seq_cst) == kValid) return region;
+    if (region->state.load(std::memory_order_seq_cst) == kValid) return &region->pub;
   }
   // Give the hit back: possibly the last reference.
   if (locked) {
     rc->lock.assert_held();
     drop_locked(rc, region, 1 + kHit);
+    process_orphans_locked(rc);
   } else {
     MutexLock guard(rc->lock);
     drop_locked(rc, region, 1 + kHit);
+    process_orphans_locked(rc);
   }
   return nullptr;
 }
@@ -561,6 +693,17 @@ bool aligned_range(const Cache* rc, const void* addr, size_t len, uint64_t* star
   return *end != 0;
 }
 
+// Zeroes the cache's hit counters in every thread's record (epoch::HitCount) so they can be reused.
+void forget_hit_counts(const Cache* rc) noexcept {
+  for (epoch::Reader* reader = epoch::first_reader(); reader != nullptr; reader = reader->next) {
+    for (epoch::HitCount& count : reader->hit_counts) {
+      if (count.cache_id.load(std::memory_order_relaxed) != rc->id) continue;
+      count.hits.store(0, std::memory_order_relaxed);
+      count.cache_id.store(0, std::memory_order_release);  // pairs with the acquire of count_parked_hit
+    }
+  }
+}
+
 void destroy_locked(Cache* rc) noexcept UMN_REQUIRES(rc->lock) {
   for (size_t i = 0; i < rc->table.load(std::memory_order_relaxed)->count(); ++i) {
     Region* region = rc->table.load(std::memory_order_relaxed)->at(i);
@@ -573,16 +716,80 @@ void destroy_locked(Cache* rc) noexcept UMN_REQUIRES(rc->lock) {
   remove_chunks_locked(rc, true);
   rc->work_pending.store(false, std::memory_order_relaxed);  // no notifier left to set it
   rc->destroyed = true;
+  forget_hit_counts(rc);
   flush_retired_locked(rc);
 }
 
+// Frees the remains of a destroyed cache (the caller claimed them), unless a put that raced with an
+// invalidation still pins it: that put frees them when it is done (put_hold).
 void free_cache(Cache* rc) noexcept {
   {
     MutexLock guard(rc->lock);
-    drain_locked(rc);
+    drain_locked(rc);  // waits for the read-side section in which a pin was taken
+    if (rc->pins.load(std::memory_order_relaxed) != 0) {
+      rc->abandoned = true;
+      return;
+    }
   }
   Table::destroy(rc->table.load(std::memory_order_relaxed));  // no reader left: chunks removed, no gets
   delete rc;
+}
+
+// Lets go of a hold whose region was invalid at put: under the lock, so neither the region nor the
+// cache can go away before this put has deregistered what it must.
+void put_hold_locked_path(Cache* rc, epoch::Hold* hold, bool pinned) noexcept {
+  bool free_it;
+  {
+    MutexLock guard(rc->lock);
+    if (pinned) {
+      rc->pins.fetch_sub(1, std::memory_order_relaxed);
+    } else {
+      hold->region.store(nullptr, std::memory_order_release);  // pairs with parked_somewhere
+    }
+    if (!rc->destroyed) purge_locked(rc);
+    process_orphans_locked(rc);
+    free_it = (rc->abandoned && rc->pins.load(std::memory_order_relaxed) == 0) || claim_free_locked(rc);
+  }
+  if (free_it) free_cache(rc);
+}
+
+// Put of a hold (a parked reference): no read-modify-write unless the region became invalid.
+void put_hold(Cache* rc, epoch::Hold* hold) noexcept {
+  Region* region = hold->region.load(std::memory_order_acquire);
+  if (!UMN_CHECK(region != nullptr, "umn_regcache_put", "region put more often than got")) return;
+  // Read before the hold goes: after it, only a holder keeps a destroyed cache alive.
+  const bool pending = rc->work_pending.load(std::memory_order_relaxed);
+  region->last_release.store(rc->clock.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  if (region->state.load(std::memory_order_acquire) != kValid) {
+    put_hold_locked_path(rc, hold, false);
+    return;
+  }
+  bool raced;
+  {
+    epoch::ReadGuard guard;  // the region (and a destroyed cache, see free_cache) stay readable
+    if (__builtin_expect(epoch::g_asymmetric, 1)) {
+      // Release: pairs with the acquire loads of parked_somewhere (this holder's accesses come first).
+      hold->region.store(nullptr, std::memory_order_release);
+      std::atomic_signal_fence(std::memory_order_seq_cst);  // the reclaimer's epoch::fence() does the rest
+    } else {
+      hold->region.exchange(nullptr, std::memory_order_seq_cst);
+    }
+    // An invalidation began while the hold was let go: a reclaimer may have seen it and kept the
+    // region; this put must then free it. The pin keeps the cache's memory until the lock is taken.
+    raced = region->state.load(std::memory_order_seq_cst) != kValid;
+    if (raced) rc->pins.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (raced) {
+    put_hold_locked_path(rc, hold, true);
+    return;
+  }
+  if (pending) try_purge(rc);
+}
+
+uint32_t kind_of(const umn_regcache_region* pub) noexcept {
+  uint32_t kind;
+  std::memcpy(&kind, reinterpret_cast<const char*>(pub) + sizeof(umn_regcache_region), sizeof kind);
+  return kind;
 }
 
 }  // namespace
@@ -614,6 +821,8 @@ int umn_regcache_create(umn_mm* mm, const umn_regcache_params* params, const umn
   rc->max_regions = params->max_regions;
   rc->max_bytes = params->max_bytes;
   rc->align_mask = alignment - 1;
+  static std::atomic<uint64_t> next_id{1};
+  rc->id = next_id.fetch_add(1, std::memory_order_relaxed);
   rc->table.store(table, std::memory_order_release);
   *out = rc;
   return 0;
@@ -622,16 +831,17 @@ int umn_regcache_create(umn_mm* mm, const umn_regcache_params* params, const umn
 int umn_regcache_get(umn_regcache* rc, const void* addr, size_t len, umn_regcache_region** out) {
   uint64_t start, end;
   if (rc == nullptr || out == nullptr || !aligned_range(rc, addr, len, &start, &end)) return -EINVAL;
-  if (Region* region = lookup(rc, start, end, false)) {
+  if (umn_regcache_region* hit = lookup(rc, start, end, false)) {
     if (rc->work_pending.load(std::memory_order_relaxed)) try_purge(rc);
-    *out = &region->pub;
+    *out = hit;
     return 0;
   }
   MutexLock guard(rc->lock);
   if (!UMN_CHECK(!rc->destroyed, "umn_regcache_get", "cache destroyed")) return -EINVAL;
-  if (Region* region = lookup(rc, start, end, true)) {  // another thread registered it meanwhile
+  process_orphans_locked(rc);  // a hit that backed out of a hold may have kept one
+  if (umn_regcache_region* hit = lookup(rc, start, end, true)) {  // another thread registered it meanwhile
     purge_locked(rc);
-    *out = &region->pub;
+    *out = hit;
     return 0;
   }
   // The miss's table rebuild leaves out every region the notifier marked (it keeps reachable ones
@@ -649,6 +859,10 @@ int umn_regcache_get(umn_regcache* rc, const void* addr, size_t len, umn_regcach
 
 void umn_regcache_put(umn_regcache* rc, umn_regcache_region* pub) {
   if (!UMN_CHECK(rc != nullptr && pub != nullptr, "umn_regcache_put", "NULL cache or region")) return;
+  if (kind_of(pub) == kHoldKind) {
+    put_hold(rc, reinterpret_cast<epoch::Hold*>(pub));
+    return;
+  }
   Region* region = Region::of(pub);
   // Read before the reference goes: after it, only a holder keeps a destroyed cache alive.
   const bool pending = rc->work_pending.load(std::memory_order_relaxed);
@@ -663,8 +877,9 @@ void umn_regcache_put(umn_regcache* rc, umn_regcache_region* pub) {
     bool free_it;
     {
       MutexLock guard(rc->lock);
-      free_region_locked(rc, region);
-      free_it = rc->destroyed && rc->live_count == 0;
+      release_region_locked(rc, region);
+      process_orphans_locked(rc);
+      free_it = claim_free_locked(rc);
       if (rc->destroyed) flush_retired_locked(rc);
     }
     if (free_it) free_cache(rc);
@@ -678,6 +893,7 @@ void umn_regcache_flush(umn_regcache* rc) {
   MutexLock guard(rc->lock);
   if (rc->destroyed) return;
   purge_locked(rc);
+  process_orphans_locked(rc);
   evict_locked(rc, nullptr, false, [](size_t, uint64_t) { return true; });
   remove_chunks_locked(rc, false);
   flush_retired_locked(rc);
@@ -685,17 +901,18 @@ void umn_regcache_flush(umn_regcache* rc) {
 
 void umn_regcache_destroy(umn_regcache* rc) {
   if (rc == nullptr) return;
-  bool in_use;
+  bool in_use, free_it;
   {
     MutexLock guard(rc->lock);
     if (!UMN_CHECK(!rc->destroyed, "umn_regcache_destroy", "cache destroyed twice")) return;
     destroy_locked(rc);
     in_use = rc->live_count != 0;
+    free_it = claim_free_locked(rc);
   }
   if (!UMN_CHECK(!in_use, "umn_regcache_destroy",
                  "regions still in use: they stay registered until their put, which frees the cache"))
     return;
-  free_cache(rc);
+  if (free_it) free_cache(rc);
 }
 
 void umn_regcache_stats(umn_regcache* rc, struct umn_regcache_stats* out) {
@@ -704,6 +921,10 @@ void umn_regcache_stats(umn_regcache* rc, struct umn_regcache_stats* out) {
   out->hits = rc->hits_retired;
   for (Region* region = rc->live; region != nullptr; region = region->live_next)
     out->hits += region->refs.load(std::memory_order_relaxed) >> kHitShift;
+  for (epoch::Reader* reader = epoch::first_reader(); reader != nullptr; reader = reader->next) {
+    for (const epoch::HitCount& count : reader->hit_counts)
+      if (count.cache_id.load(std::memory_order_relaxed) == rc->id) out->hits += count.hits.load(std::memory_order_relaxed);
+  }
   out->misses = rc->misses;
   out->retries = rc->retries;
   out->invalidations = rc->invalidations.load(std::memory_order_relaxed);

@@ -44,22 +44,38 @@ inline constexpr uint64_t kHit = uint64_t{1} << kHitShift;
 // alignment and header, the hot bytes of two regions never share a cache line, so threads hitting
 // different regions write different lines (alignas(64) would do it too, but costs an aligned
 // allocation on every miss).
+// What a get returns: a Region (the registered region itself, held through Region::refs) or a Hold
+// (a per-thread parked reference to one, hold.hpp). Both start with the public fields then `kind`, so
+// put can tell them apart.
+enum HandleKind : uint32_t { kRegionKind = 0x52454731, kHoldKind = 0x484f4c44 };
+
+// Region::parked: whether a hit ever parked a reference to the region in a hold (hold.hpp). A hit moves
+// it kNeverParked -> kParked (one CAS per region, its first parked hit); when its last counted
+// reference goes the cache moves it kNeverParked -> kClosed (then no hold can exist: it is freed at
+// once) or, finding kParked, scans the holds (with the asymmetric fence) before freeing it.
+enum ParkedState : uint32_t { kNeverParked = 0, kParked, kClosed };
+
 struct Region {
   umn_regcache_region pub{};  // first member: a umn_regcache_region* is a Region*
-  std::atomic<uint64_t> refs{kCachedRef};        // lock-free; see the layout above
+  uint32_t kind = kRegionKind;                   // immutable; see HandleKind
   std::atomic<uint32_t> state{kPending};         // lock-free; see RegionState
+  std::atomic<uint64_t> refs{kCachedRef};        // lock-free; see the layout above
   std::atomic<uint64_t> last_release{0};         // relaxed: LRU stamp, written by put, read by eviction
+  std::atomic<uint32_t> parked{kNeverParked};    // seq_cst CAS by the first parked hit and by release
   bool registered = false;                       // guarded by the cache lock: reg succeeded
+  bool orphan = false;                           // guarded by the cache lock: on the cache's orphan list
   Region* live_prev = nullptr;                   // guarded by the cache lock: list of live regions
   Region* live_next = nullptr;
-  char padding[56] = {};                         // see above: 128 bytes in all
+  Region* orphan_next = nullptr;                 // guarded by the cache lock: counted refs gone, holds seen
+  char padding[48] = {};                         // see above: 128 bytes in all
 
   [[nodiscard]] uint64_t start() const noexcept { return pub.start; }
   [[nodiscard]] uint64_t end() const noexcept { return pub.end; }
   [[nodiscard]] uint64_t size() const noexcept { return pub.end - pub.start; }
   static Region* of(umn_regcache_region* region) noexcept { return reinterpret_cast<Region*>(region); }
 };
-static_assert(sizeof(Region) == 128 && offsetof(Region, registered) >= 44);
+static_assert(sizeof(Region) == 128 && offsetof(Region, last_release) + 8 <= 48);
+static_assert(offsetof(Region, kind) == sizeof(umn_regcache_region));
 
 // Takes a hit's reference unless the region already lost its last one. Return: taken.
 inline bool try_get_hit(Region* region) noexcept {

@@ -120,7 +120,7 @@ TEST_F(RegCacheProcess, InUseAtUnmapStaysRegisteredUntilPut) {
   munmap(p, kPage);
   ASSERT_EQ(map_pages(1, p), p);
   umn_regcache_region* fresh = get(p, kPage);
-  EXPECT_NE(fresh, held);
+  EXPECT_NE(fresh->handle, held->handle);
   EXPECT_EQ(device_.dereg_count(), 0u);
   umn_regcache_put(rc_, held);
   EXPECT_EQ(device_.dereg_count(), 1u);
