@@ -181,6 +181,19 @@ TEST(Port, PtrErrOrZeroEvaluatesItsArgumentOnce) {
   EXPECT_EQ(calls, 1);
 }
 
+// The error-pointer range is exactly the top MAX_ERRNO (4095) addresses, as <linux/err.h>'s.
+TEST(Port, ErrorPointersAreExactlyTheTop4095Addresses) {
+  const auto at = [](uintptr_t address) { return reinterpret_cast<const void*>(address); };
+  EXPECT_TRUE(IS_ERR(at(UINTPTR_MAX)));             // -1
+  EXPECT_TRUE(IS_ERR(at(UINTPTR_MAX - 4094)));      // -4095
+  EXPECT_FALSE(IS_ERR(at(UINTPTR_MAX - 4095)));     // -4096: a valid address
+  EXPECT_FALSE(IS_ERR(nullptr));
+  EXPECT_TRUE(IS_ERR_OR_NULL(nullptr));
+  EXPECT_EQ(PTR_ERR(ERR_PTR(-MAX_ERRNO)), -4095);
+  EXPECT_EQ(PTR_ERR(ERR_CAST(ERR_PTR(-ENOMEM))), -ENOMEM);
+  EXPECT_EQ(PTR_ERR_OR_ZERO(at(4096)), 0);
+}
+
 // Drivers guard their notifier code with the Kconfig symbol (radeon's radeon_mn.h: #if
 // defined(CONFIG_MMU_NOTIFIER), else a stub returning -ENODEV); the rename makes it CONFIG_UMN_NOTIFIER,
 // which kcompat.h must define, or a renamed driver silently compiles its stub.
