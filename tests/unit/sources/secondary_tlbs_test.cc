@@ -1,0 +1,34 @@
+// secondary_tlbs_test.cc - RED (reviewer, issue 16): on umn_mm_process() a munmap of a touched page calls
+// classic notifiers' invalidate_range_start but never arch_invalidate_secondary_tlbs, so a driver whose
+// only invalidation is arch_invalidate_secondary_tlbs (6.6+'s IOMMU SVA shape, or 6.1's invalidate_range
+// renamed as docs/porting.md suggests) keeps a stale secondary TLB. The kernel calls it from the TLB flush
+// of every PTE it clears.
+#include <gtest/gtest.h>
+#include <sys/mman.h>
+
+#include <atomic>
+
+#include "umn/umn.h"
+
+namespace {
+
+std::atomic<int> g_tlb_calls{0};
+
+void count_tlbs(umn_notifier*, umn_mm*, uint64_t, uint64_t) { g_tlb_calls.fetch_add(1); }
+
+const umn_notifier_ops kTlbOps = {.arch_invalidate_secondary_tlbs = count_tlbs};
+
+TEST(ProcessSecondaryTlbs, MunmapOfATouchedPageInvalidatesSecondaryTlbs) {
+  umn_notifier sub{};
+  sub.ops = &kTlbOps;
+  ASSERT_EQ(umn_notifier_register(&sub, umn_mm_process()), 0);
+  auto* page = static_cast<volatile char*>(mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(page, MAP_FAILED);
+  page[0] = 1;
+  g_tlb_calls = 0;
+  munmap(const_cast<char*>(page), 4096);
+  EXPECT_GT(g_tlb_calls.load(), 0) << "munmap never called arch_invalidate_secondary_tlbs";
+  umn_notifier_unregister(&sub, umn_mm_process());
+}
+
+}  // namespace
