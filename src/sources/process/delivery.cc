@@ -66,7 +66,12 @@ void deliver_end(Pending* pending, long result) noexcept {
   for (unsigned i = kRegistrySlots; i-- > 0;)
     if (pending->fns[i] != nullptr)
       pending->fns[i](pending->ctxs[i], &pending->event, UMN_PROCESS_PHASE_END, pending->scratch[i]);
-  if (pending->range.mm != nullptr) umn_notifier_invalidate_range_end(&pending->range);
+  if (pending->range.mm != nullptr) {
+    // The kernel flushes secondary TLBs that share the CPU page tables from the TLB flush of the zap,
+    // inside the range: so here, after the call and before range_end.
+    umn_notifier_arch_invalidate_secondary_tlbs(pending->range.mm, pending->range.start, pending->range.end);
+    umn_notifier_invalidate_range_end(&pending->range);
+  }
 }
 
 void deliver_quiet(long nr, const long* a, long result, uintptr_t caller, uint32_t required) noexcept {

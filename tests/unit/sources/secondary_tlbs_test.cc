@@ -1,8 +1,7 @@
-// secondary_tlbs_test.cc - RED (reviewer, issue 16): on umn_mm_process() a munmap of a touched page calls
-// classic notifiers' invalidate_range_start but never arch_invalidate_secondary_tlbs, so a driver whose
-// only invalidation is arch_invalidate_secondary_tlbs (6.6+'s IOMMU SVA shape, or 6.1's invalidate_range
-// renamed as docs/porting.md suggests) keeps a stale secondary TLB. The kernel calls it from the TLB flush
-// of every PTE it clears.
+// secondary_tlbs_test.cc - on umn_mm_process() a munmap calls classic notifiers'
+// arch_invalidate_secondary_tlbs, as the kernel does from the TLB flush of every PTE it clears. Before the
+// fix (issue 16 review) it called only invalidate_range_start/end, so a driver whose only invalidation is
+// arch_invalidate_secondary_tlbs (the IOMMU SVA shape) kept a stale secondary TLB.
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 
