@@ -22,7 +22,7 @@ struct KernelStyleSubscriptions {
 struct KernelStyleNotifier {
   KernelStyleSubscriptions* subs;
   unsigned long seq = 1;
-  char pad[64];  // one notifier per cache line, like separate driver objects
+  char pad[64] = {};  // one notifier per cache line, like separate driver objects
 };
 
 unsigned long kernel_style_read_begin(KernelStyleNotifier& n) {

@@ -9,7 +9,9 @@
 //                                Evaluates to cond, so callers write `if (!UMN_CHECK(...)) return;`.
 //   UMN_WARN_ON(cond, call, msg) a kernel WARN: a survivable "cannot happen" or a driver bug. Reports,
 //                                never aborts, evaluates to cond.
-//   UMN_DCHECK(cond)             internal invariant, debug builds only; aborts.
+//   UMN_DCHECK(cond)             internal invariant, debug builds only (UMN_DEBUG_LEVEL >= 1); aborts.
+//   UMN_EXPENSIVE_CHECK(cond)    an O(n) invariant walk, UMN_DEBUG_LEVEL >= 2 only (e.g. the interval
+//                                tree's verify() after every insert and erase); aborts.
 #pragma once
 
 #include <cstdio>
@@ -44,4 +46,10 @@ bool default_hook_in_use() noexcept;
 #define UMN_DCHECK(cond) ((cond) ? (void)0 : ::umn::detail::dcheck_failed(__FILE__, __LINE__, #cond))
 #else
 #define UMN_DCHECK(cond) ((void)0)
+#endif
+
+#if UMN_DEBUG_LEVEL >= 2
+#define UMN_EXPENSIVE_CHECK(cond) ((cond) ? (void)0 : ::umn::detail::dcheck_failed(__FILE__, __LINE__, #cond))
+#else
+#define UMN_EXPENSIVE_CHECK(cond) ((void)0)
 #endif

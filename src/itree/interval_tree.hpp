@@ -31,6 +31,8 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "base/check.hpp"
+
 namespace umn::detail {
 
 // What the tree needs of a caller's node: its interval and one pointer it may write (the index leaf that
@@ -106,9 +108,17 @@ class IntervalTreeOf : public IntervalIndex {
  public:
   // Inserts node (start <= last set by the caller). Uses spare nodes first and allocates only when there
   // are too few. Return: false (tree unchanged) when an allocation failed.
-  bool insert(Node* node) noexcept { return insert_link(&node->leaf, node->start, node->last); }
+  // UMN_DEBUG_LEVEL >= 2 verifies the whole tree afterwards (and aborts if it is broken), as erase does.
+  bool insert(Node* node) noexcept {
+    const bool inserted = insert_link(&node->leaf, node->start, node->last);
+    UMN_EXPENSIVE_CHECK(verify());
+    return inserted;
+  }
   // Removes node, which must be in this tree; emptied index nodes go to the spare pool.
-  void erase(Node* node) noexcept { erase_link(&node->leaf); }
+  void erase(Node* node) noexcept {
+    erase_link(&node->leaf);
+    UMN_EXPENSIVE_CHECK(verify());
+  }
 
   // The overlapping node with the smallest start (oldest among equal starts), or nullptr.
   [[nodiscard]] Node* first_overlap(uint64_t start, uint64_t last) const noexcept {

@@ -317,7 +317,6 @@ class Runner {
   std::vector<std::string> actual_diags_;
   std::unordered_map<unsigned long, unsigned long> umn_to_model_, model_to_umn_;
   std::string trace_;
-  bool seq_checked_ = false;
 
  public:
   // Checks that umn's value u and the model's value m stand in the same relations as all earlier pairs.

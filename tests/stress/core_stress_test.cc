@@ -208,8 +208,8 @@ TEST_P(CoreStress, NoStaleTranslationSurvivesAnInvalidation) {
 
 INSTANTIATE_TEST_SUITE_P(Threads, CoreStress,
                          ::testing::Values(StressParams{1, 1, 0}, StressParams{2, 2, 1}, StressParams{4, 3, 2}),
-                         [](const ::testing::TestParamInfo<StressParams>& info) {
-                           const StressParams& p = info.param;
+                         [](const ::testing::TestParamInfo<StressParams>& param_info) {
+                           const StressParams& p = param_info.param;
                            return "f" + std::to_string(p.fault_threads) + "_m" + std::to_string(p.mutator_threads) +
                                   "_c" + std::to_string(p.churn_threads);
                          });

@@ -164,6 +164,9 @@ class Hardware {
   // How many times a Fence::wait or wait_all went to sleep (futex waits) since construction: with
   // wait_all, once per call that found work pending. Context: any; relaxed.
   [[nodiscard]] uint64_t waiter_sleeps() const noexcept { return waiter_sleeps_.load(std::memory_order_relaxed); }
+  // How many operations the timer thread completed since construction (a destroyed slot's queued
+  // operation is unlinked, never completed). Context: any; relaxed.
+  [[nodiscard]] uint64_t completions() const noexcept { return lateness_.count(); }
 
  private:
   friend class FenceSlot;

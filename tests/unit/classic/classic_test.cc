@@ -382,7 +382,6 @@ TEST_F(Classic, UnregisterWaitsForRunningCallback) {
 namespace reentry {
 umn_mm* mm;
 int register_result;
-std::atomic<int> diag_before{0};
 int on_start(umn_notifier*, const umn_notifier_range*) {
   static umn_notifier_ops ops{};
   static umn_notifier other{};

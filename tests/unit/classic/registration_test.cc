@@ -32,6 +32,7 @@ std::atomic<int> g_allocs{0};
 std::atomic<int> g_frees{0};
 std::atomic<bool> g_fail_alloc{false};
 std::atomic<int> g_free_before_put_returned{0};
+thread_local bool t_in_put = false;  // set by a test around its umn_notifier_put
 
 umn_notifier* alloc_counted(umn_mm*) {
   if (g_fail_alloc) return nullptr;
@@ -40,6 +41,7 @@ umn_notifier* alloc_counted(umn_mm*) {
 }
 void free_counted(umn_notifier* sub) {
   g_frees++;
+  if (t_in_put) g_free_before_put_returned++;  // freed synchronously, inside put, on the putting thread
   delete reinterpret_cast<Counted*>(sub);
 }
 void release_counted(umn_notifier* sub, umn_mm*) {
@@ -63,6 +65,7 @@ class Registration : public ::testing::Test {
     g_allocs = 0;
     g_frees = 0;
     g_fail_alloc = false;
+    g_free_before_put_returned = 0;
     mm_ = umn_mm_create();
   }
   void TearDown() override {
@@ -233,6 +236,19 @@ TEST_F(Registration, LastPutFreesAfterGracePeriod) {
   detail::rcu::read_unlock();
   umn_notifier_synchronize();
   EXPECT_EQ(g_frees, 1);
+}
+
+// Even with no reader anywhere, the last put never frees inside put itself: free_notifier runs later, on
+// liburcu's callback thread, after put has returned (the kernel's mmu_notifier_put defers to SRCU).
+TEST_F(Registration, LastPutNeverFreesInsidePut) {
+  umn_notifier* sub = umn_notifier_get(&kOps, mm_);
+  ASSERT_FALSE(UMN_IS_ERR_OR_NULL(sub));
+  t_in_put = true;
+  umn_notifier_put(sub);
+  t_in_put = false;
+  umn_notifier_synchronize();
+  EXPECT_EQ(g_frees, 1);
+  EXPECT_EQ(g_free_before_put_returned, 0);
 }
 
 // synchronize waits for every pending free, not only one grace period.

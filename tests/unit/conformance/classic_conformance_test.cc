@@ -110,8 +110,6 @@ std::atomic<std::thread::id> g_free_thread;  // the thread of the last free_noti
 GetCounters g_get_other;   // for kGetOtherOps
 Latch* g_alloc_gate = nullptr;  // when set, alloc_notifier waits on it
 
-GetCounters& counters_of(const umn_notifier_ops* ops);
-
 umn_notifier* gotten_alloc(GetCounters& counters) {
   auto* g = new Gotten;
   g->counters = &counters;
@@ -331,8 +329,8 @@ TEST_F(ClassicConformance, I15_NoYoungSubscriberAnswersFalseWithoutCalls) {
     EXPECT_EQ(umn_notifier_clear_young(mm_, 0, 0x1000), 0);
     EXPECT_EQ(umn_notifier_test_young(mm_, 0x1000), 0);
     EXPECT_EQ(log_.take(), Entries{});
-    if (round == 0) ASSERT_EQ(ival.insert(mm_, 0, 0x10000), 0);
-    if (round == 1) ASSERT_EQ(umn_notifier_register(&r.c, mm_), 0);
+    if (round == 0) { ASSERT_EQ(ival.insert(mm_, 0, 0x10000), 0); }
+    if (round == 1) { ASSERT_EQ(umn_notifier_register(&r.c, mm_), 0); }
   }
   umn_notifier_unregister(&r.c, mm_);
   umn_interval_notifier_remove(&ival.n);

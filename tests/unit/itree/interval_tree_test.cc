@@ -251,7 +251,7 @@ TEST(IntervalTree, GrowAndShrinkThroughSeveralLevels) {
   for (int i = 0; i < 6000; ++i) {
     const uint64_t start = rng() % 100000;
     items.push_back(h.insert(start, start + rng() % 3));  // short intervals, many equal starts
-    if (i % 97 == 0) ASSERT_TRUE(h.tree().verify()) << "after insert " << i;
+    if (i % 97 == 0) { ASSERT_TRUE(h.tree().verify()) << "after insert " << i; }
   }
   ASSERT_TRUE(h.tree().verify());
   EXPECT_EQ(walk(h.tree(), 0, kMax), h.model().walk(0, kMax));

@@ -253,18 +253,8 @@ int count_young(umn_notifier*, umn_mm*, uint64_t, uint64_t) { return 1; }
 const umn_notifier_ops kYoungOps = {nullptr, count_young, count_young, nullptr, nullptr, nullptr,
                                     nullptr, nullptr, nullptr};
 
-bool ClassicAvailable(umn_mm* mm) {
-  umn_notifier probe;
-  std::memset(&probe, 0, sizeof(probe));
-  probe.ops = &kYoungOps;
-  const int err = umn_notifier_register(&probe, mm);
-  if (err == 0) umn_notifier_unregister(&probe, mm);
-  return err != -ENOSYS;
-}
-
 // register(NULL...), register twice, unregister of a never registered notifier: diagnosed.
 TEST_F(Misuse, BadRegistrationsAreDiagnosed) {
-  if (!ClassicAvailable(mm)) GTEST_SKIP() << "classic notifiers not built";
   umn_notifier n;
   std::memset(&n, 0, sizeof(n));
   EXPECT_EQ(umn_notifier_register(nullptr, mm), -EINVAL);
@@ -287,7 +277,6 @@ TEST_F(Misuse, BadRegistrationsAreDiagnosed) {
 
 // put(NULL), put of a notifier that no get returned, get with unusable ops: diagnosed.
 TEST_F(Misuse, BadGetPutAreDiagnosed) {
-  if (!ClassicAvailable(mm)) GTEST_SKIP() << "classic notifiers not built";
   umn_notifier_put(nullptr);
   umn_notifier never;
   std::memset(&never, 0, sizeof(never));
@@ -350,7 +339,6 @@ void ExpectClassicUsable(umn_mm* mm, Diagnostics& diags) {
 // address space, ops with arch_invalidate_secondary_tlbs and invalidate_range_start: diagnosed, and
 // nothing is unlinked, freed early or freed twice.
 TEST_F(Misuse, ClassicCrossMisuseAndPutWithoutGetAreDiagnosed) {
-  if (!ClassicAvailable(mm)) GTEST_SKIP() << "classic notifiers not built";
   ClassicProbe registered;
   registered.notifier.ops = &kProbeOps;
   ASSERT_EQ(umn_notifier_register(&registered.notifier, mm), 0);
@@ -401,7 +389,6 @@ TEST_F(Misuse, ClassicCrossMisuseAndPutWithoutGetAreDiagnosed) {
 // register / get / unregister / synchronize from a classic callback, and synchronize from free_notifier:
 // each may wait for the walk running it; diagnosed (-EDEADLK / NULL with EDEADLK / ignored).
 TEST_F(Misuse, ClassicCallsFromCallbacksAreDiagnosed) {
-  if (!ClassicAvailable(mm)) GTEST_SKIP() << "classic notifiers not built";
   static umn_mm* s_mm;
   static int s_register;
   static umn_notifier* s_got;
@@ -449,7 +436,6 @@ TEST_F(Misuse, ClassicCallsFromCallbacksAreDiagnosed) {
 // After teardown: register is refused with a diagnostic, get with EINVAL and none (racing teardown is
 // legal); registrations made before still need their unregister / put, which work.
 TEST_F(Misuse, RegistrationAfterReleaseIsRefused) {
-  if (!ClassicAvailable(mm)) GTEST_SKIP() << "classic notifiers not built";
   umn_mm* doomed = umn_mm_create();
   umn_notifier* got = umn_notifier_get(&kProbeOps, doomed);
   ASSERT_FALSE(UMN_IS_ERR_OR_NULL(got));
@@ -470,7 +456,6 @@ TEST_F(Misuse, RegistrationAfterReleaseIsRefused) {
 // Young queries and secondary-TLB calls with a NULL address space (misuse) or start >= end (a WARN): a
 // diagnostic and -EINVAL (where a value is returned), never a callback.
 TEST_F(Misuse, YoungQueriesRejectBadArguments) {
-  if (!ClassicAvailable(mm)) GTEST_SKIP() << "classic notifiers not built";
   umn_notifier n;
   std::memset(&n, 0, sizeof(n));
   n.ops = &kYoungOps;

@@ -133,7 +133,7 @@ TEST(Hardware, InterleavedLatencyClassesCompleteInDeadlineOrder) {
   for (unsigned i = 0; i < std::size(classes); i++) {
     EXPECT_GE(ops[i]->completed_at(), deadlines[i]) << i;
     for (unsigned j = 0; j < i; j++) {  // j was submitted first: with a deadline no later, it completes no later
-      if (classes[j] <= classes[i]) EXPECT_LE(ops[j]->completed_at(), ops[i]->completed_at()) << j << " " << i;
+      if (classes[j] <= classes[i]) { EXPECT_LE(ops[j]->completed_at(), ops[i]->completed_at()) << j << " " << i; }
     }
   }
 }
@@ -204,15 +204,19 @@ TEST(Hardware, OperationsDueTogetherCompleteInOneBatch) {
   EXPECT_LE(rig.hardware.waiter_sleeps() - before, 2u);  // this thread once; the gate's waiter at most once
 }
 
-// A slot destroyed while its operation is queued is unlinked; the timer thread never touches it again.
+// A slot destroyed while its operation is queued is unlinked: the timer thread never completes (nor
+// touches) it, even after its deadline has passed; only the operation still alive completes.
 TEST(Fence, SlotDestroyedWhileQueuedIsUnlinked) {
   Rig rig(1, 1, latencies(10ms, 1ms));
+  const uint64_t before = rig.hardware.completions();
   for (int i = 0; i < 50; i++) {
     TlbInvalidation op(rig.device(0));
     rig.device(0).submit_tlb_invalidate(rig.spans[0], op);
   }
   TlbInvalidation last(rig.device(0));
   rig.device(0).submit_tlb_invalidate(rig.spans[0], last).wait();  // the queue still works
+  std::this_thread::sleep_for(40ms);  // past every destroyed operation's deadline (10 ms, log-normal tail)
+  EXPECT_EQ(rig.hardware.completions() - before, 1u);
 }
 
 // Many threads waiting on one fence all wake up.

@@ -24,7 +24,7 @@ TEST_P(ScenarioModes, RunsWithoutStaleAccesses) {
   EXPECT_EQ(result.stale, 0u);
   EXPECT_EQ(result.fault_timeouts, 0u);
   EXPECT_GT(result.faults, 0u);
-  if (GetParam() == DriverMode::kTwoPass) EXPECT_GT(result.deferred, 0u);
+  if (GetParam() == DriverMode::kTwoPass) { EXPECT_GT(result.deferred, 0u); }
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, ScenarioModes,

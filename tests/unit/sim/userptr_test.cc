@@ -117,9 +117,9 @@ TEST_P(EveryMode, InvalidationStopsEveryDeviceAndRefaultRestoresIt) {
 
 INSTANTIATE_TEST_SUITE_P(Modes, EveryMode,
                          ::testing::Values(DriverMode::kSinglePass, DriverMode::kTwoPass, DriverMode::kMultiplexed),
-                         [](const auto& info) { return std::string(to_string(info.param)) == "two-pass"
+                         [](const auto& param_info) { return std::string(to_string(param_info.param)) == "two-pass"
                                                            ? std::string("TwoPass")
-                                                           : std::string(to_string(info.param)); });
+                                                           : std::string(to_string(param_info.param)); });
 
 // Several threads invalidate the same range over and over while a fault thread keeps faulting it back
 // in and reading it: every first pass takes one of the three flows and nothing stale is ever read.

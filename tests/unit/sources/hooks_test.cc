@@ -337,9 +337,9 @@ TEST_F(Hooks, MadviseDiscardsNotifyClearBeforeTheZap) {
     // takes nothing; it was announced all the same, before the call.
     const bool may_fail = c.advice == umn::sys::kMadvDontneedLocked || c.advice == umn::sys::kMadvCollapse ||
                           c.advice == umn::sys::kMadvGuardInstall;
-    if (!may_fail) ASSERT_EQ(rc, 0) << "advice " << c.advice;
+    if (!may_fail) { ASSERT_EQ(rc, 0) << "advice " << c.advice; }
     ASSERT_TRUE(one_event(rec, UMN_NOTIFY_CLEAR, u(p), u(p + kPage))) << "advice " << c.advice;
-    if (c.advice == MADV_DONTNEED) EXPECT_EQ(p[0], 0);
+    if (c.advice == MADV_DONTNEED) { EXPECT_EQ(p[0], 0); }
     rec.unwatch();
     munmap(p, 2 * kPage);
   }
