@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config git libgtest-dev libgmock-dev libbenchmark-dev liburcu-dev
-          libcli11-dev libfmt-dev valgrind clang libclang-rt-14-dev spin
+          libcli11-dev libfmt-dev valgrind clang clang-format libclang-rt-14-dev spin
           libucx-dev ucx-utils  # libucx-dev, ucx-utils: the UCX bridge and its tests (tests/ucx), regcache_bench
           liburing-dev          # io_uring fixed buffers on the registration cache (src/users/uring)
           libcapstone-dev       # the patcher decodes the functions holding syscall sites

@@ -15,6 +15,7 @@ done
 
 scripts/setup-deps.sh
 jobs=$(nproc)
+scripts/format-check.sh  # the files listed in .clang-format-files
 
 # configure_build DIR [CMAKE ARGS...]
 configure_build() {

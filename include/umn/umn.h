@@ -334,7 +334,7 @@ UMN_API void umn_interval_set_seq(struct umn_interval_notifier *sub, unsigned lo
  *     classic notifier that has invalidate_range_end gets it, once, before _nonblock returns -EAGAIN. As
  *     the kernel, except that umn always returns -EAGAIN (the kernel returns the notifier's error code),
  *     and that umn also ends the interval-tree half that had succeeded (the kernel leaves that epoch open,
- *     so readers and removes of the hit intervals would wait forever: reference 6.1(6)).
+ *     so readers and removes of the hit intervals would wait forever: docs/semantics.md 6.1(6)).
  *   - An interval notifier's non-blockable failure stops its walk and no classic notifier is called.
  */
 UMN_API void umn_notifier_invalidate_range_start(struct umn_notifier_range *range);

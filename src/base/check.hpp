@@ -9,6 +9,14 @@
 //                                Evaluates to cond, so callers write `if (!UMN_CHECK(...)) return;`.
 //   UMN_WARN_ON(cond, call, msg) a kernel WARN: a survivable "cannot happen" or a driver bug. Reports,
 //                                never aborts, evaluates to cond.
+//
+// Which one (the rule every call site follows): UMN_CHECK when the caller of a public call broke that
+// call's contract - a NULL or foreign handle, a handle in the wrong state (removed twice, never
+// inserted), a call from a context the header forbids. UMN_WARN_ON when nothing the caller passed is
+// wrong but something survivable went wrong elsewhere - a driver's callback breaking its own contract
+// (a blockable callback answering false), an inconsistency of umn's own state, a leftover at teardown.
+// UMN_DCHECK for umn's internal invariants that cost O(1); UMN_EXPENSIVE_CHECK when they cost O(n).
+//
 //   UMN_DCHECK(cond)             internal invariant, debug builds only (UMN_DEBUG_LEVEL >= 1); aborts.
 //   UMN_EXPENSIVE_CHECK(cond)    an O(n) invariant walk, UMN_DEBUG_LEVEL >= 2 only (e.g. the interval
 //                                tree's verify() after every insert and erase); aborts.

@@ -1,7 +1,7 @@
 // classic.cc - the classic notifiers' RCU list and its walks: range start/end, the young queries,
 // arch_invalidate_secondary_tlbs, and teardown. Registration lives in registration.cc.
 //
-// Algorithm: the kernel's hlist under SRCU (mm/mmu_notifier.c, reference/kernel-semantics.md 3), with
+// Algorithm: the kernel's hlist under SRCU (mm/mmu_notifier.c, docs/semantics.md 3), with
 // urcu-bp as the RCU (core/rcu.hpp says why). The list is intrusive (umn_notifier::umn_private) and
 // newest-first, so every walk calls in reverse registration order.
 // Ordering and progress guarantees:

@@ -3,7 +3,7 @@
 // Dispatch (the kernel's order): the interval tree first, then the classic notifiers. Each range records
 // in umn_private what its start did, so that its end undoes exactly that, and so that a non-blockable
 // failure of the classic half can undo the interval-tree half (the kernel leaks it; see
-// reference/kernel-semantics.md 6.1(6)).
+// docs/semantics.md 6.1(6)).
 #include <cerrno>
 #include <mutex>
 

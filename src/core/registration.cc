@@ -1,6 +1,6 @@
 // registration.cc - umn_notifier_register / unregister, the refcounted get / put, and synchronize.
 //
-// Algorithm (kernel 5.4+ mm/mmu_notifier.c, reference/kernel-semantics.md 4):
+// Algorithm (kernel 5.4+ mm/mmu_notifier.c, docs/semantics.md 4):
 //   register:   under Subscriptions::lock, wait until no range is in flight (active == 0), then link at
 //               the head, users = 1, take an mm reference. This replaces the kernel's mm_take_all_locks:
 //               a new notifier never sees an end without its start (see classic.hpp, Memory ordering).

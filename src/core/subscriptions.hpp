@@ -83,7 +83,8 @@ struct Subscriptions {
 struct umn_mm {
   constexpr umn_mm() = default;
   constexpr explicit umn_mm(bool process) : is_process(process) {}
-  // Published once with a release store; pairs with the acquire loads in subscriptions_of().
+  // Published once with a seq_cst CAS (subscriptions_get_or_create, mm.cc), which includes release;
+  // pairs with the acquire loads in subscriptions_of().
   std::atomic<umn::detail::Subscriptions*> subscriptions{nullptr};
   std::atomic<long> refs{1};
   // Range starts that found no subscriptions and have not ended; creation waits for them (see mm.cc).

@@ -38,9 +38,7 @@ IndexNode* child(const IndexNode* n, int i) noexcept { return static_cast<IndexN
 Link* entry(const IndexNode* n, int i) noexcept { return static_cast<Link*>(n->slot[i]); }
 IndexNode* leaf_of(const Link* link) noexcept { return static_cast<IndexNode*>(*link); }
 
-uint64_t largest_last(const IndexNode* n) noexcept {
-  return *std::max_element(n->max_last, n->max_last + n->count);
-}
+uint64_t largest_last(const IndexNode* n) noexcept { return *std::max_element(n->max_last, n->max_last + n->count); }
 
 int index_in_parent(const IndexNode* n) noexcept {
   const IndexNode* p = n->parent;
@@ -356,8 +354,8 @@ void verify_node(const IndexNode* n, const IndexNode* parent, size_t depth, size
     if (n->leaf) {
       const Link* e = entry(n, i);
       const uint64_t start = n->min_start[i];
-      s.ok = s.ok && depth == height && *e == n && s.entry_ok(e, start, n->max_last[i]) &&
-             start <= n->max_last[i] && start >= s.previous_start;
+      s.ok = s.ok && depth == height && *e == n && s.entry_ok(e, start, n->max_last[i]) && start <= n->max_last[i] &&
+             start >= s.previous_start;
       s.previous_start = start;
       ++s.entries;
       continue;

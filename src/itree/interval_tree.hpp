@@ -81,7 +81,6 @@ class IntervalIndex {
   using EntryCheck = bool (*)(const Link* link, uint64_t start, uint64_t last) noexcept;
 
  protected:
-
   bool insert_link(Link* link, uint64_t start, uint64_t last) noexcept;
   void erase_link(Link* link) noexcept;
   [[nodiscard]] Link* first_link(uint64_t start, uint64_t last) const noexcept;

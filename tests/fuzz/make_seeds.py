@@ -2,7 +2,7 @@
 """make_seeds.py - writes the hand-made seed inputs of tests/fuzz/corpus (the byte format of harness.cc).
 
 Run from anywhere: python3 tests/fuzz/make_seeds.py. Each seed is a named scenario from
-reference/kernel-semantics.md; crash inputs found by the fuzzer are added next to them as files (not here).
+docs/semantics.md; crash inputs found by the fuzzer are added next to them as files (not here).
 """
 import os
 

@@ -1,5 +1,5 @@
 // model.cc - the reference model (see model.hpp). Each method is umn's documented behaviour, step by
-// step, in the order umn.h and reference/kernel-semantics.md 2.2-2.10 state it. No cleverness here:
+// step, in the order umn.h and docs/semantics.md 2.2-2.10 state it. No cleverness here:
 // when this file and umn disagree, read this file first.
 #include "model.hpp"
 

@@ -7,7 +7,7 @@
 // which callbacks run in which order with which cur_seq, what each call returns, which diagnostics are
 // reported, and which calls would block (so that a single-threaded driver never calls those).
 //
-// Its sequence numbers are defined exactly as the kernel's (reference/kernel-semantics.md 2.1-2.9):
+// Its sequence numbers are defined exactly as the kernel's (docs/semantics.md 2.1-2.9):
 // the address space's seq starts at 2, an epoch makes it odd (seq |= 1) and its last range end makes it
 // even (seq + 1); an interval notifier's seq is odd. The differential fuzzer (tests/fuzz) nevertheless
 // compares umn's numbers only through a bijection (equal values in umn <=> equal values here) and

@@ -1,5 +1,5 @@
 // model_test.cc - the reference model's own tests: it must state the kernel's semantics
-// (reference/kernel-semantics.md) before it may judge umn. Numbers here are the kernel's.
+// (docs/semantics.md) before it may judge umn. Numbers here are the kernel's.
 #include "model.hpp"
 
 #include <gtest/gtest.h>
@@ -130,7 +130,7 @@ TEST(Model, MisuseIsDiagnosed) {
 }
 
 
-// ---- classic notifiers (reference/kernel-semantics.md 3, 4) ----
+// ---- classic notifiers (docs/semantics.md 3, 4) ----
 
 constexpr ClassicOps kStartEnd = kHasRelease | kHasStart | kHasEnd;
 constexpr ClassicOps kGetOps = kStartEnd | kHasAlloc | kHasFree;

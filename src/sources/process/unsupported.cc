@@ -25,7 +25,9 @@ int umn_process_observer_add_flags(umn_process_observer_fn fn, void* ctx, unsign
   return -ENOSYS;
 }
 
-int umn_process_observer_add(umn_process_observer_fn fn, void* ctx) { return umn_process_observer_add_flags(fn, ctx, 0); }
+int umn_process_observer_add(umn_process_observer_fn fn, void* ctx) {
+  return umn_process_observer_add_flags(fn, ctx, 0);
+}
 
 void umn_process_observer_remove(int slot) { (void)slot; }
 

@@ -1,9 +1,9 @@
 // classic_conformance_test.cc - conformance of the classic (hlist) notifiers, the dispatch paths and the
-// lifetime rules with the kernel's semantics, written from the spec (reference/kernel-semantics.md 3, 4,
-// 6.1, 6.3 I-14..I-20, I-22) and DESIGN.md, through the public C API only (include/umn/umn.h).
+// lifetime rules with the kernel's semantics, written from the spec (docs/semantics.md 3, 4,
+// 6.1, 6.3 I-14..I-20, I-22) and docs/semantics.md §1, through the public C API only (include/umn/umn.h).
 //
 // One TEST per invariant or spec rule, named after it (I<n>_..., S<section>_..., or the rule). Where
-// DESIGN.md or umn.h intentionally differ from the kernel, the test follows them and says so.
+// docs/semantics.md §1 or umn.h intentionally differ from the kernel, the test follows them and says so.
 // Multi-threaded tests use real threads and handshakes (Latch, AsyncCall); a "does not return yet" is a
 // short bounded wait (AsyncCall::stays_blocked) followed by the release of the blocker.
 #include <gtest/gtest.h>
@@ -244,8 +244,8 @@ TEST_F(ClassicConformance, I14_FailingSubscriberWithAnEndIsWarned) {
 }
 
 // An error other than -EAGAIN is WARNed (kernel: WARN_ON(_ret != -EAGAIN)). The kernel then returns that
-// error; DESIGN.md gives -EAGAIN the one meaning "would block" and umn.h documents 0 / -EAGAIN / -EINVAL
-// for _nonblock, so umn returns -EAGAIN (DESIGN.md wins).
+// error; docs/semantics.md §1 gives -EAGAIN the one meaning "would block" and umn.h documents 0 / -EAGAIN / -EINVAL
+// for _nonblock, so umn returns -EAGAIN (docs/semantics.md §1 wins).
 TEST_F(ClassicConformance, I14_NonEagainErrorIsWarnedAndReportedAsEagain) {
   Diags diags;
   Rec a("a", &log_, kStart);

@@ -1,11 +1,11 @@
 // itree_conformance_test.cc - the interval-notifier side checked against the spec, through the public C
 // API only (include/umn/umn.h) on a simulated address space.
 //
-// Written from the behavioural spec of the kernel subsystem (reference/kernel-semantics.md, sections 2, 5
+// Written from the behavioural spec of the kernel subsystem (docs/semantics.md, sections 2, 5
 // and 6: invariants I-1..I-13, I-21, I-22, the reader API of 2.6, insert 2.8, remove 2.9, release 2.10,
-// the pitfalls of 6.1; and 3.1/3.3 as far as the interval side sees them) and DESIGN.md, not from the
-// implementation. Each test is named after the rule it checks. Where DESIGN.md deliberately differs
-// from the kernel, the test follows DESIGN.md and says so.
+// the pitfalls of 6.1; and 3.1/3.3 as far as the interval side sees them) and docs/semantics.md §1, not from the
+// implementation. Each test is named after the rule it checks. Where docs/semantics.md §1 deliberately differs
+// from the kernel, the test follows docs/semantics.md §1 and says so.
 //
 // How internal state is observed without internals:
 //   - the address space's seq: the cur_seq a callback receives (I-3);
@@ -1231,7 +1231,7 @@ TEST_F(ItreeConformance, I13_InvalidateStartSeesNullFinishOnEntry) {
 // ======================================================================================================
 // I-21  ops with invalidate_start but no invalidate_finish
 //
-// DESIGN.md differs from the kernel on purpose: the kernel WARNs once and inserts anyway; umn rejects the
+// docs/semantics.md §1 differs from the kernel on purpose: the kernel WARNs once and inserts anyway; umn rejects the
 // insert with -EINVAL (and reports it, as the kernel's WARN, through the diagnostic hook). umn has no
 // insert_locked, so the kernel's "insert_locked does not warn" has no counterpart.
 TEST_F(ItreeConformance, I21_InvalidateStartWithoutFinishIsDiagnosedOnceAndRejected) {
@@ -1376,7 +1376,7 @@ TEST_F(ItreeConformance, ReaderApi_FaultLoopNeverAcceptsAStaleSnapshot) {
 // 2.8  insert
 
 // Length 0, and a start + length - 1 that overflows, are -EOVERFLOW (a value, no diagnostic). An
-// interval ending exactly at UINT64_MAX is legal. (DESIGN.md's "start + length overflowing" is read as
+// interval ending exactly at UINT64_MAX is legal. (docs/semantics.md §1's "start + length overflowing" is read as
 // the kernel's check on the last byte, start + length - 1; the header says the same.)
 TEST_F(ItreeConformance, Insert_ZeroLengthOrOverflowIsEoverflow) {
   Watch a(&journal_, 1);
@@ -1506,7 +1506,7 @@ TEST_F(ItreeConformance, Range_StartCallsOwnTheBlockableBit) {
 }
 
 // A range with start >= end is diagnosed and ignored: no callback, -EINVAL from the non-blocking start,
-// its end a no-op (DESIGN.md: bad input is an error, never a crash or a silent success).
+// its end a no-op (docs/semantics.md §1: bad input is an error, never a crash or a silent success).
 TEST_F(ItreeConformance, Range_EmptyOrInvertedRangeIsRejected) {
   Watch a(&journal_, 1);
   ASSERT_EQ(a.insert(mm_, 0, 4 * kPage), 0);
@@ -1711,7 +1711,7 @@ TEST_F(ItreeConformance, I22_RegisterFirstAlsoStartsSeqAtTwo) {
 }
 
 // ======================================================================================================
-// Reader API misuse (DESIGN.md: bad input is a diagnostic and an error value, never a crash)
+// Reader API misuse (docs/semantics.md §1: bad input is a diagnostic and an error value, never a crash)
 
 // read_begin on a removed notifier whose address space is gone (the notifier held its last reference):
 // diagnosed, returns 0, touches nothing freed.

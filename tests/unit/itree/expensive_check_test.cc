@@ -44,8 +44,6 @@ void corrupt_then_insert() {
 }
 
 // A node whose interval changed while indexed aborts the next mutation, naming the failed verify().
-TEST(ExpensiveChecksDeathTest, MutationOfACorruptedTreeAborts) {
-  EXPECT_DEATH(corrupt_then_insert(), "verify");
-}
+TEST(ExpensiveChecksDeathTest, MutationOfACorruptedTreeAborts) { EXPECT_DEATH(corrupt_then_insert(), "verify"); }
 
 }  // namespace
