@@ -110,7 +110,7 @@ TEST(Port, RenamedDriversKeepNoStaleTranslationOnTheProcessAddressSpace) {
               result.faults, result.stale);
   EXPECT_EQ(result.stale, 0u);
   EXPECT_GT(result.faults, 0u);
-  if (drivers.classic()) EXPECT_TRUE(svmm_balanced(drivers.svm_dev));
+  if (drivers.classic()) { EXPECT_TRUE(svmm_balanced(drivers.svm_dev)); }
 }
 
 // alloc_notifier's ERR_PTR(-ENOMEM) reaches the driver through get_locked as the kernel's would: gru's

@@ -160,7 +160,8 @@ TEST_F(Lifecycle, ExitDoesNotWaitForeverForAThreadAsleepInACallback) {
   if (child == 0) {
     close(fds[0]);
     g_asleep_fd = fds[1];
-    static const umn_notifier_ops ops = {.invalidate_range_start = &sleep_in_start};
+    static umn_notifier_ops ops{};  // every other op NULL (a partial designated list warns)
+    ops.invalidate_range_start = &sleep_in_start;
     static umn_notifier sub{};
     sub.ops = &ops;
     unsigned char* page = map_pages(1);
