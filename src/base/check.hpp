@@ -40,6 +40,11 @@ void report(DiagKind kind, const char* call, const char* message) noexcept;
 // stderr (e.g. a list of culprits) are written then, and not behind an installed hook's back.
 bool default_hook_in_use() noexcept;
 
+// In a fork child, before anything can report: a hook write that another (now dead) thread had begun at
+// the clone is abandoned, and the child starts with the default hook. Without it the child's first
+// report() waits for ever for that writer. Context: the child's atfork handler (core/fork.cc), one thread.
+void diag_fork_child() noexcept;
+
 [[noreturn]] void dcheck_failed(const char* file, int line, const char* expr) noexcept;
 
 }  // namespace umn::detail

@@ -65,6 +65,20 @@ void set_hook(Hook hook) noexcept {
   pthread_sigmask(SIG_SETMASK, &saved, nullptr);
 }
 
+}  // namespace
+
+// The forking thread was not inside set_hook (which holds its signals, and fork is a call of its own), so
+// an odd count in the child is a dead writer's; its pair may be half written, so the default hook it is.
+void diag_fork_child() noexcept {
+  const unsigned long seq = g_hook_seq.load(std::memory_order_relaxed);
+  if ((seq & 1) == 0) return;
+  g_hook.store(nullptr, std::memory_order_relaxed);
+  g_hook_context.store(nullptr, std::memory_order_relaxed);
+  g_hook_seq.store(seq + 1, std::memory_order_release);  // pairs with load_hook's first acquire load
+}
+
+namespace {
+
 // True the first time a message pointer is seen (or when the table is full: then print anyway).
 bool first_time(const char* message) noexcept {
   for (auto& slot : g_printed) {

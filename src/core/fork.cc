@@ -7,6 +7,7 @@
 #include <atomic>
 #include <new>
 
+#include "base/check.hpp"
 #include "core/itree_invalidate.hpp"
 #include "core/rcu.hpp"
 #include "core/subscriptions.hpp"
@@ -74,7 +75,10 @@ void finish(bool child) noexcept UMN_NO_THREAD_SAFETY_ANALYSIS {
 }
 
 void parent() noexcept { finish(false); }
-void child() noexcept { finish(true); }
+void child() noexcept {
+  diag_fork_child();  // step 0: a hook write a dead thread began (base/check.hpp)
+  finish(true);
+}
 
 // Fails only with ENOMEM at load; forks then still work, only a child may hang (the issue this fixes).
 [[gnu::constructor]] void register_handlers() noexcept { (void)pthread_atfork(&prepare, &parent, &child); }

@@ -14,7 +14,8 @@
 //               ranges, so get_lock comes first)
 //            5. liburcu's prepare (rcu::fork_prepare: its grace-period and registry locks)
 //            6. take Subscriptions::lock (a range ending inside a read-side section takes it: after 5)
-//   parent / child, in reverse:
+//   parent / child, in reverse (the child first abandons a diagnostic-hook write a dead thread began:
+//   diag_fork_child, base/check.hpp, so that nothing below waits for it in report()):
 //            6. release Subscriptions::lock; in the child first forget what the dead threads left: their
 //               open ranges (the epoch they kept odd closes, deferred inserts/removes are applied), their
 //               bare ranges, and their waits on epoch_ended (a fresh condition variable: glibc's
