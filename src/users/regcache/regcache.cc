@@ -606,11 +606,9 @@ inline constexpr int kRetryUnmerged = 1;
 // Steps 2-4 once. Return: 0 (accepted, *out referenced), -EAGAIN (invalidated: retry), kRetryUnmerged,
 // or an error.
 int register_once_locked(Cache* rc, uint64_t start, uint64_t end, Region** out) noexcept UMN_REQUIRES(rc->lock) {
-  const bool widened = [&] {
-    const uint64_t asked_start = start, asked_end = end;
-    merge_bounds_locked(rc, &start, &end);
-    return start != asked_start || end != asked_end;
-  }();
+  const uint64_t asked_start = start, asked_end = end;
+  merge_bounds_locked(rc, &start, &end);  // not in a lambda: clang's lock analysis does not enter those
+  const bool widened = start != asked_start || end != asked_end;
   if (int err = ensure_chunks_locked(rc, start, end); err != 0) return err;
   auto* region = new (std::nothrow) Region;
   if (region == nullptr) return -ENOMEM;
