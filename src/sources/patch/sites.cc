@@ -13,7 +13,8 @@ namespace umn::detail::patch {
 namespace {
 
 constexpr long kWatched[] = {SYS_mmap,  SYS_mprotect, SYS_munmap, SYS_brk,
-                             SYS_mremap, SYS_madvise, SYS_shmdt,  SYS_shmat, SYS_process_madvise};
+                             SYS_mremap, SYS_madvise, SYS_shmdt,  SYS_shmat, SYS_process_madvise,
+                             SYS_pkey_mprotect, SYS_remap_file_pages};
 constexpr unsigned char kSyscall[] = {0x0f, 0x05};
 constexpr unsigned char kMovEax[] = {0xb8};              // mov $imm32,%eax
 constexpr unsigned char kMovRax[] = {0x48, 0xc7, 0xc0};  // mov $simm32,%rax

@@ -73,7 +73,7 @@ long process_madvise_call(const long* a, uintptr_t caller) noexcept {
 // thread's own stack ending just below the stack pointer) and pass it through unannounced before touching
 // anything TSan intercepts. Without TSan it is delivered like any other madvise.
 bool exiting_thread_stack_discard(long nr, const long* a) noexcept {
-  if (nr != SYS_madvise || a[2] != MADV_DONTNEED || !tsan_present()) return false;
+  if (nr != SYS_madvise || static_cast<int>(a[2]) != MADV_DONTNEED || !tsan_present()) return false;
   const auto sp = reinterpret_cast<uint64_t>(__builtin_frame_address(0));
   const uint64_t start = static_cast<uint64_t>(a[0]), end = start + static_cast<uint64_t>(a[1]);
   return start < end && end <= sp && sp - end <= (64u << 10);
@@ -127,7 +127,8 @@ long hooked_call(long nr, const long* a, uintptr_t caller) noexcept {
 // patched before the caller can run it (patch/x86_64.hpp, on_exec_mapping; the choice is argued in
 // docs/process.md, "New text").
 void discover_text(long nr, const long* a, long result) noexcept {
-  if (nr != SYS_mmap || sys::failed(result) || (a[2] & PROT_EXEC) == 0 || (a[3] & MAP_ANONYMOUS) != 0 || a[4] < 0)
+  if (nr != SYS_mmap || sys::failed(result) || (a[2] & PROT_EXEC) == 0 || (a[3] & MAP_ANONYMOUS) != 0 ||
+      static_cast<int>(a[4]) < 0)  // the fd is an int (fget reads the low 32 bits)
     return;
   patch::on_exec_mapping(static_cast<int>(a[4]), static_cast<uintptr_t>(result), static_cast<uint64_t>(a[1]),
                          static_cast<uint64_t>(a[5]), static_cast<int>(a[2]));

@@ -1,9 +1,10 @@
-// events.cc - classification of the hooked system calls (contract in events.hpp): at most one
-// page-aligned range per call, computed from the arguments as the kernel gets them.
+// events.cc - classification of the hooked system calls that act on address ranges (contract in
+// events.hpp): page-aligned ranges computed from the arguments as the kernel gets them.
 #include "sources/process/events.hpp"
 
 #include <sys/mman.h>
 #include <sys/shm.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 
 #include <cstring>
@@ -75,6 +76,44 @@ unsigned mprotect_events(const long* a, umn_process_event* event, uintptr_t call
   return make_event(event, UMN_CALL_MPROTECT, UMN_NOTIFY_PROTECTION_VMA, start, end - start, caller);
 }
 
+constexpr long kHugetlbfsMagic = 0x958458f6;  // <linux/magic.h>
+
+// The size of the huge pages an mmap with these flags and descriptor maps, or 0 if it maps none: a
+// hugetlbfs file's (fstatfs: f_bsize), or MAP_HUGETLB's (log2 in the MAP_HUGE_SHIFT bits; 0 is the
+// default size, 2 MiB on x86-64 unless the kernel was booted with default_hugepagesz=1G).
+uint64_t huge_page_size(unsigned long flags, int fd) noexcept {
+  if ((flags & MAP_ANONYMOUS) != 0) {
+    if ((flags & MAP_HUGETLB) == 0) return 0;
+    const unsigned log2 = (flags >> MAP_HUGE_SHIFT) & MAP_HUGE_MASK;
+    return log2 != 0 ? uint64_t{1} << log2 : uint64_t{2} << 20;
+  }
+  struct statfs fs;
+  if (sys::failed(sys::call(SYS_fstatfs, fd, reinterpret_cast<long>(&fs))) || fs.f_type != kHugetlbfsMagic) return 0;
+  return static_cast<uint64_t>(fs.f_bsize);
+}
+
+// mmap(MAP_FIXED) replaces [addr, addr + len): len rounded up to pages, or to the huge page size when
+// it maps huge pages (ksys_mmap_pgoff aligns len first). MAP_FIXED_NOREPLACE, with or without
+// MAP_FIXED, never replaces anything (do_mmap fails with EEXIST).
+unsigned mmap_events(const long* a, umn_process_event* event, uintptr_t caller) noexcept {
+  const unsigned long flags = static_cast<unsigned long>(a[3]);  // the kernel's flags are unsigned long
+  if ((flags & MAP_FIXED) == 0 || (flags & MAP_FIXED_NOREPLACE) != 0) return 0;
+  uint64_t length = static_cast<uint64_t>(a[1]);
+  // The fd is an int (fget reads the low 32 bits).
+  if (const uint64_t huge = huge_page_size(flags, static_cast<int>(a[4])); huge > sys::kPageSize && length != 0)
+    length = (length + huge - 1) & ~(huge - 1);
+  return make_event(event, UMN_CALL_MMAP_FIXED, UMN_NOTIFY_UNMAP, static_cast<uint64_t>(a[0]), length, caller);
+}
+
+// remap_file_pages(start, size, prot, pgoff, flags) (mm/mmap.c; emulated since Linux 4.0): a nonzero
+// prot is refused; otherwise [start, start + size), both rounded down to pages, gets other pages of the
+// file through a MAP_FIXED mmap: announced as one.
+unsigned remap_file_pages_events(const long* a, umn_process_event* event, uintptr_t caller) noexcept {
+  if (a[2] != 0) return 0;  // prot is unsigned long
+  return make_event(event, UMN_CALL_MMAP_FIXED, UMN_NOTIFY_UNMAP, sys::page_down(static_cast<uint64_t>(a[0])),
+                    sys::page_down(static_cast<uint64_t>(a[1])), caller);
+}
+
 // shmat(id, addr, SHM_REMAP) replaces what is mapped at [addr, addr + segment size), like mmap(MAP_FIXED).
 // Without SHM_REMAP an occupied range makes shmat fail, and without addr the kernel picks a free one.
 unsigned shmat_events(const long* a, umn_process_event* event, uintptr_t caller) noexcept {
@@ -126,12 +165,14 @@ unsigned events_of(long nr, const long* a, umn_process_event* event, uintptr_t c
     case SYS_munmap:
       return make_event(event, UMN_CALL_MUNMAP, UMN_NOTIFY_UNMAP, u(0), u(1), caller);
     case SYS_mmap:
-      if ((a[3] & MAP_FIXED) == 0) return 0;
-      return make_event(event, UMN_CALL_MMAP_FIXED, UMN_NOTIFY_UNMAP, u(0), u(1), caller);
+      return mmap_events(a, event, caller);
+    case SYS_remap_file_pages:
+      return remap_file_pages_events(a, event, caller);
     case SYS_madvise:
       if (!discards(static_cast<int>(a[2]))) return 0;  // the kernel's advice is int: low 32 bits
       return make_event(event, UMN_CALL_MADVISE, UMN_NOTIFY_CLEAR, u(0), u(1), caller);
     case SYS_mprotect:
+    case SYS_pkey_mprotect:  // mprotect with a protection key (do_mprotect_pkey): the same rules
       return mprotect_events(a, event, caller);
     case SYS_brk: {
       if (a[0] == 0) return 0;
