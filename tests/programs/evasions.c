@@ -7,14 +7,16 @@
  *                 (with IORING_SETUP_SQPOLL, not even io_uring_enter).
  *   user_notif    a seccomp filter of the program's own that returns SECCOMP_RET_USER_NOTIF for munmap
  *                 (it takes precedence over the tracer's RET_TRACE) and a thread that lets it continue.
- *   remap_file_pages  the deprecated call that replaces the pages of a shared file mapping.
+ *   remap_file_pages  the deprecated call that replaces the pages of a shared file mapping, made by a
+ *                 generated instruction (the hooks announce libc's since issue 17's audit).
  *   clone_vm_brk  a clone(CLONE_VM) process (one address space, two processes) shrinks the break that
  *                 its creator grew after the clone.
  *   killed_mid_munmap  a thread's raw munmap of 128 MiB is still freeing pages when another thread
  *                 ends the process (exit_group): the kernel skips the syscall-exit stop of a dying
  *                 thread, where the tracer used to confirm the miss.
  *   clone_vm_libc the positive control: a clone(CLONE_VM) process without its own TLS unmaps a page
- *                 through libc (announced: 0 misses). */
+ *                 through libc (announced: 0 misses).
+ *   remap_file_pages_libc  the positive control: remap_file_pages through libc (announced: 0 misses). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <linux/filter.h>
@@ -104,13 +106,14 @@ static int user_notif(void) {
 	return r == 0 ? 0 : 2;
 }
 
-static int remap_pages(void) {
+static int remap_pages(int raw) {
 	int fd = memfd_create("evasions", 0);
 	if (fd < 0 || ftruncate(fd, 2 * 4096) != 0) return 2;
 	char *p = mmap(NULL, 2 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	p[0] = 'a';
 	p[4096] = 'b';
-	if (remap_file_pages(p, 4096, 0, 1, 0) != 0) return 2;
+	long r = raw ? jit_syscall(SYS_remap_file_pages, (long)p, 4096, 0, 1, 0, 0) : remap_file_pages(p, 4096, 0, 1, 0);
+	if (r != 0) return 2;
 	return p[0] == 'b' ? 0 : 2; /* the first page now shows the file's second */
 }
 
@@ -169,7 +172,8 @@ int main(int argc, char **argv) {
 	if (strcmp(argv[1], "clone_parent") == 0) return clone_parent();
 	if (strcmp(argv[1], "uring_madvise") == 0) return uring_madvise();
 	if (strcmp(argv[1], "user_notif") == 0) return user_notif();
-	if (strcmp(argv[1], "remap_file_pages") == 0) return remap_pages();
+	if (strcmp(argv[1], "remap_file_pages") == 0) return remap_pages(1);
+	if (strcmp(argv[1], "remap_file_pages_libc") == 0) return remap_pages(0);
 	if (strcmp(argv[1], "killed_mid_munmap") == 0) return killed_mid_munmap();
 	if (strcmp(argv[1], "clone_vm_brk") == 0) return clone_vm(shrink_the_break);
 	if (strcmp(argv[1], "clone_vm_libc") == 0) return clone_vm(unmap_through_libc);
