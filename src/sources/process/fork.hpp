@@ -4,7 +4,7 @@
 // is held by the installer), so that no child inherits a half-done installation (issue 17.9).
 //
 // Locking: g_fork_lock (fork.cc, a spin lock) guards the pending fork ranges from prepare to parent/child,
-//   and is held by the installer for the whole installation (hold_forks).
+//   and is held by the installer for the whole installation (hold_forks), with its signals blocked.
 // Lifetime: the pending ranges live in static storage between prepare and parent/child.
 // Context: the steps run inside fork(), with the forking thread's signals blocked; they read
 //   /proc/self/maps with raw system calls. Observers get the fork event's END in the parent only: in the
@@ -17,7 +17,8 @@
 namespace umn::detail {
 
 // Hold forks back (prepare waits) while the installer's state may change from 0 to 1 to 2: a fork never
-// clones a process whose installation is in progress. Context: the installer, never nested.
+// clones a process whose installation is in progress. Context: the installer, never nested, with every
+// signal blocked (a handler that forks would wait for its own thread: spin forever); and prepare.
 void hold_forks() noexcept;
 void release_forks() noexcept;
 

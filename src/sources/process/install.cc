@@ -3,7 +3,9 @@
 //
 // State machine (g_install_state, state.hpp): 0 not yet -> 1 installing (one thread, by CAS) -> 2 done.
 // Other threads wait for 2; the installing thread's own hooked calls (t_installing) do not wait.
+#include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 
 #include <cerrno>
 #include <cstdlib>
@@ -53,18 +55,23 @@ extern "C" {
 
 void umn_detail_process_autoinstall(umn_mm* mm) {
   if (g_install_state.load(std::memory_order_acquire) == 2 || t_installing) return;
+  // Signals are held while this thread holds the fork lock: a handler's fork would wait in the prepare
+  // handler for the lock its own thread holds (issue 12 review).
+  sigset_t all, saved;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &saved);
   hold_forks();  // a fork clones no process with the state at 1 (issue 17.9)
   int expected = 0;
-  if (g_install_state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+  const bool installer = g_install_state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel);
+  if (installer) {
     t_installing = true;
     g_status = do_install(mm);
     if (g_status == 0) arm_release_at_exit(mm);
     t_installing = false;
     g_install_state.store(2, std::memory_order_release);  // pairs with the acquire loads above
-    release_forks();
-    return;
   }
   release_forks();
+  pthread_sigmask(SIG_SETMASK, &saved, nullptr);
   while (g_install_state.load(std::memory_order_acquire) != 2) sched_yield();
 }
 

@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include <sched.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -226,6 +227,58 @@ TEST(ForkDuringInstall, ChildNeverInheritsAHalfDoneInstallation) {
     }
     const int status = wait_with_watchdog(helper, std::chrono::seconds(30));
     ASSERT_EQ(status, 0) << "round " << i << (status == 1 ? ": a child hung or failed" : "");
+  }
+}
+
+// The helper process of ForkFromHandlerDuringInstall: a 1 ms interval timer whose SIGALRM handler forks
+// (the child exits at once) while this thread runs the first installation. Exit status 0 once the
+// installation returned; a hang is the parent's watchdog's to see.
+volatile sig_atomic_t g_handler_forks = 0;
+
+void fork_and_reap(int) {
+  const pid_t child = fork();
+  if (child == 0) syscall(SYS_exit_group, 0);
+  if (child > 0) {
+    g_handler_forks = g_handler_forks + 1;
+    waitpid(child, nullptr, 0);
+  }
+}
+
+[[noreturn]] void fork_from_handler_during_install_helper() {
+  umn_process_hooks_info info;
+  umn_process_hooks_get_info(&info);
+  if (info.status != 1) _exit(2);  // installed already: this process cannot test anything
+  struct sigaction action = {};
+  action.sa_handler = &fork_and_reap;
+  action.sa_flags = SA_RESTART;
+  sigaction(SIGALRM, &action, nullptr);
+  const itimerval every_ms = {{0, 1000}, {0, 1000}}, off = {};
+  setitimer(ITIMER_REAL, &every_ms, nullptr);
+  const int status = umn_process_hooks_install();
+  setitimer(ITIMER_REAL, &off, nullptr);
+  syscall(SYS_exit_group, status == 0 ? 0 : 3);
+  _exit(3);  // not reached
+}
+
+// A signal handler that forks while its own thread runs the first installation (issue 12 review): the
+// installer held the fork lock with signals deliverable, so the handler's fork waited in the prepare
+// handler for a lock its own thread held: it spun forever (3 runs of 3 with a 5 ms timer). Each of 10
+// rounds (50 with UMN_STRESS_LONG=1) runs in a fresh process: this binary re-executed as the helper
+// above, under a 20 s watchdog.
+TEST(ForkFromHandlerDuringInstall, HandlerForkNeverWaitsForItsOwnThreadRegression) {
+  if (std::getenv("UMN_TEST_FORK_HANDLER_HELPER") != nullptr) fork_from_handler_during_install_helper();
+  const int rounds = long_run() ? 50 : 10;
+  for (int i = 0; i < rounds; ++i) {
+    pid_t helper = fork();
+    ASSERT_GE(helper, 0);
+    if (helper == 0) {
+      setenv("UMN_TEST_FORK_HANDLER_HELPER", "1", 1);
+      execl("/proc/self/exe", "umn_sources_tests", "--gtest_filter=ForkFromHandlerDuringInstall.*",
+            static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    const int status = wait_with_watchdog(helper, std::chrono::seconds(20));
+    ASSERT_EQ(status, 0) << "round " << i << (status == -1 ? ": the installation hung" : "");
   }
 }
 
