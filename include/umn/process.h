@@ -105,6 +105,10 @@ enum umn_process_call {
 	UMN_CALL_QUIET,                /* a hooked call that took nothing away (UMN_PROCESS_PHASE_QUIET) */
 	UMN_CALL_SHMAT,                /* shmat(SHM_REMAP) over existing mappings */
 	UMN_CALL_PROCESS_MADVISE,      /* process_madvise() on this process: one event per iovec */
+	UMN_CALL_TRUNCATE,             /* ftruncate, truncate, creat or openat with O_TRUNC shrinking a
+					  file mapped here (CLEAR of the pages past the new size) */
+	UMN_CALL_FALLOCATE,            /* fallocate punching, zeroing, collapsing or inserting in a file
+					  mapped here (CLEAR) */
 	UMN_CALL_COUNT
 };
 

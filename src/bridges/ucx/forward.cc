@@ -68,6 +68,8 @@ void forward(void*, const umn_process_event* event, int phase, void*) noexcept {
     case UMN_CALL_BRK:
     case UMN_CALL_MADVISE:
     case UMN_CALL_PROCESS_MADVISE:
+    case UMN_CALL_TRUNCATE:
+    case UMN_CALL_FALLOCATE:
       vm_unmapped(event->start, event->end - event->start);
       return;
     default:  // mprotect, fork, userfaultfd, quiet: not UCM events

@@ -14,7 +14,10 @@ namespace {
 
 constexpr long kWatched[] = {SYS_mmap,  SYS_mprotect, SYS_munmap, SYS_brk,
                              SYS_mremap, SYS_madvise, SYS_shmdt,  SYS_shmat, SYS_process_madvise,
-                             SYS_pkey_mprotect, SYS_remap_file_pages};
+                             SYS_pkey_mprotect, SYS_remap_file_pages, SYS_ftruncate, SYS_truncate,
+                             SYS_fallocate, SYS_openat, SYS_creat};
+// emit_syscall_fn_filter (stub_area.cc) compares at most 16 numbers, each with a short jump to the body.
+static_assert(sizeof(kWatched) / sizeof(kWatched[0]) <= 16);
 constexpr unsigned char kSyscall[] = {0x0f, 0x05};
 constexpr unsigned char kMovEax[] = {0xb8};              // mov $imm32,%eax
 constexpr unsigned char kMovRax[] = {0x48, 0xc7, 0xc0};  // mov $simm32,%rax

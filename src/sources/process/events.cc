@@ -9,6 +9,7 @@
 
 #include <cstring>
 
+#include "sources/process/file_events.hpp"
 #include "sources/sys/sys.hpp"
 
 #ifndef MREMAP_DONTUNMAP
@@ -187,6 +188,12 @@ unsigned events_of(long nr, const long* a, umn_process_event* event, uintptr_t c
       return mremap_events(a, event, caller);
     case SYS_shmat:
       return shmat_events(a, event, caller);
+    case SYS_ftruncate:
+    case SYS_truncate:
+    case SYS_fallocate:
+    case SYS_openat:
+    case SYS_creat:
+      return file_events(nr, a, event, caller);
     default:
       return 0;
   }

@@ -19,7 +19,8 @@ unsigned make_event(umn_process_event* event, umn_process_call call, umn_notifie
 // Whether madvise advice takes the pages behind a range away (announced as CLEAR).
 bool discards(long advice) noexcept;
 
-// The most events one call causes: mremap(MREMAP_FIXED) unmaps the destination, then the old range.
+// The most events one call causes: mremap(MREMAP_FIXED) unmaps the destination, then the old range; a
+// file call (file_events.hpp) zaps its pages in two mappings of the file (more widen the last event).
 inline constexpr unsigned kMaxEvents = 2;
 
 // The events system call nr with arguments a (as the kernel gets them: an int argument is the low 32

