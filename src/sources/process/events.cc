@@ -169,9 +169,12 @@ unsigned events_of(long nr, const long* a, umn_process_event* event, uintptr_t c
       return mmap_events(a, event, caller);
     case SYS_remap_file_pages:
       return remap_file_pages_events(a, event, caller);
-    case SYS_madvise:
-      if (!discards(static_cast<int>(a[2]))) return 0;  // the kernel's advice is int: low 32 bits
+    case SYS_madvise: {
+      const int advice = static_cast<int>(a[2]);  // the kernel's advice is int: low 32 bits
+      if (advice == MADV_REMOVE || advice == sys::kMadvCollapse) return madvise_file_events(u(0), u(1), event, caller);
+      if (!discards(advice)) return 0;
       return make_event(event, UMN_CALL_MADVISE, UMN_NOTIFY_CLEAR, u(0), u(1), caller);
+    }
     case SYS_mprotect:
     case SYS_pkey_mprotect:  // mprotect with a protection key (do_mprotect_pkey): the same rules
       return mprotect_events(a, event, caller);

@@ -1,8 +1,9 @@
 // events.hpp - classification: which hooked system calls take memory away, and the range each announces
 // (the table in docs/process.md, "Events").
 //
-// Locking: none. Lifetime: nothing is kept. Context: async-signal-safe (shmdt's extent reads
-//   /proc/self/maps with raw system calls into a stack buffer; brk and shmat issue raw queries).
+// Locking: none. Lifetime: nothing is kept. Context: async-signal-safe (shmdt, mprotect with
+//   PROT_GROWSDOWN and the file calls of file_events.hpp read /proc/self/maps with raw system calls into
+//   a stack buffer; brk, shmat, mmap of a file with MAP_FIXED and the file calls issue raw queries).
 // Memory ordering: none.
 #pragma once
 

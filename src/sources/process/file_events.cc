@@ -92,23 +92,21 @@ bool zap_of(long nr, const long* a, Zap* zap, umn_process_call* call) noexcept {
   }
 }
 
-// Adds [start, end) to events[0, *n): appended to the last event when contiguous with it, a new event
-// while there is room, else the last event is widened over it (maps come in address order).
-void add_range(umn_process_event* events, unsigned* n, umn_process_call call, uint64_t start, uint64_t end,
-               uintptr_t caller) noexcept {
-  if (*n > 0 && (events[*n - 1].end == start || *n == kMaxEvents)) {
+// Adds [start, end) to events[0, *n) (at most max): appended to the last event when contiguous with it,
+// a new event while there is room, else the last event is widened over it (maps come in address order).
+void add_range(umn_process_event* events, unsigned* n, unsigned max, umn_process_call call, uint64_t start,
+               uint64_t end, uintptr_t caller) noexcept {
+  if (*n > 0 && (events[*n - 1].end == start || *n == max)) {
     events[*n - 1].end = end;
     return;
   }
   *n += make_event(&events[*n], call, UMN_NOTIFY_CLEAR, start, end - start, caller);
 }
 
-}  // namespace
-
-unsigned file_events(long nr, const long* a, umn_process_event* events, uintptr_t caller) noexcept {
-  Zap zap;
-  umn_process_call call;
-  if (!zap_of(nr, a, &zap, &call) || zap.from >= zap.to) return 0;
+// The events (at most max) over this process's mappings of zap's file range, leaving out what lies
+// inside [skip_start, skip_end) (already announced).
+unsigned mappings_of(const Zap& zap, umn_process_call call, umn_process_event* events, unsigned max,
+                     uint64_t skip_start, uint64_t skip_end, uintptr_t caller) noexcept {
   sys::MapsReader maps;
   sys::MapEntry entry;
   unsigned n = 0;
@@ -117,9 +115,43 @@ unsigned file_events(long nr, const long* a, umn_process_event* events, uintptr_
     const uint64_t mapped_end = entry.offset + (entry.end - entry.start);  // file offsets it maps
     const uint64_t from = zap.from > entry.offset ? zap.from : entry.offset;
     const uint64_t to = zap.to < mapped_end ? zap.to : mapped_end;
-    if (from < to) add_range(events, &n, call, entry.start + (from - entry.offset), entry.start + (to - entry.offset), caller);
+    const uint64_t start = entry.start + (from - entry.offset), end = entry.start + (to - entry.offset);
+    if (from < to && !(skip_start <= start && end <= skip_end)) add_range(events, &n, max, call, start, end, caller);
   }
   return n;
+}
+
+// The file range that [addr, addr + length) maps, if the mapping holding addr is a shared file mapping.
+bool shared_file_behind(uint64_t addr, uint64_t length, Zap* zap) noexcept {
+  sys::MapsReader maps;
+  sys::MapEntry entry;
+  while (maps.next(&entry)) {
+    if (entry.start > addr) return false;
+    if (addr >= entry.end) continue;
+    if ((entry.prot & sys::kMapShared) == 0 || entry.inode == 0) return false;
+    zap->device = entry.device;
+    zap->inode = entry.inode;
+    zap->from = entry.offset + (addr - entry.start);
+    zap->to = zap->from + length;
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+unsigned file_events(long nr, const long* a, umn_process_event* events, uintptr_t caller) noexcept {
+  Zap zap;
+  umn_process_call call;
+  if (!zap_of(nr, a, &zap, &call) || zap.from >= zap.to) return 0;
+  return mappings_of(zap, call, events, kMaxEvents, 0, 0, caller);
+}
+
+unsigned madvise_file_events(uint64_t addr, uint64_t length, umn_process_event* events, uintptr_t caller) noexcept {
+  if (make_event(&events[0], UMN_CALL_MADVISE, UMN_NOTIFY_CLEAR, addr, length, caller) == 0) return 0;
+  Zap zap;
+  if (!shared_file_behind(addr, events[0].end - addr, &zap)) return 1;
+  return 1 + mappings_of(zap, UMN_CALL_MADVISE, events + 1, kMaxEvents - 1, events[0].start, events[0].end, caller);
 }
 
 }  // namespace umn::detail

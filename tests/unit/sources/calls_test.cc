@@ -283,5 +283,27 @@ TEST_F(Calls, FallocateCollapseInsertAndZeroRangeNotifyClear) {
   munmap(p, 8 * kPage);
 }
 
+// MADV_REMOVE punches a hole in the file behind a shared mapping (madvise_remove: vfs_fallocate with
+// PUNCH_HOLE), so every mapping of those file pages loses them, not only the advised range: each other
+// mapping of the file here gets CLEAR of the pages mapping the same file range. Only the advised range
+// was announced (the second mapping lost its pages with no event).
+TEST_F(Calls, MadviseRemoveNotifiesEveryMappingOfTheFile) {
+  SharedFile f(4);
+  ASSERT_NE(f.p, nullptr);
+  auto* b = static_cast<unsigned char*>(mmap(nullptr, 4 * kPage, PROT_READ | PROT_WRITE, MAP_SHARED, f.fd, 0));
+  ASSERT_NE(b, MAP_FAILED);
+  Recorder rec_a, rec_b;
+  ASSERT_EQ(rec_a.watch(f.p, 4 * kPage), 0);
+  ASSERT_EQ(rec_b.watch(b, 4 * kPage), 0);
+  ASSERT_EQ(madvise(f.p + kPage, 2 * kPage, MADV_REMOVE), 0);
+  EXPECT_TRUE(one_event(rec_a, UMN_NOTIFY_CLEAR, u(f.p + kPage), u(f.p + 3 * kPage)));
+  EXPECT_TRUE(one_event(rec_b, UMN_NOTIFY_CLEAR, u(b + kPage), u(b + 3 * kPage)));
+  EXPECT_EQ(b[kPage], 0);  // the kernel did take the second mapping's pages
+  EXPECT_EQ(b[0], kPattern);
+  rec_a.unwatch();
+  rec_b.unwatch();
+  munmap(b, 4 * kPage);
+}
+
 }  // namespace
 }  // namespace umn::test
