@@ -2,7 +2,8 @@
 # test.sh - builds and runs every test: the normal build, ASan+UBSan, and TSan.
 #   scripts/test.sh          CI-sized stress tests
 #   scripts/test.sh --long   long stress runs (UMN_STRESS_LONG=1)
-# Build folders: build/test, build/nohooks, build/tsa (clang -Wthread-safety), build/asan, build/tsan.
+# Build folders: build/test, build/nohooks, build/clang (everything compiled with clang, -Wthread-safety),
+# build/asan, build/tsan.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -40,16 +41,20 @@ configure_build nohooks -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUMN_PROCESS_HOOKS=OF
   -DUMN_BUILD_EXAMPLES=OFF "-DUMN_UNIT_ONLY=core;classic;cxx;itree;misuse;nohooks"
 run_tests nohooks
 
-# clang's thread-safety analysis over the library (every UMN_GUARDED_BY / UMN_REQUIRES, src/base/lock.hpp),
-# warnings as errors; first a negative control that proves the analysis is on.
+# clang: the whole tree (library, umn command, tests, benchmarks, examples) compiled with clang, the warning
+# set of cmake/umn_warnings.cmake, its thread-safety analysis (every UMN_GUARDED_BY / UMN_REQUIRES,
+# src/base/lock.hpp) and -Werror; first a negative control that proves the analysis is on.
 tsa=(clang++ -std=c++20 -fsyntax-only -Wthread-safety -Werror -Isrc tests/thread_safety/unlocked_read.cc)
 "${tsa[@]}"
 if "${tsa[@]}" -DUMN_EXPECT_REJECTED 2>/dev/null; then
   echo "clang accepted an unlocked read of a UMN_GUARDED_BY field: the analysis is off" >&2
   exit 1
 fi
-CC=clang CXX=clang++ configure_build tsa -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUMN_BUILD_TESTS=OFF -DUMN_BUILD_TOOLS=OFF \
-  -DUMN_BUILD_EXAMPLES=OFF
+# Compiled, not run (gcc's builds run the tests), so -O0 and no debug info: clang's warnings come from its
+# front end and do not depend on the optimisation level. NDEBUG as in the plain build, so that what only
+# assert() uses is checked as release builds see it.
+CC=clang CXX=clang++ configure_build clang -DCMAKE_BUILD_TYPE=Release "-DCMAKE_C_FLAGS_RELEASE=-O0 -DNDEBUG" \
+  "-DCMAKE_CXX_FLAGS_RELEASE=-O0 -DNDEBUG" -DUMN_BUILD_BENCH=ON
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1

@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/lock.hpp"
 #include "core/subscriptions.hpp"
 #include "model.hpp"
 #include "umn/umn.h"
@@ -523,7 +524,7 @@ void Runner::check_state() {
   umn::detail::Subscriptions* subs = umn::detail::subscriptions_of(mm_);
   if ((subs != nullptr) != model_.has_subscriptions()) fail("subscriptions exist in one but not the other");
   if (subs == nullptr) return;
-  std::lock_guard guard(subs->lock);
+  umn::detail::MutexLock guard(subs->lock);
   if (subs->active != model_.active())
     fail("active: umn " + std::to_string(subs->active) + " model " + std::to_string(model_.active()));
   match_seq(subs->invalidate_seq.load(), model_.seq(), "address-space seq");

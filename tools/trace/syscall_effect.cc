@@ -185,7 +185,7 @@ Effect shmat_effect(const Syscall& c) {
   constexpr int kRemap = 040000, kRnd = 020000;
   const int flags = static_cast<int>(c.args[2]);
   if ((flags & kRemap) == 0 || c.args[1] == 0) return {};
-  const uint64_t addr = (flags & kRnd) != 0 ? c.args[1] & ~(uint64_t{SHMLBA} - 1) : c.args[1];
+  const uint64_t addr = (flags & kRnd) != 0 ? c.args[1] & ~(static_cast<uint64_t>(SHMLBA) - 1) : c.args[1];
   Effect e = effect(UMN_CALL_SHMAT, Loss::kMapping);
   if (uint64_t size = segment_size(c.args[0]); size != 0) {
     e.ranges = page_range(addr, size);
