@@ -7,7 +7,8 @@ packages=(build-essential cmake pkg-config git libgtest-dev libgmock-dev libbenc
           libcli11-dev libfmt-dev valgrind clang clang-format libclang-rt-14-dev spin
           libucx-dev ucx-utils  # libucx-dev, ucx-utils: the UCX bridge and its tests (tests/ucx), regcache_bench
           liburing-dev          # io_uring fixed buffers on the registration cache (src/users/uring)
-          libcapstone-dev       # the patcher decodes the functions holding syscall sites
+          libzydis-dev          # the patcher decodes the functions holding syscall sites
+          libcapstone-dev       # ... and, in a fully static program (no static Zydis in Debian 12), with Capstone
           golang-go fzf         # real Go programs (tests/programs/go)
           python3 libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0)  # umn trace runs (tests/programs)
 

@@ -1,12 +1,12 @@
 // sites.cc - decoding a module's functions for syscall sites (contract: sites.hpp).
 #include "sources/patch/sites.hpp"
 
-#include <capstone/capstone.h>
 #include <sys/syscall.h>
 
 #include <cstring>
 #include <initializer_list>
 
+#include "sources/patch/decoder.hpp"
 #include "sources/patch/stub_area.hpp"
 
 namespace umn::detail::patch {
@@ -51,20 +51,6 @@ SiteKind classify(uintptr_t addr, const unsigned char* file, unsigned length, Si
     return SiteKind::kShared;
   return SiteKind::kForeign;
 }
-
-struct Decoder {
-  csh handle = 0;
-  cs_insn* insn = nullptr;
-  bool open() noexcept {
-    if (cs_open(CS_ARCH_X86, CS_MODE_64, &handle) != CS_ERR_OK) return false;
-    insn = cs_malloc(handle);
-    return insn != nullptr;
-  }
-  ~Decoder() {
-    if (insn != nullptr) cs_free(insn, 1);
-    if (handle != 0) cs_close(&handle);
-  }
-};
 
 struct ModuleScan {
   const ElfImage& image;
@@ -123,20 +109,21 @@ uint64_t decode_end(const RawArray<uint64_t>& syscalls, const Extent& extent) no
 }
 
 // Decodes the extent from its start up to end (decode_end()): the instructions are the whole extent's
-// up to there, and those past it hold no 0f 05 pair.
+// up to there, and those past it hold no 0f 05 pair. Bytes that are no instruction end the walk.
 bool decode_extent(ModuleScan& scan, Decoder& decoder, const Extent& extent, uint64_t end) noexcept {
-  const unsigned char* code = scan.image.bytes_at(extent.start, end - extent.start);
+  const uint64_t total = end - extent.start;
+  const unsigned char* code = scan.image.bytes_at(extent.start, total);
   if (code == nullptr) return true;
-  size_t left = end - extent.start;
-  uint64_t vaddr = extent.start, prev_vaddr = 0;
   const unsigned char* prev = nullptr;
-  size_t prev_size = 0;
-  while (cs_disasm_iter(decoder.handle, &code, &left, &vaddr, decoder.insn)) {
-    const cs_insn& in = *decoder.insn;
-    const unsigned char* at = code - in.size;
-    if (in.size == 2 && std::memcmp(at, kSyscall, 2) == 0 && !on_syscall(scan, prev_vaddr, prev, prev_size))
-      return false;
-    prev = at, prev_size = in.size, prev_vaddr = in.address;
+  uint64_t prev_vaddr = 0;
+  unsigned prev_size = 0;
+  for (uint64_t offset = 0; offset < total;) {
+    const unsigned size = decoder.length(code + offset, total - offset);
+    if (size == 0) break;
+    const unsigned char* at = code + offset;
+    if (size == 2 && std::memcmp(at, kSyscall, 2) == 0 && !on_syscall(scan, prev_vaddr, prev, prev_size)) return false;
+    prev = at, prev_size = size, prev_vaddr = extent.start + offset;
+    offset += size;
   }
   return true;
 }
@@ -216,7 +203,7 @@ bool find_sites(const ElfImage& image, uint64_t text, uint64_t length, uint64_t 
   if (syscalls.size() == 0) return true;  // no site and nothing undecoded: the extents are not needed
   if (!function_extents(image, &extents, &runtime) || !merge_extents(extents, &merged)) return false;
   Decoder decoder;
-  if (!decoder.open()) return false;
+  if (!decoder.ready()) return false;
   ModuleScan scan{image, runtime, bias, module, sites, counts};
   for (const Extent& extent : extents) {
     if (extent.start < text || extent.end > text + length) continue;

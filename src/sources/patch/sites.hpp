@@ -9,8 +9,9 @@
 // A site is taken only at a decoded instruction boundary inside a known function extent (extents.hpp);
 // the watched byte patterns found outside every extent are counted as undecoded, never patched.
 //
-// Locking: none. Lifetime: sites are copied out. Context: not a signal handler; Capstone allocates
-// its decoder handle with malloc (once per scan). Memory ordering: none.
+// Locking: none. Lifetime: sites are copied out. Context: not a signal handler; no malloc (but the
+// Capstone decoder of fully static programs allocates its handle once per scan, decoder.hpp). Memory
+// ordering: none.
 #pragma once
 
 #include <cstdint>

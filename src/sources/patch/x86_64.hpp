@@ -47,9 +47,9 @@
 //
 // Locking: install() is called once per copy, serialised by the caller; on_exec_mapping() serialises
 // itself (a spin lock, reset in a forked child; a signal handler of the thread that holds it maps text
-// that is then counted as unscanned, not patched). Context: not from a signal
-// handler; no malloc besides Capstone's decoder handle. Memory ordering: the locked cmpxchg is a full
-// barrier; a stub area is made read+exec before the jmp that leads to it is published.
+// that is then counted as unscanned, not patched). Context: not from a signal handler; no malloc (but see
+// decoder.hpp for fully static programs). Memory ordering: the locked cmpxchg is a full barrier; a stub
+// area is made read+exec before the jmp that leads to it is published.
 #pragma once
 
 #include <cstdint>
