@@ -49,9 +49,11 @@ bool truncation(const struct stat& st, long length, Zap* zap) noexcept {
 }
 
 // An open with O_TRUNC (flags as the kernel reads them: an int) of the regular file at dirfd/path: the
-// whole file, when it has contents. O_CREAT | O_EXCL fails on an existing file and truncates nothing.
+// whole file, when it has contents. O_CREAT | O_EXCL fails on an existing file and truncates nothing;
+// O_PATH drops O_TRUNC (build_open_flags).
 bool open_truncation(int dirfd, long path, int flags, Zap* zap) noexcept {
-  if ((flags & O_TRUNC) == 0 || (flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL)) return false;
+  if ((flags & O_TRUNC) == 0 || (flags & O_PATH) != 0 || (flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL))
+    return false;
   struct stat st;
   if (!stat_path(dirfd, path, (flags & O_NOFOLLOW) != 0 ? AT_SYMLINK_NOFOLLOW : 0, &st)) return false;
   return truncation(st, 0, zap);

@@ -189,6 +189,10 @@ TEST_F(Calls, TruncationNotifiesClearPastTheNewSizeInEveryMapping) {
   int fd = open(path_of(f).c_str(), O_RDONLY);
   ASSERT_GE(fd, 0);
   close(fd);
+  fd = open(path_of(f).c_str(), O_PATH | O_TRUNC);  // O_PATH drops O_TRUNC: nothing is truncated
+  ASSERT_GE(fd, 0);
+  close(fd);
+  EXPECT_EQ(f.p[0], kPattern);
   EXPECT_EQ(shared.calls(), 2);
   fd = open(path_of(f).c_str(), O_RDWR | O_TRUNC);
   ASSERT_GE(fd, 0);
