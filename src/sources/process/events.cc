@@ -117,7 +117,12 @@ unsigned remap_file_pages_events(const long* a, umn_process_event* event, uintpt
 
 // shmat(id, addr, SHM_REMAP) replaces what is mapped at [addr, addr + segment size), like mmap(MAP_FIXED).
 // Without SHM_REMAP an occupied range makes shmat fail, and without addr the kernel picks a free one.
+// A SHM_HUGETLB segment maps its size rounded up to the huge page (newseg sizes its file so; measured: a
+// 4 KiB segment maps 2 MiB), at a huge-page-aligned address only; IPC_STAT does not tell such segments
+// apart, so at a 2 MiB-aligned address the range is rounded up to 2 MiB (a normal segment attached there
+// gets a spurious tail).
 unsigned shmat_events(const long* a, umn_process_event* event, uintptr_t caller) noexcept {
+  constexpr uint64_t kHugePage = uint64_t{2} << 20;
   const int shmflg = static_cast<int>(a[2]);  // the kernel's shmid and shmflg are int: low 32 bits
   if ((shmflg & SHM_REMAP) == 0 || a[1] == 0) return 0;
   uint64_t addr = static_cast<uint64_t>(a[1]);
@@ -125,7 +130,9 @@ unsigned shmat_events(const long* a, umn_process_event* event, uintptr_t caller)
   struct shmid_ds segment;
   if (sys::failed(sys::call(SYS_shmctl, static_cast<int>(a[0]), IPC_STAT, reinterpret_cast<long>(&segment))))
     return 0;  // shmat fails as well (no such segment, or no read permission)
-  return make_event(event, UMN_CALL_SHMAT, UMN_NOTIFY_UNMAP, addr, segment.shm_segsz, caller);
+  uint64_t size = segment.shm_segsz;
+  if ((addr & (kHugePage - 1)) == 0 && size != 0) size = (size + kHugePage - 1) & ~(kHugePage - 1);
+  return make_event(event, UMN_CALL_SHMAT, UMN_NOTIFY_UNMAP, addr, size, caller);
 }
 
 // mremap (mm/mremap.c). With MREMAP_FIXED the kernel first unmaps whatever lies at [new_addr, new_addr +

@@ -424,6 +424,11 @@ TEST_F(Hooks, ShmatRemapNotifiesTheReplacedRange) {
   if (id < 0) GTEST_SKIP() << "System V shared memory unavailable: " << std::strerror(errno);
   for (bool raw : {false, true}) {
     unsigned char* p = map_pages(3);
+    if ((u(p) & ((2u << 20) - 1)) == 0) {  // at a 2 MiB boundary the range is rounded up (calls_test.cc): move
+      unsigned char* q = map_pages(3);
+      munmap(p, 3 * kPage);
+      p = q;
+    }
     Recorder rec;
     ASSERT_EQ(rec.watch(p, 3 * kPage), 0);
     void* at = raw ? reinterpret_cast<void*>(syscall(SYS_shmat, id, p, SHM_REMAP)) : shmat(id, p, SHM_REMAP);
