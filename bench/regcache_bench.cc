@@ -25,16 +25,11 @@
 #include <liburing.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
-#include <ucm/api/ucm.h>
 #include <unistd.h>
-extern "C" {  // UCX 1.13's rcache.h has no C++ linkage block of its own
-#include <ucs/memory/rcache.h>
-}
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <climits>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -47,6 +42,7 @@ extern "C" {  // UCX 1.13's rcache.h has no C++ linkage block of its own
 #include "umn/process.h"
 #include "umn/regcache.h"
 #include "umn/uring_buffers.h"
+#include "ucx/rcache_params.h"
 
 namespace {
 
@@ -176,18 +172,7 @@ struct UcxRegion {
 class UcxBackend final : public Backend {
  public:
   UcxBackend() {
-    ucs_rcache_params_t params;
-    std::memset(&params, 0, sizeof(params));
-    params.region_struct_size = sizeof(UcxRegion);
-    params.alignment = kPage;
-    params.max_alignment = kPage;
-    params.ucm_events = UCM_EVENT_VM_UNMAPPED;
-    params.ucm_event_priority = 1000;
-    params.ops = &kOps;
-    params.max_regions = ULONG_MAX;
-    params.max_size = SIZE_MAX;
-    params.max_unreleased = SIZE_MAX;
-    if (ucs_rcache_create(&params, "bench", nullptr, &rc_) != UCS_OK) {
+    if (umn_ucx_rcache_create(&kOps, sizeof(UcxRegion), "bench", &rc_) != UCS_OK) {
       std::fprintf(stderr, "ucx: ucs_rcache_create failed\n");
       std::exit(1);
     }

@@ -29,9 +29,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <ucm/api/ucm.h>
-#include <ucs/memory/rcache.h>
 #include <ucs/type/status.h>
+
+#include "rcache_params.h"
 
 enum { REPS = 15, PAIRS = 20000, FREES = 5000, BATCH = 50, CONFIGS = 3, BIG_MIB = 4 }; /* short runs, many, interleaved: a shared machine */
 static const char *const names[CONFIGS] = {"ucx", "umn", "none"};
@@ -62,20 +62,9 @@ static int child(int with_cache)
 	const size_t page = (size_t)sysconf(_SC_PAGESIZE), big = (size_t)BIG_MIB << 20;
 	mallopt(M_MMAP_THRESHOLD, 1 << 20); /* fixed: free of a 4 MiB block is always a munmap */
 	if (with_cache) {
-		ucs_rcache_params_t p;
-		memset(&p, 0, sizeof(p));
-		p.region_struct_size = sizeof(ucs_rcache_region_t);
-		p.alignment = page;
-		p.max_alignment = page;
-		p.ucm_events = UCM_EVENT_VM_UNMAPPED;
-		p.ucm_event_priority = 1000;
-		p.ops = &ops;
-		p.max_regions = ULONG_MAX;
-		p.max_size = SIZE_MAX;
-		p.max_unreleased = SIZE_MAX;
 		ucs_rcache_t *rcache;
 		ucs_rcache_region_t *region;
-		if (ucs_rcache_create(&p, "bench", NULL, &rcache) != UCS_OK) {
+		if (umn_ucx_rcache_create(&ops, sizeof(ucs_rcache_region_t), "bench", &rcache) != UCS_OK) {
 			fprintf(stderr, "ucs_rcache_create failed\n");
 			return 1;
 		}

@@ -21,7 +21,6 @@
  * check. Exit 0 when the expectation of the mode holds, 1 otherwise.
  */
 #define _GNU_SOURCE
-#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -34,8 +33,9 @@
 
 #include <ucm/api/ucm.h>
 #include <ucs/config/global_opts.h>
-#include <ucs/memory/rcache.h>
 #include <ucs/type/status.h>
+
+#include "../../bench/ucx/rcache_params.h" /* the rcache the benchmarks compare with */
 
 enum { PAGES = 16 };
 enum kind { UNCHANGED, MUNMAP_REMAP, MADVISE, MAP_FIXED_OVER, MREMAP_MOVE, MREMAP_GROW, KINDS };
@@ -85,19 +85,8 @@ static char *map_touched(void *at, size_t length, int extra)
 
 static ucs_rcache_t *make_rcache(void)
 {
-	ucs_rcache_params_t params;
-	memset(&params, 0, sizeof(params));
-	params.region_struct_size = sizeof(ucs_rcache_region_t);
-	params.alignment = g_page;
-	params.max_alignment = g_page;
-	params.ucm_events = UCM_EVENT_VM_UNMAPPED;
-	params.ucm_event_priority = 1000;
-	params.ops = &ops;
-	params.max_regions = ULONG_MAX;
-	params.max_size = SIZE_MAX;
-	params.max_unreleased = SIZE_MAX;
 	ucs_rcache_t *rcache;
-	ucs_status_t status = ucs_rcache_create(&params, "umn-ucx-test", NULL, &rcache);
+	ucs_status_t status = umn_ucx_rcache_create(&ops, sizeof(ucs_rcache_region_t), "umn-ucx-test", &rcache);
 	if (status != UCS_OK) {
 		fprintf(stderr, "FAIL: ucs_rcache_create: %s\n", ucs_status_string(status));
 		exit(1);
