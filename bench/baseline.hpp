@@ -62,8 +62,8 @@ inline int print_ratios(const RecordingReporter& reporter, const std::vector<Rat
     double ratio = r.lower_is_better ? subject / baseline : baseline / subject;
     bool met = r.target <= 0 || (r.lower_is_better ? ratio <= r.target : ratio >= r.target);
     missed += met ? 0 : 1;
-    std::printf("%-48s %9.2fx %s%6.2fx %s\n", r.what.c_str(), ratio, r.lower_is_better ? "<=" : ">=",
-                r.target, r.target <= 0 ? "info" : (met ? "met" : "MISSED"));
+    std::printf("%-48s %9.2fx %s%6.2fx %s\n", r.what.c_str(), ratio, r.lower_is_better ? "<=" : ">=", r.target,
+                r.target <= 0 ? "info" : (met ? "met" : "MISSED"));
   }
   return missed;
 }

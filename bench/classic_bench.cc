@@ -32,8 +32,8 @@ int on_clear_young(umn_notifier* sub, umn_mm*, uint64_t, uint64_t) {
   reinterpret_cast<Trivial*>(sub)->calls++;
   return 0;
 }
-const umn_notifier_ops kOps = {nullptr, nullptr, &on_clear_young, nullptr, &on_start, &on_end, nullptr, nullptr,
-                               nullptr};
+const umn_notifier_ops kOps = {nullptr, nullptr, &on_clear_young, nullptr, &on_start,
+                               &on_end, nullptr, nullptr,         nullptr};
 
 // An address space with n registered trivial notifiers (subscriptions exist even for n == 0).
 class Fixture {

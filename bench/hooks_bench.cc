@@ -49,8 +49,8 @@
 #include <vector>
 
 #include "baseline.hpp"
-#include "umn/process.h"
 #include "sources/sys/sys.hpp"
+#include "umn/process.h"
 #include "umn/umn.h"
 
 namespace {
@@ -140,7 +140,8 @@ void BM_MunmapMmap_HookedBare(benchmark::State& state) {
 void insert_elsewhere() {
   static char elsewhere[kPage];
   if (g_elsewhere.notifier.mm == nullptr)
-    umn_interval_notifier_insert(&g_elsewhere.notifier, umn_mm_process(), reinterpret_cast<uint64_t>(elsewhere), kPage, &kOps);
+    umn_interval_notifier_insert(&g_elsewhere.notifier, umn_mm_process(), reinterpret_cast<uint64_t>(elsewhere), kPage,
+                                 &kOps);
 }
 
 void BM_MunmapMmap_Hooked(benchmark::State& state) {
@@ -159,7 +160,8 @@ void BM_MunmapMmap_Overlapping(benchmark::State& state) {
 
 // A read-write page for the quiet call, and a page-sized hole (nothing mapped) for the announced one.
 char* quiet_page() {
-  static char* page = static_cast<char*>(mmap(nullptr, kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  static char* page =
+      static_cast<char*>(mmap(nullptr, kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
   return page;
 }
 char* hole() {
@@ -232,9 +234,11 @@ void BM_InProcess_Interleaved(benchmark::State& state) {
     if (g_elsewhere.notifier.mm == nullptr) interleave(kPairBare, sys_pair, libc_pair);  // before any insert
     insert_elsewhere();
     interleave(kPairElsewhere, sys_pair, libc_pair);
-    interleave(kQuiet, [] { umn::sys::mprotect(quiet_page(), kPage, PROT_READ | PROT_WRITE); },
-               [] { mprotect(quiet_page(), kPage, PROT_READ | PROT_WRITE); });
-    interleave(kEvent, [] { umn::sys::munmap(hole(), kPage); }, [] { munmap(hole(), kPage); });
+    interleave(
+        kQuiet, [] { umn::sys::mprotect(quiet_page(), kPage, PROT_READ | PROT_WRITE); },
+        [] { mprotect(quiet_page(), kPage, PROT_READ | PROT_WRITE); });
+    interleave(
+        kEvent, [] { umn::sys::munmap(hole(), kPage); }, [] { munmap(hole(), kPage); });
   }
 }
 
@@ -346,14 +350,16 @@ void report(const umn::bench::RecordingReporter& reporter) {
     const char* what;
     const char* subject;
     const char* baseline;
-  } calls[] = {{"no event (mprotect to the same protection)", "BM_Quiet_Hooked/real_time", "BM_Quiet_Libc/real_time"},
-               {"announced (munmap of a hole, notifier elsewhere)", "BM_Event_Hooked/real_time", "BM_Event_Libc/real_time"}};
+  } calls[] = {
+      {"no event (mprotect to the same protection)", "BM_Quiet_Hooked/real_time", "BM_Quiet_Libc/real_time"},
+      {"announced (munmap of a hole, notifier elsewhere)", "BM_Event_Hooked/real_time", "BM_Event_Libc/real_time"}};
   for (const auto& c : calls) {
     double subject = reporter.time_of(c.subject), baseline = reporter.time_of(c.baseline);
     if (subject > 0 && baseline > 0) std::printf("%-48s %10.0f\n", c.what, subject - baseline);
   }
   if (!g_in[kPairElsewhere].empty()) {
-    std::printf("\nin this process, interleaved: %d-operation blocks, baseline = umn's raw syscall function\n", kInBlock);
+    std::printf("\nin this process, interleaved: %d-operation blocks, baseline = umn's raw syscall function\n",
+                kInBlock);
     std::printf("%-40s %7s %12s %12s %12s %26s\n", "", "rounds", "base ns", "hooked ns", "hooked-base",
                 "hooked / base: median [IQR]");
     for (int k = 0; k < kInKinds; ++k) {
@@ -365,16 +371,17 @@ void report(const umn::bench::RecordingReporter& reporter) {
         ratio.push_back(x.hooked / x.base);
       }
       if (ratio.empty()) continue;
-      std::printf("%-40s %7zu %12.0f %12.0f %12.0f %11.3fx [%.3f, %.3f]%s\n", kInKindNames[k], ratio.size(), median(base),
-                  median(hooked), median(diff), median(ratio), quantile(ratio, 0.25), quantile(ratio, 0.75),
-                  k == kPairElsewhere ? (median(ratio) <= 1.3 ? "  target <= 1.30x: met" : "  target <= 1.30x: MISSED") : "");
+      std::printf(
+          "%-40s %7zu %12.0f %12.0f %12.0f %11.3fx [%.3f, %.3f]%s\n", kInKindNames[k], ratio.size(), median(base),
+          median(hooked), median(diff), median(ratio), quantile(ratio, 0.25), quantile(ratio, 0.75),
+          k == kPairElsewhere ? (median(ratio) <= 1.3 ? "  target <= 1.30x: met" : "  target <= 1.30x: MISSED") : "");
     }
   }
   if (g_rounds[kPlain].empty()) return;
-  std::printf("\nchild processes never calling umn, %zu rounds of %ld munmap+mmap, rotating order\n", g_rounds[kPlain].size(),
-              kChildOps);
-  std::printf("%-16s %16s %16s %28s %28s\n", "child", "wall ns (median)", "cpu ns (median)", "wall / plain: median [IQR]",
-              "cpu / plain: median [IQR]");
+  std::printf("\nchild processes never calling umn, %zu rounds of %ld munmap+mmap, rotating order\n",
+              g_rounds[kPlain].size(), kChildOps);
+  std::printf("%-16s %16s %16s %28s %28s\n", "child", "wall ns (median)", "cpu ns (median)",
+              "wall / plain: median [IQR]", "cpu / plain: median [IQR]");
   for (int k = 0; k < kKinds; ++k) {
     std::vector<double> wall, cpu;
     for (const ChildTime& t : g_rounds[k]) wall.push_back(t.wall), cpu.push_back(t.cpu);
@@ -389,8 +396,9 @@ void report(const umn::bench::RecordingReporter& reporter) {
     std::vector<double> noise = ratios(kPlainAgain, cpu);
     double preload = median(ratios(kPreload, cpu));
     double lo = std::min(quantile(noise, 0.25), 0.97), hi = std::max(quantile(noise, 0.75), 1.03);
-    std::printf("%-48s %9.3fx in [%.3f, %.3f]: %s\n", cpu ? "preload, never calling umn (cpu time)" : "preload, never calling umn (wall time)",
-                preload, lo, hi, preload >= lo && preload <= hi ? "nothing measurable" : "MEASURABLE");
+    std::printf("%-48s %9.3fx in [%.3f, %.3f]: %s\n",
+                cpu ? "preload, never calling umn (cpu time)" : "preload, never calling umn (wall time)", preload, lo,
+                hi, preload >= lo && preload <= hi ? "nothing measurable" : "MEASURABLE");
   }
   double hooked = median(ratios(kHooked, true));
   std::printf("%-48s %9.3fx (cpu time; target <= 1.30x: %s)\n", "child with the hooks installed", hooked,

@@ -74,8 +74,7 @@ void run_invalidations(benchmark::State& state, bool scattered) {
   for (auto _ : state) {
     uint64_t first = std::min<uint64_t>(p.queries[i++ & (kQueries - 1)], n - k);
     umn_notifier_range range;
-    umn_notifier_range_init(&range, UMN_NOTIFY_UNMAP, 0, p.mm, kStride * (first + 1),
-                            kStride * (first + k) + kPage);
+    umn_notifier_range_init(&range, UMN_NOTIFY_UNMAP, 0, p.mm, kStride * (first + 1), kStride * (first + k) + kPage);
     umn_notifier_invalidate_range_start(&range);
     umn_notifier_invalidate_range_end(&range);
   }

@@ -26,8 +26,7 @@ struct KernelStyleNotifier {
 };
 
 unsigned long kernel_style_read_begin(KernelStyleNotifier& n) {
-  while (n.subs->lock.test_and_set(std::memory_order_acquire)) {
-  }
+  while (n.subs->lock.test_and_set(std::memory_order_acquire)) {}
   unsigned long seq = n.seq;
   bool busy = seq == n.subs->seq;
   n.subs->lock.clear(std::memory_order_release);
@@ -56,9 +55,8 @@ UmnFixture& umn_fixture() {
 }
 
 KernelStyleSubscriptions g_kernel_subs;
-KernelStyleNotifier g_kernel_notifiers[8] = {
-    {&g_kernel_subs}, {&g_kernel_subs}, {&g_kernel_subs}, {&g_kernel_subs},
-    {&g_kernel_subs}, {&g_kernel_subs}, {&g_kernel_subs}, {&g_kernel_subs}};
+KernelStyleNotifier g_kernel_notifiers[8] = {{&g_kernel_subs}, {&g_kernel_subs}, {&g_kernel_subs}, {&g_kernel_subs},
+                                             {&g_kernel_subs}, {&g_kernel_subs}, {&g_kernel_subs}, {&g_kernel_subs}};
 
 void BM_ReadBeginRetry_Umn(benchmark::State& state) {
   umn_interval_notifier* n = &umn_fixture().notifiers[state.thread_index()].n;
@@ -81,10 +79,12 @@ BENCHMARK(BM_ReadBeginRetry_KernelSpinlock)->Threads(1)->Threads(2)->UseRealTime
 }  // namespace
 
 int main(int argc, char** argv) {
-  return umn::bench::run(argc, argv, {
-      {"BM_ReadBeginRetry_Umn/real_time/threads:1", "BM_ReadBeginRetry_KernelSpinlock/real_time/threads:1",
-       "read_begin+read_retry, 1 thread, vs spinlock", 0},
-      {"BM_ReadBeginRetry_Umn/real_time/threads:2", "BM_ReadBeginRetry_KernelSpinlock/real_time/threads:2",
-       "read_begin+read_retry, 2 threads, vs spinlock", 4.0},
-  });
+  return umn::bench::run(
+      argc, argv,
+      {
+          {"BM_ReadBeginRetry_Umn/real_time/threads:1", "BM_ReadBeginRetry_KernelSpinlock/real_time/threads:1",
+           "read_begin+read_retry, 1 thread, vs spinlock", 0},
+          {"BM_ReadBeginRetry_Umn/real_time/threads:2", "BM_ReadBeginRetry_KernelSpinlock/real_time/threads:2",
+           "read_begin+read_retry, 2 threads, vs spinlock", 4.0},
+      });
 }

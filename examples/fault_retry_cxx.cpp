@@ -6,8 +6,8 @@
 class Mirror final : public umn::IntervalNotifier {
  public:
   ~Mirror() override { remove(); }
-  std::mutex lock;     // the "user lock"
-  bool mapped = false; // the device translation
+  std::mutex lock;      // the "user lock"
+  bool mapped = false;  // the device translation
 
  private:
   bool invalidate(const umn::Range& range, unsigned long cur_seq) noexcept override {
@@ -25,8 +25,11 @@ int main() {
   if (auto err = mirror.insert(mm, 0x10000, 0x4000)) return std::printf("insert: %s\n", err.message().c_str()), 1;
 
   auto fault = [&] {
-    return umn::fault_in(mirror, mirror.lock, [] { /* pin pages, read addresses */ },
-                         [&] { mirror.mapped = true; /* program the device, lock held */ });
+    return umn::fault_in(
+        mirror, mirror.lock, [] { /* pin pages, read addresses */ },
+        [&] {
+          mirror.mapped = true; /* program the device, lock held */
+        });
   };
   if (fault()) return 1;
   std::printf("mapped after fault: %d\n", mirror.mapped);

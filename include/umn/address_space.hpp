@@ -79,8 +79,8 @@ class Invalidation {
     started_ = true;
   }
   // Non-blockable start. Error: EAGAIN (a callback would sleep; nothing to end), EINVAL (bad range).
-  static Result<Invalidation> try_start(AddressSpace& mm, uint64_t start, uint64_t end,
-                                        Event event = Event::kUnmap, void* owner = nullptr) noexcept {
+  static Result<Invalidation> try_start(AddressSpace& mm, uint64_t start, uint64_t end, Event event = Event::kUnmap,
+                                        void* owner = nullptr) noexcept {
     Invalidation inv;
     inv.init(mm, start, end, event, owner);
     if (int err = umn_notifier_invalidate_range_start_nonblock(&inv.range_); err != 0) return errno_code(err);
@@ -103,8 +103,7 @@ class Invalidation {
  private:
   Invalidation() noexcept = default;
   void init(AddressSpace& mm, uint64_t start, uint64_t end, Event event, void* owner) noexcept {
-    umn_notifier_range_init_owner(&range_, static_cast<umn_notifier_event>(event), 0, mm.get(), start, end,
-                                  owner);
+    umn_notifier_range_init_owner(&range_, static_cast<umn_notifier_event>(event), 0, mm.get(), start, end, owner);
   }
 
   umn_notifier_range range_{};

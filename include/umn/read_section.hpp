@@ -43,8 +43,7 @@ struct FaultStats {
 // until it commits or `timeout` passes (ETIMEDOUT). snapshot may return void; commit then takes nothing.
 template <class Lock, class Snapshot, class Commit>
 std::error_code fault_in(IntervalNotifier& notifier, Lock& user_lock, Snapshot&& snapshot, Commit&& commit,
-                         std::chrono::nanoseconds timeout = std::chrono::seconds(1),
-                         FaultStats* stats = nullptr) {
+                         std::chrono::nanoseconds timeout = std::chrono::seconds(1), FaultStats* stats = nullptr) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   ReadSection section(notifier);
   for (;;) {

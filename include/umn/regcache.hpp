@@ -29,7 +29,7 @@ namespace umn {
 class RegCache {
  public:
   struct Ops {
-    std::function<int(umn_regcache_region&)> reg;         // 0 or -errno; sets region.handle
+    std::function<int(umn_regcache_region&)> reg;  // 0 or -errno; sets region.handle
     std::function<void(umn_regcache_region&)> dereg;
     std::function<void(umn_regcache_region&)> invalidate;  // optional
   };

@@ -147,25 +147,25 @@ class Registration {
 
   static constexpr umn_notifier_ops make_ops() noexcept {
     umn_notifier_ops ops{};
-    if constexpr (requires(Ops& o) { o.release(); }) ops.release = &release;
-    if constexpr (requires(Ops& o, const Range& r) {
+    if constexpr (requires(Ops & o) { o.release(); }) ops.release = &release;
+    if constexpr (requires(Ops & o, const Range& r) {
                     { o.invalidate_range_start(r) } -> std::convertible_to<bool>;
                   })
       ops.invalidate_range_start = &start;
-    if constexpr (requires(Ops& o, const Range& r) { o.invalidate_range_end(r); }) ops.invalidate_range_end = &end;
-    if constexpr (requires(Ops& o, uint64_t a) {
+    if constexpr (requires(Ops & o, const Range& r) { o.invalidate_range_end(r); }) ops.invalidate_range_end = &end;
+    if constexpr (requires(Ops & o, uint64_t a) {
                     { o.clear_flush_young(a, a) } -> std::convertible_to<bool>;
                   })
       ops.clear_flush_young = &clear_flush_young;
-    if constexpr (requires(Ops& o, uint64_t a) {
+    if constexpr (requires(Ops & o, uint64_t a) {
                     { o.clear_young(a, a) } -> std::convertible_to<bool>;
                   })
       ops.clear_young = &clear_young;
-    if constexpr (requires(Ops& o, uint64_t a) {
+    if constexpr (requires(Ops & o, uint64_t a) {
                     { o.test_young(a) } -> std::convertible_to<bool>;
                   })
       ops.test_young = &test_young;
-    if constexpr (requires(Ops& o, uint64_t a) { o.arch_invalidate_secondary_tlbs(a, a); })
+    if constexpr (requires(Ops & o, uint64_t a) { o.arch_invalidate_secondary_tlbs(a, a); })
       ops.arch_invalidate_secondary_tlbs = &arch_tlbs;
     ops.alloc_notifier = &alloc;
     ops.free_notifier = &free;

@@ -19,7 +19,7 @@ inline std::error_code errno_code(int negative_errno) noexcept {
 template <class T>
 class Result {
  public:
-  Result(T value) : state_(std::move(value)) {}  // NOLINT(google-explicit-constructor): returned by value
+  Result(T value) : state_(std::move(value)) {}     // NOLINT(google-explicit-constructor): returned by value
   Result(std::error_code error) : state_(error) {}  // NOLINT(google-explicit-constructor)
 
   [[nodiscard]] bool ok() const noexcept { return std::holds_alternative<T>(state_); }

@@ -22,7 +22,8 @@ std::atomic<const char*> g_printed[kOnceSlots];  // messages already printed by 
 std::atomic<unsigned long> g_count{0};
 // The installed hook and its context, published as one pair under a sequence count (a seqlock without
 // fences, which ThreadSanitizer does not model): writers make it odd, store both, make it even;
-// report() retries until it read both under one even count. Readers take no lock and allocate nothing (report() runs in signal and allocator contexts).
+// report() retries until it read both under one even count. Readers take no lock and allocate nothing (report() runs in
+// signal and allocator contexts).
 std::atomic<unsigned long> g_hook_seq{0};
 std::atomic<umn_diagnostic_fn> g_hook{nullptr};  // written only inside an odd g_hook_seq
 std::atomic<void*> g_hook_context{nullptr};      // written only inside an odd g_hook_seq
@@ -155,12 +156,8 @@ void dcheck_failed(const char* file, int line, const char* expr) noexcept {
 
 extern "C" {
 
-void umn_set_diagnostic_hook(umn_diagnostic_fn fn, void* context) {
-  umn::detail::set_hook({fn, context});
-}
+void umn_set_diagnostic_hook(umn_diagnostic_fn fn, void* context) { umn::detail::set_hook({fn, context}); }
 
-unsigned long umn_diagnostic_count(void) {
-  return umn::detail::g_count.load(std::memory_order_relaxed);
-}
+unsigned long umn_diagnostic_count(void) { return umn::detail::g_count.load(std::memory_order_relaxed); }
 
 }  // extern "C"

@@ -65,20 +65,34 @@ const CLI::Validator kDuration(
 
 CLI::App* add(CLI::App& app) {
   Options& opt = options();
-  CLI::App* sim = app.add_subcommand("sim", "simulate D devices invalidating userptr ranges: single-pass, two-pass, multiplexed");
+  CLI::App* sim =
+      app.add_subcommand("sim", "simulate D devices invalidating userptr ranges: single-pass, two-pass, multiplexed");
   sim->add_option("--devices", opt.devices, "device counts to run, comma-separated")
-      ->delimiter(',')->check(CLI::Range(1u, 256u))->capture_default_str();
-  sim->add_option("--tlb-latency", opt.tlb_latency, "TLB invalidation latency")->check(kDuration)->capture_default_str();
-  sim->add_option("--preempt-latency", opt.preempt_latency, "preemption latency")->check(kDuration)->capture_default_str();
+      ->delimiter(',')
+      ->check(CLI::Range(1u, 256u))
+      ->capture_default_str();
+  sim->add_option("--tlb-latency", opt.tlb_latency, "TLB invalidation latency")
+      ->check(kDuration)
+      ->capture_default_str();
+  sim->add_option("--preempt-latency", opt.preempt_latency, "preemption latency")
+      ->check(kDuration)
+      ->capture_default_str();
   sim->add_option("--latency-dist", opt.latency_dist, "latency distribution: fixed, uniform (0.5x..1.5x) or lognormal")
-      ->check(CLI::IsMember({"fixed", "uniform", "lognormal"}))->capture_default_str();
-  sim->add_option("--ranges", opt.ranges, "user ranges, each mirrored by every device")->check(CLI::Range(1u, 4096u))->capture_default_str();
+      ->check(CLI::IsMember({"fixed", "uniform", "lognormal"}))
+      ->capture_default_str();
+  sim->add_option("--ranges", opt.ranges, "user ranges, each mirrored by every device")
+      ->check(CLI::Range(1u, 4096u))
+      ->capture_default_str();
   sim->add_option("--invalidations", opt.invalidations, "measured invalidations per device count and mode")
-      ->check(CLI::Range(1u, 1000000u))->capture_default_str();
+      ->check(CLI::Range(1u, 1000000u))
+      ->capture_default_str();
   sim->add_option("--fault-threads", opt.fault_threads, "threads running the fault path and the jobs")
-      ->check(CLI::Range(1u, 64u))->capture_default_str();
+      ->check(CLI::Range(1u, 64u))
+      ->capture_default_str();
   sim->add_option("--modes", opt.modes, "driver modes, comma-separated: single, two-pass, multiplexed")
-      ->delimiter(',')->check(CLI::IsMember({"single", "two-pass", "multiplexed"}))->capture_default_str();
+      ->delimiter(',')
+      ->check(CLI::IsMember({"single", "two-pass", "multiplexed"}))
+      ->capture_default_str();
   sim->add_option("--seed", opt.seed, "seed of the random choices and latency draws")->capture_default_str();
   sim->add_option("--csv", opt.csv, "also write the results as CSV to FILE");
   sim->add_flag("--json", opt.json, "print JSON instead of the table");
@@ -87,7 +101,9 @@ CLI::App* add(CLI::App& app) {
 }
 
 DriverMode mode_of(const std::string& name) {
-  return name == "single" ? DriverMode::kSinglePass : name == "two-pass" ? DriverMode::kTwoPass : DriverMode::kMultiplexed;
+  return name == "single"     ? DriverMode::kSinglePass
+         : name == "two-pass" ? DriverMode::kTwoPass
+                              : DriverMode::kMultiplexed;
 }
 
 umn::sim::ScenarioConfig scenario_config(const Options& opt) {
@@ -157,8 +173,8 @@ RunInfo run_info(const Options& opt) {
       "--fault-threads {} --modes {} --seed {}",
       fmt::join(opt.devices, ","), opt.tlb_latency, opt.preempt_latency, opt.latency_dist, opt.ranges,
       opt.invalidations, opt.fault_threads, fmt::join(opt.modes, ","), opt.seed);
-  return {opt.tlb_latency, opt.preempt_latency, opt.latency_dist, opt.ranges, opt.invalidations,
-          opt.fault_threads, opt.seed, std::move(command)};
+  return {opt.tlb_latency,   opt.preempt_latency, opt.latency_dist, opt.ranges,
+          opt.invalidations, opt.fault_threads,   opt.seed,         std::move(command)};
 }
 
 int run() {
@@ -170,8 +186,10 @@ int run() {
   const std::vector<Row> rows = run_all(opt);
   const Targets targets = check_targets(rows);
   const RunInfo info = run_info(opt);
-  if (opt.json) write_json(stdout, info, rows, targets);
-  else print_table(stdout, info, rows, targets);
+  if (opt.json)
+    write_json(stdout, info, rows, targets);
+  else
+    print_table(stdout, info, rows, targets);
   if (csv != nullptr) write_csv(csv, rows), std::fclose(csv);
   if (plot != nullptr) write_svg(plot, info, rows), std::fclose(plot);
   return targets.no_stale ? 0 : 1;

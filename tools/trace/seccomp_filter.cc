@@ -47,11 +47,12 @@ Program mmap_fixed(int flags_arg) {
 }
 
 Program discarding_madvise(int advice_arg) {
-  const uint32_t discards[] = {MADV_DONTNEED, MADV_FREE, MADV_REMOVE, 24 /* DONTNEED_LOCKED */,
+  const uint32_t discards[] = {MADV_DONTNEED,    MADV_FREE,         MADV_REMOVE, 24 /* DONTNEED_LOCKED */,
                                21 /* PAGEOUT */, 25 /* COLLAPSE */, 102 /* GUARD_INSTALL */};
   const uint8_t n = sizeof(discards) / sizeof(discards[0]);
   Program block = {stmt(BPF_LD | BPF_W | BPF_ABS, arg_low(advice_arg))};
-  for (uint8_t i = 0; i < n; ++i) block.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, discards[i], static_cast<uint8_t>(n - i), 0));
+  for (uint8_t i = 0; i < n; ++i)
+    block.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, discards[i], static_cast<uint8_t>(n - i), 0));
   block.push_back(kAllow);
   block.push_back(kTrace);
   return block;

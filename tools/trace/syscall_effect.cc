@@ -30,51 +30,113 @@ uint64_t page_up(uint64_t a) { return (a + kPage - 1) & ~(kPage - 1); }
 // The i386 numbers (arch/x86/entry/syscalls/syscall_32.tbl): a 64-bit process can issue them with
 // `int $0x80`, which no libc site patch sees.
 enum I386 : long {
-  k32Brk = 45, k32OldMmap = 90, k32Munmap = 91, k32Ipc = 117, k32Mprotect = 125, k32Mremap = 163,
-  k32Mmap2 = 192, k32Madvise = 219, k32PkeyMprotect = 380, k32Shmat = 397, k32Shmdt = 398,
-  k32ProcessMadvise = 440, k32Execve = 11, k32Execveat = 358, k32RemapFilePages = 257, k32IoUringSetup = 425,
+  k32Brk = 45,
+  k32OldMmap = 90,
+  k32Munmap = 91,
+  k32Ipc = 117,
+  k32Mprotect = 125,
+  k32Mremap = 163,
+  k32Mmap2 = 192,
+  k32Madvise = 219,
+  k32PkeyMprotect = 380,
+  k32Shmat = 397,
+  k32Shmdt = 398,
+  k32ProcessMadvise = 440,
+  k32Execve = 11,
+  k32Execveat = 358,
+  k32RemapFilePages = 257,
+  k32IoUringSetup = 425,
   k32Seccomp = 354,
 };
 
 // The kinds of call, whatever the architecture's number.
-enum class Call { kOther, kMunmap, kMmap, kMremap, kMadvise, kMprotect, kBrk, kShmat, kShmdt, kProcessMadvise,
-                  kExec, kUnresolved, kRemapFilePages, kIoUringSetup, kSeccomp };
+enum class Call {
+  kOther,
+  kMunmap,
+  kMmap,
+  kMremap,
+  kMadvise,
+  kMprotect,
+  kBrk,
+  kShmat,
+  kShmdt,
+  kProcessMadvise,
+  kExec,
+  kUnresolved,
+  kRemapFilePages,
+  kIoUringSetup,
+  kSeccomp
+};
 
 Call call_of(uint32_t arch, long nr) {
   if (arch == AUDIT_ARCH_X86_64) {
     switch (nr) {
-      case SYS_munmap: return Call::kMunmap;
-      case SYS_mmap: return Call::kMmap;
-      case SYS_mremap: return Call::kMremap;
-      case SYS_madvise: return Call::kMadvise;
-      case SYS_mprotect: case SYS_pkey_mprotect: return Call::kMprotect;
-      case SYS_brk: return Call::kBrk;
-      case SYS_shmat: return Call::kShmat;
-      case SYS_shmdt: return Call::kShmdt;
-      case SYS_process_madvise: return Call::kProcessMadvise;
-      case SYS_execve: case SYS_execveat: return Call::kExec;
-      case SYS_remap_file_pages: return Call::kRemapFilePages;
-      case SYS_io_uring_setup: return Call::kIoUringSetup;
-      case SYS_seccomp: return Call::kSeccomp;
-      default: return Call::kOther;
+      case SYS_munmap:
+        return Call::kMunmap;
+      case SYS_mmap:
+        return Call::kMmap;
+      case SYS_mremap:
+        return Call::kMremap;
+      case SYS_madvise:
+        return Call::kMadvise;
+      case SYS_mprotect:
+      case SYS_pkey_mprotect:
+        return Call::kMprotect;
+      case SYS_brk:
+        return Call::kBrk;
+      case SYS_shmat:
+        return Call::kShmat;
+      case SYS_shmdt:
+        return Call::kShmdt;
+      case SYS_process_madvise:
+        return Call::kProcessMadvise;
+      case SYS_execve:
+      case SYS_execveat:
+        return Call::kExec;
+      case SYS_remap_file_pages:
+        return Call::kRemapFilePages;
+      case SYS_io_uring_setup:
+        return Call::kIoUringSetup;
+      case SYS_seccomp:
+        return Call::kSeccomp;
+      default:
+        return Call::kOther;
     }
   }
   switch (nr) {
-    case k32Munmap: return Call::kMunmap;
-    case k32Mmap2: return Call::kMmap;
-    case k32Mremap: return Call::kMremap;
-    case k32Madvise: return Call::kMadvise;
-    case k32Mprotect: case k32PkeyMprotect: return Call::kMprotect;
-    case k32Brk: return Call::kBrk;
-    case k32Shmat: return Call::kShmat;
-    case k32Shmdt: return Call::kShmdt;
-    case k32ProcessMadvise: return Call::kProcessMadvise;
-    case k32Execve: case k32Execveat: return Call::kExec;
-    case k32OldMmap: case k32Ipc: return Call::kUnresolved;  // arguments behind a pointer or multiplexed
-    case k32RemapFilePages: return Call::kRemapFilePages;
-    case k32IoUringSetup: return Call::kIoUringSetup;
-    case k32Seccomp: return Call::kSeccomp;
-    default: return Call::kOther;
+    case k32Munmap:
+      return Call::kMunmap;
+    case k32Mmap2:
+      return Call::kMmap;
+    case k32Mremap:
+      return Call::kMremap;
+    case k32Madvise:
+      return Call::kMadvise;
+    case k32Mprotect:
+    case k32PkeyMprotect:
+      return Call::kMprotect;
+    case k32Brk:
+      return Call::kBrk;
+    case k32Shmat:
+      return Call::kShmat;
+    case k32Shmdt:
+      return Call::kShmdt;
+    case k32ProcessMadvise:
+      return Call::kProcessMadvise;
+    case k32Execve:
+    case k32Execveat:
+      return Call::kExec;
+    case k32OldMmap:
+    case k32Ipc:
+      return Call::kUnresolved;  // arguments behind a pointer or multiplexed
+    case k32RemapFilePages:
+      return Call::kRemapFilePages;
+    case k32IoUringSetup:
+      return Call::kIoUringSetup;
+    case k32Seccomp:
+      return Call::kSeccomp;
+    default:
+      return Call::kOther;
   }
 }
 
@@ -101,7 +163,9 @@ Effect unresolved(Effect e, const char* why) {
 
 bool discards(int advice) {
   switch (advice) {
-    case MADV_DONTNEED: case MADV_FREE: case MADV_REMOVE:
+    case MADV_DONTNEED:
+    case MADV_FREE:
+    case MADV_REMOVE:
     case 24:   // MADV_DONTNEED_LOCKED
     case 21:   // MADV_PAGEOUT
     case 25:   // MADV_COLLAPSE
@@ -149,7 +213,8 @@ Effect mprotect_effect(const Syscall& c) {
     const std::vector<MapLine> maps = read_maps(c.tid);
     if (maps.empty()) return unresolved(e, "PROT_GROWSDOWN in a process whose mappings could not be read");
     for (const MapLine& line : maps)
-      if (line.range.start <= e.ranges[0].start && e.ranges[0].start < line.range.end) e.ranges[0].start = line.range.start;
+      if (line.range.start <= e.ranges[0].start && e.ranges[0].start < line.range.end)
+        e.ranges[0].start = line.range.start;
   }
   return e;
 }
@@ -176,7 +241,8 @@ Effect shmdt_effect(const Syscall& c) {
       inode = line.inode;
       limit = addr + segment_size(inode);
     }
-    if (line.inode == inode && line.range.start < limit) e.ranges.push_back({line.range.start, std::min(line.range.end, limit)});
+    if (line.inode == inode && line.range.start < limit)
+      e.ranges.push_back({line.range.start, std::min(line.range.end, limit)});
   }
   return e;
 }
@@ -254,8 +320,9 @@ Effect unverifiable(const char* why) {
 Effect seccomp_effect(const Syscall& c) {
   constexpr uint64_t kSetModeFilter = 1, kNewListener = 1u << 3;
   if (c.args[0] != kSetModeFilter || (c.args[1] & kNewListener) == 0) return {};
-  return unverifiable("a seccomp filter with a user-notification listener: the calls it lets continue never stop in "
-                      "the tracer");
+  return unverifiable(
+      "a seccomp filter with a user-notification listener: the calls it lets continue never stop in "
+      "the tracer");
 }
 
 }  // namespace
@@ -263,44 +330,79 @@ Effect seccomp_effect(const Syscall& c) {
 Effect effect_of(const Syscall& c) {
   Effect e;
   switch (call_of(c.arch, c.nr)) {
-    case Call::kMunmap: e = effect(UMN_CALL_MUNMAP, Loss::kMapping, page_range(c.args[0], c.args[1])); break;
-    case Call::kMmap: e = mmap_effect(c); break;
-    case Call::kMremap: e = mremap_effect(c); break;
+    case Call::kMunmap:
+      e = effect(UMN_CALL_MUNMAP, Loss::kMapping, page_range(c.args[0], c.args[1]));
+      break;
+    case Call::kMmap:
+      e = mmap_effect(c);
+      break;
+    case Call::kMremap:
+      e = mremap_effect(c);
+      break;
     case Call::kMadvise:
       if (discards(static_cast<int>(c.args[2])))
         e = effect(UMN_CALL_MADVISE, Loss::kMapping, page_range(c.args[0], c.args[1]));
       break;
-    case Call::kMprotect: e = mprotect_effect(c); break;
-    case Call::kBrk: e = effect(UMN_CALL_BRK, Loss::kBrkShrink); break;
-    case Call::kShmat: e = shmat_effect(c); break;
-    case Call::kShmdt: e = shmdt_effect(c); break;
-    case Call::kProcessMadvise: e = process_madvise_effect(c); break;
-    case Call::kExec: e.loss = Loss::kExec; break;
-    case Call::kRemapFilePages: e = remap_file_pages_effect(c); break;
-    case Call::kIoUringSetup:
-      e = unverifiable("io_uring: the kernel discards memory for it (IORING_OP_MADVISE) without a system call the "
-                       "tracer can stop");
+    case Call::kMprotect:
+      e = mprotect_effect(c);
       break;
-    case Call::kSeccomp: e = seccomp_effect(c); break;
+    case Call::kBrk:
+      e = effect(UMN_CALL_BRK, Loss::kBrkShrink);
+      break;
+    case Call::kShmat:
+      e = shmat_effect(c);
+      break;
+    case Call::kShmdt:
+      e = shmdt_effect(c);
+      break;
+    case Call::kProcessMadvise:
+      e = process_madvise_effect(c);
+      break;
+    case Call::kExec:
+      e.loss = Loss::kExec;
+      break;
+    case Call::kRemapFilePages:
+      e = remap_file_pages_effect(c);
+      break;
+    case Call::kIoUringSetup:
+      e = unverifiable(
+          "io_uring: the kernel discards memory for it (IORING_OP_MADVISE) without a system call the "
+          "tracer can stop");
+      break;
+    case Call::kSeccomp:
+      e = seccomp_effect(c);
+      break;
     case Call::kUnresolved:
       e = effect(UMN_CALL_COUNT, Loss::kMapping);
       e.unresolved = true;
       e.why = "i386 call with indirect arguments: not resolved";
       break;
-    case Call::kOther: break;
+    case Call::kOther:
+      break;
   }
   e.name = trapped_name(c.arch, c.nr);
   return e;
 }
 
 const char* trapped_name(uint32_t arch, long nr) {
-  static const char* const kNames[] = {"other", "munmap", "mmap", "mremap", "madvise", "mprotect", "brk", "shmat",
-                                       "shmdt", "process_madvise", "execve", "unresolved", "remap_file_pages",
-                                       "io_uring_setup", "seccomp"};
-  static const char* const kI386Names[] = {"i386:other", "i386:munmap", "i386:mmap2", "i386:mremap", "i386:madvise",
-                                           "i386:mprotect", "i386:brk", "i386:shmat", "i386:shmdt",
-                                           "i386:process_madvise", "i386:execve", "i386:old_mmap/ipc",
-                                           "i386:remap_file_pages", "i386:io_uring_setup", "i386:seccomp"};
+  static const char* const kNames[] = {
+      "other", "munmap",          "mmap",   "mremap",     "madvise",          "mprotect",       "brk",    "shmat",
+      "shmdt", "process_madvise", "execve", "unresolved", "remap_file_pages", "io_uring_setup", "seccomp"};
+  static const char* const kI386Names[] = {"i386:other",
+                                           "i386:munmap",
+                                           "i386:mmap2",
+                                           "i386:mremap",
+                                           "i386:madvise",
+                                           "i386:mprotect",
+                                           "i386:brk",
+                                           "i386:shmat",
+                                           "i386:shmdt",
+                                           "i386:process_madvise",
+                                           "i386:execve",
+                                           "i386:old_mmap/ipc",
+                                           "i386:remap_file_pages",
+                                           "i386:io_uring_setup",
+                                           "i386:seccomp"};
   const int kind = static_cast<int>(call_of(arch, nr));
   return arch == AUDIT_ARCH_X86_64 ? kNames[kind] : kI386Names[kind];
 }

@@ -82,15 +82,16 @@ const Image* image_of_record(const TraceRun& run, int record) {
 // at the site, umn's own boundary among them -- are in every process and only listed).
 void add_hook_problems(const umn::trace::ProcessRecord& record, Summary* s) {
   if (record.ready.load(std::memory_order_acquire) == umn::trace::kRecordClaimed) return;
-  if (record.hooks_status != 0 || record.sites_foreign != 0 || record.sites_unsafe != 0 || record.sites_undecoded != 0 ||
-      record.sites_failed != 0 || record.text_unscanned != 0 || record.raw_syscall_covered == 0)
-    s->hook_problems.push_back(fmt::format("pid {}: install status {}, {} sites patched, {} shared, {} foreign, "
-                                           "{} unsafe, {} failed, {} undecoded, {} unknown, {} executable mappings "
-                                           "unscanned, raw syscall() {}", record.pid.load(), record.hooks_status,
-                                           record.sites_patched, record.sites_shared, record.sites_foreign,
-                                           record.sites_unsafe, record.sites_failed, record.sites_undecoded,
-                                           record.sites_unknown, record.text_unscanned,
-                                           record.raw_syscall_covered != 0 ? "covered" : "NOT covered"));
+  if (record.hooks_status != 0 || record.sites_foreign != 0 || record.sites_unsafe != 0 ||
+      record.sites_undecoded != 0 || record.sites_failed != 0 || record.text_unscanned != 0 ||
+      record.raw_syscall_covered == 0)
+    s->hook_problems.push_back(fmt::format(
+        "pid {}: install status {}, {} sites patched, {} shared, {} foreign, "
+        "{} unsafe, {} failed, {} undecoded, {} unknown, {} executable mappings "
+        "unscanned, raw syscall() {}",
+        record.pid.load(), record.hooks_status, record.sites_patched, record.sites_shared, record.sites_foreign,
+        record.sites_unsafe, record.sites_failed, record.sites_undecoded, record.sites_unknown, record.text_unscanned,
+        record.raw_syscall_covered != 0 ? "covered" : "NOT covered"));
 }
 
 void add_record(const Region& region, const TraceRun& run, int index, Summary* s) {
@@ -112,7 +113,8 @@ void add_record(const Region& region, const TraceRun& run, int index, Summary* s
   for (const umn::trace::Site& site : record.sites) {
     const uint64_t caller = site.caller.load(std::memory_order_relaxed);
     if (caller == 0) continue;
-    Tally& dst = s->sites[image != nullptr ? umn::trace::describe_address(image->maps, caller) : fmt::format("?{:#x}", caller)];
+    Tally& dst =
+        s->sites[image != nullptr ? umn::trace::describe_address(image->maps, caller) : fmt::format("?{:#x}", caller)];
     dst.count += site.count.load(std::memory_order_relaxed);
     dst.bytes += site.bytes.load(std::memory_order_relaxed);
   }
@@ -126,10 +128,12 @@ void add_log(const Region& region, const TraceRun& run, Summary* s) {
     std::string where = fmt::format("?{:#x}", entry.caller);
     for (const Image& image : run.images)
       if (image.pid == entry.pid && !image.maps.empty()) where = umn::trace::describe_address(image.maps, entry.caller);
-    s->log.push_back(fmt::format("{} {} {} {:#x} {:#x} {}", entry.pid, umn_process_call_name(static_cast<umn_process_call>(entry.call)),
-                                 umn_notifier_event_name(static_cast<umn_notifier_event>(entry.event)), entry.start, entry.end, where));
+    s->log.push_back(fmt::format(
+        "{} {} {} {:#x} {:#x} {}", entry.pid, umn_process_call_name(static_cast<umn_process_call>(entry.call)),
+        umn_notifier_event_name(static_cast<umn_notifier_event>(entry.event)), entry.start, entry.end, where));
   }
-  if (claimed > umn::trace::kLogEntries) s->log.push_back(fmt::format("... {} more events not listed", claimed - umn::trace::kLogEntries));
+  if (claimed > umn::trace::kLogEntries)
+    s->log.push_back(fmt::format("... {} more events not listed", claimed - umn::trace::kLogEntries));
 }
 
 // Why an image could not be verified.
@@ -139,27 +143,32 @@ std::string unhooked_reason(const Region& region, const Image& image) {
            "`env -i`, or a statically linked executable)";
   const umn::trace::ProcessRecord& record = region.records[image.record];
   if (record.ready.load(std::memory_order_acquire) == umn::trace::kRecordUnhooked)
-    return fmt::format("the hooks could not be installed: {} ({})", std::strerror(-record.hooks_status), record.hooks_status);
+    return fmt::format("the hooks could not be installed: {} ({})", std::strerror(-record.hooks_status),
+                       record.hooks_status);
   return "it ended before its hooks were installed";
 }
 
 Summary summarise(const Region& region, TraceRun* run) {
   umn::trace::settle_records(&region, run);
   Summary s;
-  const uint32_t claimed = std::min(region.header.next_record.load(std::memory_order_acquire), umn::trace::kProcessRecords);
+  const uint32_t claimed =
+      std::min(region.header.next_record.load(std::memory_order_acquire), umn::trace::kProcessRecords);
   for (uint32_t r = 0; r < claimed; ++r) add_record(region, *run, static_cast<int>(r), &s);
   if (g_opt.log) add_log(region, *run, &s);
   for (const Image& image : run->images) {
     s.processes.insert(image.pid);
     s.checks += image.checked;
     if (!image.hooked)
-      run->problems.push_back(fmt::format("pid {} ({}): not verified: {}", image.pid, image.exe, unhooked_reason(region, image)));
+      run->problems.push_back(
+          fmt::format("pid {} ({}): not verified: {}", image.pid, image.exe, unhooked_reason(region, image)));
   }
   if (run->images.empty()) run->problems.push_back("no process was traced");
   if (region.header.next_record.load() > umn::trace::kProcessRecords)
-    run->problems.push_back(fmt::format("{} processes found the record table full", region.header.next_record.load() - umn::trace::kProcessRecords));
+    run->problems.push_back(fmt::format("{} processes found the record table full",
+                                        region.header.next_record.load() - umn::trace::kProcessRecords));
   if (uint32_t lost = region.header.thread_overflow.load(); lost != 0)
-    run->problems.push_back(fmt::format("{} threads found the thread table full: their announcements were not recorded", lost));
+    run->problems.push_back(
+        fmt::format("{} threads found the thread table full: their announcements were not recorded", lost));
   return s;
 }
 
@@ -214,7 +223,8 @@ std::string json_by_call(const Summary& s) {
     first = false;
     bool first_event = true;
     for (auto& [event, t] : events) {
-      out += fmt::format("{}{}:{{\"count\":{},\"bytes\":{}}}", first_event ? "" : ",", json_string(event), t.count, t.bytes);
+      out += fmt::format("{}{}:{{\"count\":{},\"bytes\":{}}}", first_event ? "" : ",", json_string(event), t.count,
+                         t.bytes);
       first_event = false;
     }
     out += "}";
@@ -230,10 +240,11 @@ std::string json_processes(const Region& region, const TraceRun& run) {
     if (image.record >= 0)
       for (auto& row : region.records[image.record].calls)
         for (auto& tally : row) events += tally.count.load(std::memory_order_relaxed);
-    out += fmt::format("{}{{\"pid\":{},\"ppid\":{},\"exe\":{},\"hooked\":{},\"ended\":{},\"events\":{},\"trapped\":{},"
-                       "\"checked\":{},\"before_hooks\":{},\"misses\":{}}}", i ? "," : "", image.pid, image.ppid,
-                       json_string(image.exe), image.hooked ? "true" : "false", json_string(image.ended), events,
-                       image.trapped, image.checked, image.before_hooks, image.misses);
+    out += fmt::format(
+        "{}{{\"pid\":{},\"ppid\":{},\"exe\":{},\"hooked\":{},\"ended\":{},\"events\":{},\"trapped\":{},"
+        "\"checked\":{},\"before_hooks\":{},\"misses\":{}}}",
+        i ? "," : "", image.pid, image.ppid, json_string(image.exe), image.hooked ? "true" : "false",
+        json_string(image.ended), events, image.trapped, image.checked, image.before_hooks, image.misses);
   }
   return out + "]";
 }
@@ -253,11 +264,13 @@ std::string render_json(const Region& region, const Summary& s, const TraceRun& 
   std::string out = "{\"command\":" + json_list(g_opt.command);
   out += fmt::format(",\"status\":{},\"exit_status\":{},\"processes\":{},\"events\":{},\"bytes\":{},\"misses\":{},",
                      run.status, status, s.processes.size(), s.events, s.bytes, run.misses.size());
-  out += fmt::format("\"verified\":{},\"checks\":{},\"by_call\":{}", g_opt.verify ? "true" : "false", s.checks, json_by_call(s));
+  out += fmt::format("\"verified\":{},\"checks\":{},\"by_call\":{}", g_opt.verify ? "true" : "false", s.checks,
+                     json_by_call(s));
   out += ",\"sites\":[";
   bool first = true;
   for (auto& [site, t] : hottest(s)) {
-    out += fmt::format("{}{{\"site\":{},\"count\":{},\"bytes\":{}}}", first ? "" : ",", json_string(site), t.count, t.bytes);
+    out += fmt::format("{}{{\"site\":{},\"count\":{},\"bytes\":{}}}", first ? "" : ",", json_string(site), t.count,
+                       t.bytes);
     first = false;
   }
   out += "],\"miss_list\":" + json_list(miss_lines(run)) + ",\"hook_problems\":" + json_list(s.hook_problems);
@@ -268,21 +281,22 @@ std::string render_json(const Region& region, const Summary& s, const TraceRun& 
 std::string render_text(const Summary& s, const TraceRun& run, int status) {
   std::string out;
   for (auto& line : s.log) out += "event " + line + "\n";
-  out += fmt::format("umn trace: {} process(es), command exit status {}, umn trace exit status {}\n", s.processes.size(),
-                     run.status, status);
+  out += fmt::format("umn trace: {} process(es), command exit status {}, umn trace exit status {}\n",
+                     s.processes.size(), run.status, status);
   out += fmt::format("  {:<15} {:<16} {:>10} {:>12}\n", "call", "event", "count", "bytes");
   for (auto& [call, events] : s.by_call)
-    for (auto& [event, t] : events) out += fmt::format("  {:<15} {:<16} {:>10} {:>12}\n", call, event, t.count, human(t.bytes));
+    for (auto& [event, t] : events)
+      out += fmt::format("  {:<15} {:<16} {:>10} {:>12}\n", call, event, t.count, human(t.bytes));
   out += fmt::format("  {:<32} {:>10} {:>12}\n", "total", s.events, human(s.bytes));
   out += "hottest call sites:\n";
   for (auto& [site, t] : hottest(s)) out += fmt::format("  {:>8} {:>12}  {}\n", t.count, human(t.bytes), site);
   for (auto& problem : s.hook_problems) out += "hooks: " + problem + "\n";
   if (g_opt.verify) {
-    out += fmt::format("verify: {} memory-changing calls checked from outside (ptrace + seccomp), {} misses\n", s.checks,
-                       run.misses.size());
+    out += fmt::format("verify: {} memory-changing calls checked from outside (ptrace + seccomp), {} misses\n",
+                       s.checks, run.misses.size());
     for (auto& [name, t] : run.syscalls)
-      out += fmt::format("  {:<22} trapped {:>8}  checked {:>8}  before hooks {:>6}  misses {}\n", name, t.trapped, t.checked,
-                         t.before_hooks, t.misses);
+      out += fmt::format("  {:<22} trapped {:>8}  checked {:>8}  before hooks {:>6}  misses {}\n", name, t.trapped,
+                         t.checked, t.before_hooks, t.misses);
     for (auto& line : miss_lines(run)) out += "  MISS " + line + "\n";
   }
   for (auto& problem : run.problems) out += "error: " + problem + "\n";
@@ -292,8 +306,9 @@ std::string render_text(const Summary& s, const TraceRun& run, int status) {
 CLI::App* add(CLI::App& app) {
   CLI::App* sub = app.add_subcommand("trace", "run a program with the process hooks and summarise its invalidations");
   sub->add_flag("--log", g_opt.log, "list every event");
-  sub->add_flag("--verify", g_opt.verify,
-                "stop every memory-changing system call (ptrace + seccomp) and report those the hooks did not announce");
+  sub->add_flag(
+      "--verify", g_opt.verify,
+      "stop every memory-changing system call (ptrace + seccomp) and report those the hooks did not announce");
   sub->add_flag("--json", g_opt.json, "print the summary as JSON");
   sub->add_option("-o,--output", g_opt.output, "write the summary to this file instead of stderr");
   sub->add_option("--top", g_opt.top, "how many call sites to list")->check(CLI::Range(1u, 1000u));

@@ -274,8 +274,9 @@ void Tracer::on_death(pid_t tid, int status) {
   const pid_t tgid = it != tasks_.end() ? it->second.tgid : tid;
   if (it != tasks_.end() && it->second.pending.active) settle_unfinished(tid, &it->second);
   if (it != tasks_.end()) tasks_.erase(it);
-  const std::string how = WIFEXITED(status) ? fmt::format("exit {}", WEXITSTATUS(status))
-                                            : fmt::format("signal {} ({})", WTERMSIG(status), strsignal(WTERMSIG(status)));
+  const std::string how = WIFEXITED(status)
+                              ? fmt::format("exit {}", WEXITSTATUS(status))
+                              : fmt::format("signal {} ({})", WTERMSIG(status), strsignal(WTERMSIG(status)));
   if (tid == tgid)
     if (Image* image = image_of(tgid)) image->ended = how;
   if (tid == root_) run_.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -313,8 +314,8 @@ std::vector<Range> Tracer::take_announcements(pid_t tid, umn_process_call call) 
     announced.push_back({open.start, open.end});
   }
   if (slot->overflow.load(std::memory_order_relaxed) != 0)
-    run_.problems.push_back(fmt::format("thread {}: more than {} announcements open at once; some were not recorded",
-                                        tid, kOpenPerThread));
+    run_.problems.push_back(
+        fmt::format("thread {}: more than {} announcements open at once; some were not recorded", tid, kOpenPerThread));
   slot->overflow.store(0, std::memory_order_relaxed);
   // Each announcement covers one call: a stale one (left open by a thread that jumped out of a
   // delivery) must not cover a later call.
@@ -325,7 +326,8 @@ std::vector<Range> Tracer::take_announcements(pid_t tid, umn_process_call call) 
 std::vector<Range> mapped_part(const std::vector<Range>& ranges, const std::vector<MapLine>& maps, const Effect& e) {
   std::vector<Range> held;
   for (const MapLine& line : maps)
-    if (e.loss != Loss::kAccess || (e.read_lost && line.read) || (e.write_lost && line.write)) held.push_back(line.range);
+    if (e.loss != Loss::kAccess || (e.read_lost && line.read) || (e.write_lost && line.write))
+      held.push_back(line.range);
   return intersect(ranges, held);
 }
 

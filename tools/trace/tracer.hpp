@@ -42,7 +42,7 @@ struct Image {
   // The last break a brk returned (0: none seen yet), one cell per address space: shared with the
   // processes made with CLONE_VM (kcmp KCMP_VM), which move the same break.
   std::shared_ptr<uint64_t> brk = std::make_shared<uint64_t>(0);
-  std::vector<MapLine> maps;   // the last snapshot (at exec and thread exits), for naming call sites
+  std::vector<MapLine> maps;  // the last snapshot (at exec and thread exits), for naming call sites
 };
 
 struct SyscallTally {
