@@ -24,11 +24,14 @@ struct Extent {
   uint64_t start, end;  // file virtual addresses, end exclusive
 };
 
-// Appends the extents of every source above, sorted by start, duplicates removed (overlaps are kept:
-// each extent is decoded on its own), and to *runtime the symbol extents of a sanitizer runtime linked
-// into the file (namespaces __sanitizer, __asan, __tsan, __lsan, __msan, __ubsan, __hwasan,
-// __interception): their system calls manage the runtime's own memory, and the dispatcher, itself
-// instrumented, must not run inside the runtime. Return: false when memory ran out.
-bool function_extents(const ElfImage& image, RawArray<Extent>* out, RawArray<Extent>* runtime) noexcept;
+// Appends the extents of every source above that intersect [p - before, p + 2) for some p in pairs (the
+// ascending addresses of the file's 0f 05 byte pairs: the others can hold no syscall instruction and no
+// window before one), sorted by start, duplicates removed (overlaps are kept: each extent is decoded on
+// its own), and to *runtime the symbol extents of a sanitizer runtime linked into the file (namespaces
+// __sanitizer, __asan, __tsan, __lsan, __msan, __ubsan, __hwasan, __interception): their system calls
+// manage the runtime's own memory, and the dispatcher, itself instrumented, must not run inside the
+// runtime. Return: false when memory ran out.
+bool function_extents(const ElfImage& image, const RawArray<uint64_t>& pairs, uint64_t before, RawArray<Extent>* out,
+                      RawArray<Extent>* runtime) noexcept;
 
 }  // namespace umn::detail::patch

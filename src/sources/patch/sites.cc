@@ -21,6 +21,7 @@ static_assert(sizeof(kWatched) / sizeof(kWatched[0]) <= 16);
 constexpr unsigned char kSyscall[] = {0x0f, 0x05};
 constexpr unsigned char kMovEax[] = {0xb8};              // mov $imm32,%eax
 constexpr unsigned char kMovRax[] = {0x48, 0xc7, 0xc0};  // mov $simm32,%rax
+constexpr uint64_t kLongestWindow = 7;                   // mov $simm32,%rax: the longest patched window
 // glibc's syscall(): argument shuffle, then the load of the sixth argument (the patched window).
 constexpr unsigned char kSyscallFnBody[kSyscallFnBodyLength] = {
     0x48, 0x89, 0xf8, 0x48, 0x89, 0xf7, 0x48, 0x89, 0xd6, 0x48, 0x89, 0xca, 0x4d,
@@ -201,7 +202,8 @@ bool find_sites(const ElfImage& image, uint64_t text, uint64_t length, uint64_t 
   RawArray<uint64_t> syscalls;
   if (!find_syscall_bytes(image, text, length, &syscalls)) return false;
   if (syscalls.size() == 0) return true;  // no site and nothing undecoded: the extents are not needed
-  if (!function_extents(image, &extents, &runtime) || !merge_extents(extents, &merged)) return false;
+  if (!function_extents(image, syscalls, kLongestWindow, &extents, &runtime) || !merge_extents(extents, &merged))
+    return false;
   Decoder decoder;
   if (!decoder.ready()) return false;
   ModuleScan scan{image, runtime, bias, module, sites, counts};
