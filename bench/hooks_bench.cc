@@ -31,6 +31,7 @@
 // the same loop of kChildOps munmap+mmap pairs four times: plain, with LD_PRELOAD=libumn-preload.so,
 // plain again (the run-to-run noise), and with the hooks installed by the child itself (what an
 // eagerly patching preload would cost). Ratios are taken per round, then the median over the rounds.
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -196,10 +197,10 @@ void BM_Event_Hooked(benchmark::State& state) {
 constexpr int kInRounds = 101;
 constexpr int kInBlock = 1000;
 
-enum InKind { kPairBare, kPairElsewhere, kQuiet, kEvent, kInKinds };
-const char* const kInKindNames[kInKinds] = {"munmap+mmap, no notifier at all", "munmap+mmap, notifier elsewhere",
-                                            "one quiet call (mprotect, no event)",
-                                            "one announced call (munmap of a hole)"};
+enum InKind { kPairBare, kPairElsewhere, kQuiet, kEvent, kOpen, kInKinds };
+const char* const kInKindNames[kInKinds] = {
+    "munmap+mmap, no notifier at all", "munmap+mmap, notifier elsewhere", "one quiet call (mprotect, no event)",
+    "one announced call (munmap of a hole)", "open+close of /dev/null (openat watched)"};
 struct InSample {
   double base, hooked;  // ns per operation in one round
 };
@@ -239,6 +240,10 @@ void BM_InProcess_Interleaved(benchmark::State& state) {
         [] { mprotect(quiet_page(), kPage, PROT_READ | PROT_WRITE); });
     interleave(
         kEvent, [] { umn::sys::munmap(hole(), kPage); }, [] { munmap(hole(), kPage); });
+    // openat is watched for O_TRUNC (issue 17.6): an open without it is classified and passed through.
+    interleave(
+        kOpen, [] { umn::sys::close(static_cast<int>(umn::sys::open_read("/dev/null"))); },
+        [] { close(open("/dev/null", O_RDONLY | O_CLOEXEC)); });
   }
 }
 
