@@ -7,6 +7,7 @@
 #include <initializer_list>
 
 #include "sources/patch/decoder.hpp"
+#include "sources/patch/pair_scan.hpp"
 #include "sources/patch/stub_area.hpp"
 
 namespace umn::detail::patch {
@@ -18,7 +19,6 @@ constexpr long kWatched[] = {SYS_mmap,  SYS_mprotect, SYS_munmap, SYS_brk,
                              SYS_fallocate, SYS_openat, SYS_creat};
 // emit_syscall_fn_filter (stub_area.cc) compares at most 16 numbers, each with a short jump to the body.
 static_assert(sizeof(kWatched) / sizeof(kWatched[0]) <= 16);
-constexpr unsigned char kSyscall[] = {0x0f, 0x05};
 constexpr unsigned char kMovEax[] = {0xb8};              // mov $imm32,%eax
 constexpr unsigned char kMovRax[] = {0x48, 0xc7, 0xc0};  // mov $simm32,%rax
 constexpr uint64_t kLongestWindow = 7;                   // mov $simm32,%rax: the longest patched window
@@ -40,7 +40,7 @@ long immediate_nr(const unsigned char* p, size_t size) noexcept {
 // A watched site's byte pattern starting at p (at most avail bytes): its window length, or 0.
 unsigned pattern_at(const unsigned char* p, uint64_t avail) noexcept {
   for (unsigned length : {5u, 7u})
-    if (avail >= length + 2 && std::memcmp(p + length, kSyscall, 2) == 0 && watched(immediate_nr(p, length)))
+    if (avail >= length + 2 && std::memcmp(p + length, kSyscallBytes, 2) == 0 && watched(immediate_nr(p, length)))
       return length;
   return 0;
 }
@@ -48,7 +48,7 @@ unsigned pattern_at(const unsigned char* p, uint64_t avail) noexcept {
 SiteKind classify(uintptr_t addr, const unsigned char* file, unsigned length, SiteKind fresh) noexcept {
   const auto* live = reinterpret_cast<const unsigned char*>(addr);
   if (std::memcmp(live, file, length + 2) == 0) return fresh;
-  if (live[0] == 0xe9 && std::memcmp(live + length, kSyscall, 2) == 0 && is_umn_stub(jmp_target(addr)))
+  if (live[0] == 0xe9 && std::memcmp(live + length, kSyscallBytes, 2) == 0 && is_umn_stub(jmp_target(addr)))
     return SiteKind::kShared;
   return SiteKind::kForeign;
 }
@@ -122,7 +122,7 @@ bool decode_extent(ModuleScan& scan, Decoder& decoder, const Extent& extent, uin
     const unsigned size = decoder.length(code + offset, total - offset);
     if (size == 0) break;
     const unsigned char* at = code + offset;
-    if (size == 2 && std::memcmp(at, kSyscall, 2) == 0 && !on_syscall(scan, prev_vaddr, prev, prev_size)) return false;
+    if (size == 2 && std::memcmp(at, kSyscallBytes, 2) == 0 && !on_syscall(scan, prev_vaddr, prev, prev_size)) return false;
     prev = at, prev_size = size, prev_vaddr = extent.start + offset;
     offset += size;
   }
@@ -138,13 +138,7 @@ bool find_syscall_bytes(const ElfImage& image, uint64_t text, uint64_t length, R
     const uint64_t to = vaddr + filesz < text + length ? vaddr + filesz : text + length;
     const unsigned char* bytes = to > from ? image.bytes_at(from, to - from) : nullptr;
     if (bytes == nullptr) return;
-    const unsigned char* end = bytes + (to - from);
-    // Looks for the 05, about six times rarer in code than the 0f that opens every two-byte opcode.
-    for (const unsigned char* p = bytes + 1; ok && p < end; ++p) {
-      p = static_cast<const unsigned char*>(std::memchr(p, kSyscall[1], static_cast<size_t>(end - p)));
-      if (p == nullptr) break;
-      if (p[-1] == kSyscall[0]) ok = out->push(from + static_cast<uint64_t>(p - 1 - bytes));
-    }
+    ok = ok && for_each_pair(bytes, to - from, [&](uint64_t offset) { return out->push(from + offset); });
   });
   return ok;
 }
