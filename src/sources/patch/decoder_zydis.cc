@@ -2,6 +2,7 @@
 // prefixes, opcode, ModRM/SIB, displacement and immediates (so the length), and no operand, attribute or
 // text; with no context argument nothing is kept for operand decoding either.
 #include <Zydis/Decoder.h>
+#include <Zydis/Zydis.h>
 
 #include <new>
 
@@ -10,6 +11,7 @@
 namespace umn::detail::patch {
 namespace {
 
+static_assert(ZYDIS_VERSION_MAJOR(ZYDIS_VERSION) >= 4, "umn needs Zydis 4 or later (ZYDIS_DECODER_MODE_MINIMAL)");
 static_assert(sizeof(ZydisDecoder) <= 32 && alignof(ZydisDecoder) <= 8, "decoder.hpp: state_ too small");
 
 }  // namespace
