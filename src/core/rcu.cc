@@ -5,6 +5,7 @@
 #include "core/rcu.hpp"
 
 #include <pthread.h>
+#include <signal.h>
 #include <urcu-bp.h>
 
 #if defined(__SANITIZE_THREAD__)
@@ -52,33 +53,74 @@ extern "C" __attribute__((visibility("default"))) const char* __tsan_default_sup
 
 namespace {
 
-// The forking thread's own state decides whether liburcu was quiesced (see "fork()" in rcu.hpp); the
-// child inherits the forking thread's thread-locals, so both sides agree.
-thread_local bool t_fork_quiesced = false;
+// What prepare could do, decided by the forking thread's own state (see "fork()" in rcu.hpp); the child
+// inherits the forking thread's thread-locals, so prepare, parent and child agree.
+//   t_fork_gp_locked: liburcu's grace-period and registry locks taken (not from inside a read-side
+//     section: a grace period in progress may be waiting for this very section, with the lock held);
+//   t_fork_paused: the call_rcu threads paused (neither from a section nor from a call() callback, which
+//     runs on the call_rcu thread and would wait for itself to pause).
+thread_local bool t_fork_gp_locked = false;
+thread_local bool t_fork_paused = false;
+
+// liburcu-bp's per-thread reader record, as its ABI (soname 8) has it: the LGPL read-side inlines that
+// applications compile in read `ctr` through the exported TLS pointer. Only these two are used here.
+struct BpReader {
+  unsigned long ctr;  // the grace-period phase and, in the low half, the read-side nesting count
+};
+constexpr unsigned long kBpNestMask = (1UL << (sizeof(long) * 4)) - 1;  // URCU_BP_GP_CTR_NEST_MASK
+
+}  // namespace
+}  // namespace umn::detail::rcu
+
+extern "C" __thread umn::detail::rcu::BpReader* urcu_bp_reader;  // liburcu-bp's, exported
+
+namespace umn::detail::rcu {
+namespace {
+
+// The child of a fork from inside a read-side section: the locks prepare could not take may be held by a
+// thread that does not exist here, and a grace period of such a thread may have left this thread's
+// reader record on that thread's stack, out of liburcu's registry (its synchronize moves records to
+// lists of its own while it waits). Release the locks (liburcu's child handler: it forgets the other
+// threads, then unlocks; glibc's default mutexes unlock whoever held them, or stay unlocked), then give
+// this thread a fresh registered record with the same nesting, and make the old one quiescent forever.
+void repair_child_of_section() noexcept {
+  BpReader* old = urcu_bp_reader;
+  const unsigned long nesting = old->ctr & kBpNestMask;
+  sigset_t mask;
+  pthread_sigmask(SIG_SETMASK, nullptr, &mask);
+  urcu_bp_after_fork_child();  // also restores a signal mask saved by an earlier fork: put ours back
+  pthread_sigmask(SIG_SETMASK, &mask, nullptr);
+  old->ctr = 0;              // never again an active reader, wherever the dead grace period left it
+  urcu_bp_reader = nullptr;  // the next read_lock registers a fresh record in the registry
+  for (unsigned long i = 0; i < nesting; ++i) urcu_bp_read_lock();
+}
 
 }  // namespace
 
 void fork_prepare() noexcept {
-  t_fork_quiesced = urcu_bp_read_ongoing() == 0 && !t_in_callback;
-  if (!t_fork_quiesced) return;  // quiescing would wait for this thread's own section or callback
+  t_fork_gp_locked = urcu_bp_read_ongoing() == 0;
+  t_fork_paused = t_fork_gp_locked && !t_in_callback;
+  if (!t_fork_gp_locked) return;  // in a section: the child repairs what it inherits instead
   urcu_bp_read_lock();  // registers this thread now: read-side sections in the fork window take no lock
   urcu_bp_read_unlock();
-  urcu_bp_call_rcu_before_fork();  // pauses the call_rcu threads (they may need the grace-period lock)
-  urcu_bp_before_fork();           // takes the grace-period and registry locks, blocks signals
+  if (t_fork_paused) urcu_bp_call_rcu_before_fork();  // pauses the call_rcu threads (they take the gp lock)
+  urcu_bp_before_fork();                              // takes the grace-period and registry locks
 }
 
 void fork_parent() noexcept {
-  if (!t_fork_quiesced) return;
-  urcu_bp_after_fork_parent();
-  urcu_bp_call_rcu_after_fork_parent();
+  if (t_fork_gp_locked) urcu_bp_after_fork_parent();
+  if (t_fork_paused) urcu_bp_call_rcu_after_fork_parent();
 }
 
 void fork_child() noexcept {
-  if (!t_fork_quiesced) return;
-  urcu_bp_after_fork_child();       // forgets the parent's other threads
-  urcu_bp_call_rcu_after_fork_child();  // a fresh call_rcu thread, inheriting the queued callbacks
+  if (t_fork_gp_locked)
+    urcu_bp_after_fork_child();  // forgets the parent's other threads
+  else
+    repair_child_of_section();
+  // A fresh call_rcu thread, inheriting the queued callbacks. Not from a call() callback: this thread is
+  // the child's call_rcu thread then, and goes on serving its queue when the callback returns.
+  if (!t_in_callback) urcu_bp_call_rcu_after_fork_child();
 }
-
 
 void read_lock() noexcept { urcu_bp_read_lock(); }
 

@@ -23,13 +23,18 @@
 //   call(): any context, including inside a read-side section; the callback runs later on liburcu's
 //   call_rcu thread and must not sleep for long.
 // fork(): umn's pthread_atfork handlers (core/fork.cc, registered at load) call fork_prepare/_parent/
-// _child to quiesce liburcu around a fork, so the child has a working grace-period machinery and call_rcu
-// thread (without them a child's synchronize() or
-//   barrier() waits forever for the parent's call_rcu thread, which does not exist in the child). The
-//   prepare handler may wait for a grace period in progress on another thread, so a thread must not call
-//   fork() while holding a lock that a classic callback takes. A fork from inside a read-side section or
-//   a call() callback skips the quiescing (it would wait for itself): such a child must exec or _exit
-//   without using umn's classic notifiers.
+//   _child to quiesce liburcu around a fork, so the child has a working grace-period machinery and
+//   call_rcu thread (without them a child's synchronize() or barrier() waits forever for a lock or a
+//   call_rcu thread of the parent's that does not exist in the child). The prepare handler may wait for a
+//   grace period in progress on another thread, so a thread must not call fork() while holding a lock
+//   that a classic callback takes. From inside a read-side section (e.g. a classic callback) prepare
+//   takes nothing (a grace period in progress may wait for this very section, holding the lock prepare
+//   would take); the child then releases what the dead threads held and re-registers the forking thread's
+//   reader with its nesting (rcu.cc, repair_child_of_section). From a call() callback the call_rcu
+//   threads are not paused (this one would wait for itself); the forking thread stays the child's
+//   call_rcu thread. Not covered, liburcu's own: its init_lock is not taken by its prepare, so a child
+//   forked while another thread registers with liburcu (its first read_lock) or exits may hang when a
+//   new thread of the child first reads.
 // Memory ordering: what a reader saw inside a section happens-before whatever follows a synchronize()
 //   or a call() callback that began after the section's read_unlock (liburcu's guarantee). ThreadSanitizer
 //   cannot see through liburcu (uninstrumented, membarrier-based), so under TSan these edges are declared
@@ -63,7 +68,8 @@ bool in_callback() noexcept;
 // Waits for every call() callback queued before it (rcu_barrier).
 void barrier() noexcept;
 // Quiesce liburcu before a fork (grace-period and registry locks taken, signals blocked, call_rcu threads
-// paused) and resume it in the parent or the child. Context: core/fork.cc's pthread_atfork handlers only.
+// paused; less from a read-side section or a call() callback, see "fork()" above) and resume it in the
+// parent, or restore it in the child. Context: core/fork.cc's pthread_atfork handlers only.
 void fork_prepare() noexcept;
 void fork_parent() noexcept;
 void fork_child() noexcept;

@@ -6,7 +6,9 @@
 
 #include <gtest/gtest.h>
 #include <pthread.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
@@ -489,6 +491,117 @@ TEST(FaultInjection, ForkWhileClassicCallbackRunsLeavesChildRcuUsable) {
   umn_notifier_unregister(&parent_sub, mm);
   umn_notifier_synchronize();
   EXPECT_EQ(g_live_classic.load(), 0);
+  umn_mm_destroy(mm);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// fork() from inside a classic callback (an RCU read-side section) while another thread's grace period
+// waits for that very callback (issue 12 review). The prepare handler cannot quiesce liburcu there (its
+// grace-period lock is held by the waiting thread, which waits for this one), so the child inherits the
+// lock held by a thread it does not have, and this thread's reader record on that thread's stack. The
+// child must still: end the callback, register and unregister (a grace period), get, put and synchronize
+// (a call_rcu thread), and its grace periods must wait for the forking thread's later read-side sections:
+// a second thread of the child unregisters while the forking thread sleeps in a classic callback, and
+// must return only after it.
+struct ForkFromCallback {
+  static std::atomic<bool> armed, waiter_started;
+  static pid_t child;
+  static int on_start(umn_notifier*, const umn_notifier_range*) {
+    if (!armed.exchange(false)) return 0;
+    while (!waiter_started) std::this_thread::yield();
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));  // the waiter is in its grace period now
+    child = fork();
+    return 0;
+  }
+  static std::atomic<int> section;  // 1 while the child's sleepy callback runs, 2 after
+  static int sleepy_start(umn_notifier*, const umn_notifier_range*) {
+    section = 1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    section = 2;
+    return 0;
+  }
+};
+std::atomic<bool> ForkFromCallback::armed{false}, ForkFromCallback::waiter_started{false};
+pid_t ForkFromCallback::child = -1;
+std::atomic<int> ForkFromCallback::section{0};
+
+// The child's side: exit status 0 when every step worked, 4 when a grace period missed a reader.
+[[noreturn]] void child_after_fork_from_callback() {
+  static const umn_notifier_ops plain = {};
+  static const umn_notifier_ops sleepy = {nullptr, nullptr, nullptr, nullptr, &ForkFromCallback::sleepy_start,
+                                          nullptr, nullptr, nullptr, nullptr};
+  static const umn_notifier_ops gotten = {nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
+                                          nullptr, fork_alloc, counted_free};
+  g_live_classic = 0;
+  umn_mm* fresh = umn_mm_create();
+  umn_notifier n, slow;
+  std::memset(&n, 0, sizeof(n));
+  std::memset(&slow, 0, sizeof(slow));
+  n.ops = &plain;
+  slow.ops = &sleepy;
+  bool ok = fresh != nullptr && umn_notifier_register(&n, fresh) == 0 && umn_notifier_register(&slow, fresh) == 0;
+  umn_notifier* got = ok ? umn_notifier_get(&gotten, fresh) : nullptr;
+  ok = ok && !UMN_IS_ERR_OR_NULL(got);
+  if (ok) umn_notifier_put(got);
+  umn_notifier_synchronize();  // the put's free runs on the child's call_rcu thread
+  ok = ok && g_live_classic.load() == 0;
+  std::atomic<int> section_at_return{-1};
+  if (ok) {
+    std::thread unregisterer([&] {
+      while (ForkFromCallback::section == 0) std::this_thread::yield();
+      umn_notifier_unregister(&n, fresh);  // its grace period must wait for this thread's section
+      section_at_return = ForkFromCallback::section.load();
+    });
+    umn_notifier_range range;
+    umn_notifier_range_init(&range, UMN_NOTIFY_UNMAP, 0, fresh, 0, kPage);
+    umn_notifier_invalidate_range_start(&range);  // sleeps 100 ms in a read-side section (the forking thread's)
+    umn_notifier_invalidate_range_end(&range);
+    unregisterer.join();
+    umn_notifier_unregister(&slow, fresh);
+  }
+  umn_mm_destroy(fresh);
+  syscall(SYS_exit_group, !ok ? 3 : section_at_return != 2 ? 4 : 0);
+  _exit(3);  // not reached
+}
+
+TEST(FaultInjection, ForkFromClassicCallbackWhileAGracePeriodWaitsForItLeavesChildRcuUsableRegression) {
+  umn_test::Watchdog watchdog(kWatchdogSeconds);
+  static const umn_notifier_ops forking = {nullptr, nullptr, nullptr, nullptr, &ForkFromCallback::on_start,
+                                           nullptr, nullptr, nullptr, nullptr};
+  umn_mm* mm = umn_mm_create();
+  umn_notifier sub;
+  std::memset(&sub, 0, sizeof(sub));
+  sub.ops = &forking;
+  ASSERT_EQ(umn_notifier_register(&sub, mm), 0);
+  const int forks = LongRun() ? 50 : 5;
+  for (int i = 0; i < forks; ++i) {
+    ForkFromCallback::waiter_started = false;
+    ForkFromCallback::child = -1;
+    ForkFromCallback::armed = true;
+    std::thread waiter([] {  // a grace period that begins while the callback runs
+      umn_mm* other = umn_mm_create();
+      umn_notifier n;
+      std::memset(&n, 0, sizeof(n));
+      static const umn_notifier_ops plain = {};
+      n.ops = &plain;
+      const bool registered = umn_notifier_register(&n, other) == 0;
+      ForkFromCallback::waiter_started = true;
+      if (registered) umn_notifier_unregister(&n, other);
+      umn_mm_destroy(other);
+    });
+    umn_notifier_range range;
+    umn_notifier_range_init(&range, UMN_NOTIFY_UNMAP, 0, mm, 0, kPage);
+    umn_notifier_invalidate_range_start(&range);  // forks in on_start
+    umn_notifier_invalidate_range_end(&range);
+    if (ForkFromCallback::child == 0) child_after_fork_from_callback();
+    waiter.join();
+    ASSERT_GT(ForkFromCallback::child, 0);
+    const int status = wait_or_kill(ForkFromCallback::child, 20);
+    ASSERT_NE(status, -1) << "fork " << i << ": the child hung in umn (liburcu's grace-period lock held)";
+    ASSERT_TRUE(WIFEXITED(status)) << "child killed by signal " << WTERMSIG(status);
+    ASSERT_EQ(WEXITSTATUS(status), 0) << "fork " << i << (WEXITSTATUS(status) == 4 ? ": a grace period did not wait for a reader" : ": a step failed");
+  }
+  umn_notifier_unregister(&sub, mm);
   umn_mm_destroy(mm);
 }
 
