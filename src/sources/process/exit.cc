@@ -32,9 +32,10 @@ void* release_thread(void* mm) {
   return nullptr;
 }
 
-// Waits for g_released until the deadline. Return: true when the release finished.
+// Waits for g_released until the deadline, a CLOCK_MONOTONIC time (a CLOCK_REALTIME one moves when the
+// clock is stepped). Return: true when the release finished.
 bool wait_released(const timespec& deadline) noexcept {
-  while (sem_timedwait(&g_released, &deadline) != 0)
+  while (sem_clockwait(&g_released, CLOCK_MONOTONIC, &deadline) != 0)
     if (errno != EINTR) return false;
   return true;
 }
@@ -48,7 +49,7 @@ bool wait_released(const timespec& deadline) noexcept {
     return;
   }
   timespec deadline;
-  clock_gettime(CLOCK_REALTIME, &deadline);
+  clock_gettime(CLOCK_MONOTONIC, &deadline);
   deadline.tv_sec += kExitReleaseWaitSeconds;
   if (wait_released(deadline)) {
     pthread_join(thread, nullptr);
