@@ -11,7 +11,11 @@
 //   remove waits for it), and they reach the derived invalidate only while the derived object is whole:
 //   once its destructor has finished they would call the pure virtual one. ~IntervalNotifier()
 //   diagnoses a notifier still inserted (misuse: debug builds abort; otherwise it removes it, racing any
-//   such callback). A final class (FunctionNotifier, README.md's Mirror) keeps the rule simply.
+//   such callback). Destroying a notifier from a callback of its own address space is misuse too
+//   (remove() would wait for that very invalidation, so it is refused): diagnosed, and where that does not
+//   abort the notifier is taken out of the tree at once (a tombstone stands in until the epoch ends), so
+//   that the running walk never touches its memory again. A final class (FunctionNotifier, README.md's
+//   Mirror) keeps the rule simply.
 //   A FinishRecord belongs to the caller and serves one invalidation at a time.
 // Context
 //   invalidate / invalidate_start may sleep iff range.blockable(); otherwise return false rather than

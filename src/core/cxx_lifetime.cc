@@ -10,6 +10,7 @@
 #include <atomic>
 
 #include "base/check.hpp"
+#include "core/itree_invalidate.hpp"
 #include "core/subscriptions.hpp"
 #include "umn/interval_notifier.hpp"
 #include "umn/notifier.hpp"
@@ -17,9 +18,19 @@
 namespace umn {
 
 IntervalNotifier::~IntervalNotifier() {
-  if (!UMN_CHECK(!inserted_, "umn::IntervalNotifier::~IntervalNotifier",
-                 "destroyed while inserted: call remove() first in the most-derived destructor"))
-    remove();
+  constexpr const char* kCall = "umn::IntervalNotifier::~IntervalNotifier";
+  if (UMN_CHECK(!inserted_, kCall, "destroyed while inserted: call remove() first in the most-derived destructor"))
+    return;
+  // Destroyed from a callback of its own address space (the derived remove() was refused, as a remove
+  // here would be): the memory goes when this returns, so take it out of this thread's walk now.
+  if (detail::itree_abandon(&link_.c)) {
+    UMN_CHECK(false, kCall,
+              "destroyed from an invalidate callback of its own address space: taken out of the tree without "
+              "waiting (a callback running on another thread meanwhile may still touch it)");
+    inserted_ = false;
+    return;
+  }
+  remove();
 }
 
 void IntervalNotifier::remove() noexcept {

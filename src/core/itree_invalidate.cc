@@ -17,6 +17,9 @@
 #include "core/fork.hpp"
 #include "core/itree_invalidate.hpp"
 
+#include <atomic>
+#include <new>
+
 #include "base/check.hpp"
 
 namespace umn::detail {
@@ -26,26 +29,6 @@ umn_interval_notifier* notifier_of(umn_interval_tree_node* node) noexcept {
   // interval_tree is the first member of struct umn_interval_notifier (checked in interval_notifier.cc).
   return reinterpret_cast<umn_interval_notifier*>(node);
 }
-
-// The interval-tree walks this thread is running, innermost first (a callback may start another
-// invalidation, e.g. through the process hooks). Frames live on the walkers' stacks: no allocation, and
-// initial-exec TLS so that no access allocates either.
-struct WalkFrame {
-  const Subscriptions* subs;
-  WalkFrame* outer;
-};
-[[gnu::tls_model("initial-exec")]] thread_local WalkFrame* t_walks = nullptr;
-
-class WalkScope {
- public:
-  explicit WalkScope(const Subscriptions& subs) noexcept : frame_{&subs, t_walks} { t_walks = &frame_; }
-  ~WalkScope() { t_walks = frame_.outer; }
-  WalkScope(const WalkScope&) = delete;
-  WalkScope& operator=(const WalkScope&) = delete;
-
- private:
-  WalkFrame frame_;
-};
 
 // Second-pass records in first-pass order; links through the records themselves. A record handed out
 // twice in one walk (misuse: "one record serves one invalidation at a time") relinks itself: into a
@@ -59,6 +42,20 @@ class FinishQueue {
     *tail_ = finish;
     tail_ = &finish->link;
     queued_++;
+  }
+  // Forgets every queued record of sub (abandoned: its records may be freed). Call before run().
+  void drop(const umn_interval_notifier* sub) noexcept {
+    umn_interval_notifier_finish** link = &head_;
+    size_t left = queued_;
+    for (; *link != nullptr && left > 0; --left) {
+      if ((*link)->notifier == sub) {
+        *link = (*link)->link;
+        queued_--;
+      } else {
+        link = &(*link)->link;
+      }
+    }
+    tail_ = link;
   }
   // Calls every record's invalidate_finish once, in push order.
   void run() noexcept {
@@ -81,6 +78,37 @@ class FinishQueue {
   umn_interval_notifier_finish** tail_ = &head_;
   size_t queued_ = 0;
 };
+
+// The interval-tree walks this thread is running, innermost first (a callback may start another
+// invalidation, e.g. through the process hooks). Frames live on the walkers' stacks: no allocation, and
+// initial-exec TLS so that no access allocates either. A frame names the notifier whose callback runs and
+// the walk's second-pass queue, so that itree_abandon can take a notifier out of this thread's walks.
+struct WalkFrame {
+  const Subscriptions* subs;
+  WalkFrame* outer;
+  umn_interval_notifier* current;  // the notifier being called (the walk goes on from its tree node)
+  FinishQueue* finishes;
+};
+[[gnu::tls_model("initial-exec")]] thread_local WalkFrame* t_walks = nullptr;
+
+class WalkScope {
+ public:
+  WalkScope(const Subscriptions& subs, FinishQueue* finishes) noexcept : frame_{&subs, t_walks, nullptr, finishes} {
+    t_walks = &frame_;
+  }
+  ~WalkScope() { t_walks = frame_.outer; }
+  WalkScope(const WalkScope&) = delete;
+  WalkScope& operator=(const WalkScope&) = delete;
+  WalkFrame& frame() noexcept { return frame_; }
+
+ private:
+  WalkFrame frame_;
+};
+
+// A notifier abandoned in a walk (itree_abandon) is replaced in the tree by a tombstone until the epoch
+// ends: same interval, these ops, which do nothing.
+bool tombstone_invalidate(umn_interval_notifier*, const umn_notifier_range*, unsigned long) noexcept { return true; }
+constexpr umn_interval_notifier_ops kTombstoneOps = {&tombstone_invalidate, nullptr, nullptr};
 
 // Step 1. Return: the first overlapping node (cur_seq set, odd), or nullptr.
 umn_interval_tree_node* epoch_start(Subscriptions& subs, uint64_t start, uint64_t last,
@@ -111,12 +139,21 @@ bool first_pass(umn_interval_notifier* sub, const umn_notifier_range* range, uns
 }
 
 // Applies the deferred inserts and removes. Called under subs.lock with seq just turned even.
-void apply_deferred(Subscriptions& subs) noexcept UMN_REQUIRES(subs.lock) {
+// Return: the tombstones it took out of the tree, chained through deferred_next, to free after the lock.
+umn_interval_notifier* apply_deferred(Subscriptions& subs) noexcept UMN_REQUIRES(subs.lock) {
   umn_interval_notifier* sub = subs.deferred;
+  umn_interval_notifier* tombstones = nullptr;
   subs.deferred = nullptr;
   while (sub != nullptr) {
     umn_interval_notifier* next = sub->deferred_next;
     sub->deferred_next = nullptr;
+    if (sub->ops == &kTombstoneOps) {
+      subs.itree.erase(&sub->interval_tree);
+      sub->deferred_next = tombstones;
+      tombstones = sub;
+      sub = next;
+      continue;
+    }
     if (sub->state == kStatePendingInsert) {
       const bool indexed = subs.itree.insert(&sub->interval_tree);  // reserved at insert: cannot fail
       UMN_DCHECK(indexed);
@@ -130,6 +167,18 @@ void apply_deferred(Subscriptions& subs) noexcept UMN_REQUIRES(subs.lock) {
     }
     sub = next;
   }
+  return tombstones;
+}
+
+// Frees tombstones (apply_deferred's result), each with the address-space reference it held.
+void free_tombstones(umn_interval_notifier* tombstone) noexcept {
+  while (tombstone != nullptr) {
+    umn_interval_notifier* next = tombstone->deferred_next;
+    umn_mm* mm = tombstone->mm;
+    delete tombstone;
+    mm_put(mm);
+    tombstone = next;
+  }
 }
 
 }  // namespace
@@ -139,12 +188,16 @@ int itree_invalidate(Subscriptions& subs, const umn_notifier_range* range, uint6
   FinishQueue finishes;
   int err = 0;
   const bool blockable = umn_notifier_range_blockable(range);
-  WalkScope walking(subs);
+  WalkScope walking(subs, &finishes);
+  WalkFrame& frame = walking.frame();
   for (umn_interval_tree_node* node = epoch_start(subs, range->start, last, &cur_seq); node != nullptr;
-       node = IntervalTree::next_overlap(node, range->start, last)) {
+       node = IntervalTree::next_overlap(&frame.current->interval_tree, range->start, last)) {
     umn_interval_notifier* sub = notifier_of(node);
     umn_interval_notifier_finish* finish;
-    if (first_pass(sub, range, cur_seq, &finish)) {
+    frame.current = sub;
+    const bool ok = first_pass(sub, range, cur_seq, &finish);
+    if (frame.current != sub) finish = nullptr;  // abandoned by its own callback: so is its record
+    if (ok) {
       if (finish != nullptr) {
         finish->notifier = sub;
         finishes.push(finish);
@@ -168,20 +221,64 @@ bool itree_walking(const Subscriptions& subs) noexcept {
   return false;
 }
 
-void itree_invalidate_end(Subscriptions& subs) noexcept {
-  MutexLock guard(subs.lock);
+namespace {
+
+// itree_invalidate_end under subs.lock. Return: the tombstones to free once the lock is dropped.
+umn_interval_notifier* end_locked(Subscriptions& subs) noexcept UMN_REQUIRES(subs.lock) {
   UMN_DCHECK(subs.active > 0);
   subs.active--;
   if (subs.is_process) t_own_process_ranges.active--;
   unsigned long seq = subs.invalidate_seq.load(std::memory_order_relaxed);
   if (subs.active > 0 || (seq & 1) == 0) {
     if (subs.active == 0 && subs.waiters > 0) subs.epoch_ended.notify_all();  // registration waiters
-    return;
+    return nullptr;
   }
   // Pairs with the acquire loads in read_begin: a reader that sees the even seq sees the epoch's end.
   subs.invalidate_seq.store(seq + 1, std::memory_order_release);
-  apply_deferred(subs);
+  umn_interval_notifier* tombstones = apply_deferred(subs);
   if (subs.waiters > 0) subs.epoch_ended.notify_all();
+  return tombstones;
+}
+
+}  // namespace
+
+void itree_invalidate_end(Subscriptions& subs) noexcept {
+  umn_interval_notifier* tombstones;
+  {
+    MutexLock guard(subs.lock);
+    tombstones = end_locked(subs);
+  }
+  free_tombstones(tombstones);
+}
+
+bool itree_abandon(umn_interval_notifier* sub) noexcept {
+  Subscriptions& subs = *subscriptions_of(sub->mm);
+  if (!itree_walking(subs)) return false;
+  auto* tombstone = new (std::nothrow) umn_interval_notifier{};
+  if (tombstone == nullptr) return false;
+  {
+    SignalsHeld hold(sub->mm);
+    MutexLock guard(subs.lock);
+    if (std::atomic_ref(sub->state).load(std::memory_order_relaxed) == kStateInTree) {
+      tombstone->interval_tree.start = sub->interval_tree.start;
+      tombstone->interval_tree.last = sub->interval_tree.last;
+      tombstone->ops = &kTombstoneOps;
+      tombstone->mm = sub->mm;  // sub's reference on the address space passes to the tombstone
+      subs.itree.replace(&sub->interval_tree, &tombstone->interval_tree);
+      set_state(sub, kStateRemoved);
+      set_state(tombstone, kStatePendingRemove);  // leaves the tree when the epoch ends
+      tombstone->deferred_next = subs.deferred;
+      subs.deferred = tombstone;
+      for (WalkFrame* frame = t_walks; frame != nullptr; frame = frame->outer) {
+        if (frame->subs != &subs) continue;
+        if (frame->current == sub) frame->current = tombstone;
+        frame->finishes->drop(sub);
+      }
+      return true;
+    }
+  }
+  delete tombstone;
+  return false;
 }
 
 }  // namespace umn::detail

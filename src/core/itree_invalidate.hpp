@@ -26,4 +26,14 @@ void itree_invalidate_end(Subscriptions& subs) noexcept;
 // read_begin to report that misuse instead of hanging.
 bool itree_walking(const Subscriptions& subs) noexcept;
 
+// For a notifier whose memory is about to go while this thread walks its tree (destroyed from a callback
+// of its own address space: misuse, which its caller has diagnosed; remove() would wait for this very
+// walk). Puts a tombstone in its place in the tree (removed and freed at the epoch's end), marks it
+// removed, moves this thread's walks past it and drops its queued finish records, so nothing of this
+// thread touches it again. A walk of another thread that is at this notifier right now is not covered
+// (as for any notifier destroyed while its callback runs). Allocates the tombstone (nothrow).
+// Return: true when done; false when this thread is not walking its tree, it is not in the tree (remove
+// may do), or the allocation failed.
+bool itree_abandon(umn_interval_notifier* sub) noexcept;
+
 }  // namespace umn::detail

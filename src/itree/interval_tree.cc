@@ -266,6 +266,13 @@ void IntervalIndex::erase_link(Link* link) noexcept {
   shrink_root();
 }
 
+void IntervalIndex::replace_link(Link* link, Link* fresh) noexcept {
+  IndexNode* n = leaf_of(link);
+  n->slot[index_of_entry(n, link)] = fresh;
+  *fresh = n;
+  *link = nullptr;
+}
+
 // Removes an empty index node from its parent (and the parent too if that empties it).
 void IntervalIndex::unlink_empty(IndexNode* n) noexcept {
   IndexNode* parent = n->parent;

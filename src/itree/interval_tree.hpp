@@ -83,6 +83,7 @@ class IntervalIndex {
  protected:
   bool insert_link(Link* link, uint64_t start, uint64_t last) noexcept;
   void erase_link(Link* link) noexcept;
+  void replace_link(Link* link, Link* fresh) noexcept;
   [[nodiscard]] Link* first_link(uint64_t start, uint64_t last) const noexcept;
   [[nodiscard]] static Link* next_link(const Link* link, uint64_t start, uint64_t last) noexcept;
   [[nodiscard]] bool verify_links(EntryCheck entry_ok) const noexcept;
@@ -116,6 +117,13 @@ class IntervalTreeOf : public IntervalIndex {
   // Removes node, which must be in this tree; emptied index nodes go to the spare pool.
   void erase(Node* node) noexcept {
     erase_link(&node->leaf);
+    UMN_EXPENSIVE_CHECK(verify());
+  }
+
+  // Puts fresh (not in a tree, same start and last) in node's place, in O(fanout): nothing else moves,
+  // so a walk that is not at node right now is not disturbed. node leaves the tree.
+  void replace(Node* node, Node* fresh) noexcept {
+    replace_link(&node->leaf, &fresh->leaf);
     UMN_EXPENSIVE_CHECK(verify());
   }
 
