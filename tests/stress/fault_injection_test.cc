@@ -6,6 +6,9 @@
 
 #include <gtest/gtest.h>
 #include <pthread.h>
+#include <sys/mman.h>
+#include <memory>
+#include <functional>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -525,6 +528,40 @@ std::atomic<bool> ForkFromCallback::armed{false}, ForkFromCallback::waiter_start
 pid_t ForkFromCallback::child = -1;
 std::atomic<int> ForkFromCallback::section{0};
 
+// A thread on a stack of its own (not glibc's stack cache): a child of fork() gets the dead threads'
+// cached stacks for its new threads, and ThreadSanitizer then takes a new thread for a dead one whose
+// id it still holds ("dup thread with used id"). Threads alive at a fork, and threads created in its
+// child, use this.
+class OwnStackThread {
+ public:
+  explicit OwnStackThread(std::function<void()> fn) : fn_(std::move(fn)) {
+    stack_ = mmap(nullptr, kStackBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstack(&attr, stack_, kStackBytes);
+    started_ = stack_ != MAP_FAILED && pthread_create(&thread_, &attr, &run, this) == 0;
+    pthread_attr_destroy(&attr);
+  }
+  ~OwnStackThread() {
+    if (started_) pthread_join(thread_, nullptr);
+    if (stack_ != MAP_FAILED) munmap(stack_, kStackBytes);
+  }
+  OwnStackThread(const OwnStackThread&) = delete;
+  OwnStackThread& operator=(const OwnStackThread&) = delete;
+  [[nodiscard]] bool started() const { return started_; }
+
+ private:
+  static constexpr size_t kStackBytes = 1 << 20;
+  static void* run(void* self) {
+    static_cast<OwnStackThread*>(self)->fn_();
+    return nullptr;
+  }
+  std::function<void()> fn_;
+  void* stack_ = MAP_FAILED;
+  pthread_t thread_{};
+  bool started_ = false;
+};
+
 // The child's side: exit status 0 when every step worked, 4 when a grace period missed a reader.
 [[noreturn]] void child_after_fork_from_callback() {
   static const umn_notifier_ops plain = {};
@@ -547,18 +584,18 @@ std::atomic<int> ForkFromCallback::section{0};
   ok = ok && g_live_classic.load() == 0;
   std::atomic<int> section_at_return{-1};
   if (ok) {
-    std::thread unregisterer([&] {
+    OwnStackThread unregisterer([&] {
       while (ForkFromCallback::section == 0) std::this_thread::yield();
       umn_notifier_unregister(&n, fresh);  // its grace period must wait for this thread's section
       section_at_return = ForkFromCallback::section.load();
     });
+    ok = unregisterer.started();
     umn_notifier_range range;
     umn_notifier_range_init(&range, UMN_NOTIFY_UNMAP, 0, fresh, 0, kPage);
     umn_notifier_invalidate_range_start(&range);  // sleeps 100 ms in a read-side section (the forking thread's)
     umn_notifier_invalidate_range_end(&range);
-    unregisterer.join();
-    umn_notifier_unregister(&slow, fresh);
   }
+  if (ok) umn_notifier_unregister(&slow, fresh);
   umn_mm_destroy(fresh);
   syscall(SYS_exit_group, !ok ? 3 : section_at_return != 2 ? 4 : 0);
   _exit(3);  // not reached
@@ -578,7 +615,7 @@ TEST(FaultInjection, ForkFromClassicCallbackWhileAGracePeriodWaitsForItLeavesChi
     ForkFromCallback::waiter_started = false;
     ForkFromCallback::child = -1;
     ForkFromCallback::armed = true;
-    std::thread waiter([] {  // a grace period that begins while the callback runs
+    auto waiter = std::make_unique<OwnStackThread>([] {  // a grace period that begins while the callback runs
       umn_mm* other = umn_mm_create();
       umn_notifier n;
       std::memset(&n, 0, sizeof(n));
@@ -594,7 +631,7 @@ TEST(FaultInjection, ForkFromClassicCallbackWhileAGracePeriodWaitsForItLeavesChi
     umn_notifier_invalidate_range_start(&range);  // forks in on_start
     umn_notifier_invalidate_range_end(&range);
     if (ForkFromCallback::child == 0) child_after_fork_from_callback();
-    waiter.join();
+    waiter.reset();
     ASSERT_GT(ForkFromCallback::child, 0);
     const int status = wait_or_kill(ForkFromCallback::child, 20);
     ASSERT_NE(status, -1) << "fork " << i << ": the child hung in umn (liburcu's grace-period lock held)";

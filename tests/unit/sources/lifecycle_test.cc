@@ -207,7 +207,7 @@ TEST_F(Lifecycle, ExitDoesNotWaitForeverForAThreadAsleepInACallback) {
 // The 2 s exit bound is measured on CLOCK_MONOTONIC: with the bound computed on CLOCK_REALTIME, a clock
 // step between the deadline's computation and the wait moved the deadline (issue 12 review). The child
 // is this binary re-executed with CLOCK_REALTIME reading an hour ahead (realtime_ahead.c); exit must
-// still come within the bound (5 s allowed: the bound plus sanitizer start-up), not after the hour.
+// still come within the bound (8 s allowed: the bound plus a sanitizer's start-up), not after the hour.
 TEST_F(Lifecycle, ExitBoundHoldsWhenTheRealtimeClockStepsRegression) {
   if (const char* fd = std::getenv("UMN_TEST_EXIT_ASLEEP_FD")) exit_with_a_thread_asleep(std::atoi(fd));
   int fds[2];
@@ -231,7 +231,7 @@ TEST_F(Lifecycle, ExitBoundHoldsWhenTheRealtimeClockStepsRegression) {
   int status = 0;
   const double seconds = seconds_until_exit(child, std::chrono::seconds(20), &status);
   ASSERT_NE(seconds, -1) << "exit() still waited after 20 s: the bound moved with CLOCK_REALTIME";
-  EXPECT_LT(seconds, 5.0);
+  EXPECT_LT(seconds, 8.0);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
 }
 
