@@ -4,8 +4,8 @@
 // stopped after its first state check and before its hold is published must see, at its second check,
 // that the region is no longer valid (src/users/regcache/regcache.cc, park()): else it returns a region
 // that was deregistered while it was stopped. The pause is what makes the few-instruction window wide;
-// with a few thousand pauses, some land in it (the mutant that skips the second check fails here on
-// every run, see docs/regcache.md "Checks").
+// with a thousand pauses, some land in it (the mutant that skips the second check fails here on
+// every run, see docs/regcache.md "Checks of the hit protocol").
 #include <gtest/gtest.h>
 #include <pthread.h>
 #include <sched.h>
