@@ -21,8 +21,8 @@
 //   io_uring (umn process): 4 KiB and 64 KiB writes through the cache's fixed buffers, raw fixed
 //      buffers, plain writes.
 #include <fcntl.h>
-#include <sched.h>
 #include <liburing.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -39,10 +39,10 @@
 #include <thread>
 #include <vector>
 
+#include "ucx/rcache_params.h"
 #include "umn/process.h"
 #include "umn/regcache.h"
 #include "umn/uring_buffers.h"
-#include "ucx/rcache_params.h"
 
 namespace {
 
@@ -66,8 +66,7 @@ double g_ns_per_tick = 0;
 void calibrate_tsc() {
   const auto t0 = std::chrono::steady_clock::now();
   const uint64_t c0 = __builtin_ia32_rdtsc();
-  while (std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(50)) {
-  }
+  while (std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(50)) {}
   const double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
   g_ns_per_tick = ns / static_cast<double>(__builtin_ia32_rdtsc() - c0);
 }
@@ -76,7 +75,8 @@ uint64_t ticks() { return __builtin_ia32_rdtsc(); }
 // Wall-clock time, for W8's fixed-duration race.
 double wall_ns() {
   return static_cast<double>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+          .count());
 }
 
 char* map_pages(size_t pages, void* at = nullptr) {
@@ -126,7 +126,7 @@ class Backend {
   virtual ~Backend() = default;
   virtual void* get(const void* addr, size_t len) = 0;  // nullptr on failure
   virtual void put(void* region) = 0;
-  virtual uint64_t frame(void* region) = 0;             // the frame reg pinned
+  virtual uint64_t frame(void* region) = 0;  // the frame reg pinned
   virtual unsigned long retries() { return 0; }
 };
 
@@ -315,8 +315,7 @@ RaceResult w8_race(Backend& b) {
       range[0] = 1;
       g_replaced.store(k, std::memory_order_seq_cst);
       // A quiet gap between replacements, so that gets with no replacement in flight exist.
-      for (const double until = wall_ns() + 20000; wall_ns() < until;) {
-      }
+      for (const double until = wall_ns() + 20000; wall_ns() < until;) {}
     }
   });
   const unsigned long first_replacement = g_replaced.load();
@@ -572,8 +571,8 @@ void print_table(std::map<std::string, double>& umn, std::map<std::string, doubl
       verdict = ratio <= -row.target ? "met" : "MISSED";
     }
     missed += std::strcmp(verdict, "MISSED") == 0 ? 1 : 0;
-    std::printf("%-46s %12.1f %12.1f %8.2fx %8s %s%s\n", row.what, u, x,
-                ratio, target, verdict, row.target < 0 ? " (umn/ucx)" : "");
+    std::printf("%-46s %12.1f %12.1f %8.2fx %8s %s%s\n", row.what, u, x, ratio, target, verdict,
+                row.target < 0 ? " (umn/ucx)" : "");
   }
   if (umn.count("W8_gets") != 0) missed += print_w8_and_uring(umn, ucx);
   std::printf("\ntargets missed: %d\n", missed);
