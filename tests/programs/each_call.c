@@ -1,7 +1,8 @@
 /* each_call.c - `each_call KIND raw|libc`: one memory-changing call of each kind `umn trace --verify`
  * checks, issued through libc (announced by the hooks: 0 misses expected) or by an instruction generated
  * at run time (jit_syscall.h: unannounced, one miss expected). KIND: munmap, mremap, madvise,
- * mprotect, brk, shmdt, mmap_fixed, process_madvise; and two kinds about the call's result:
+ * mprotect, brk, shmdt, mmap_fixed, process_madvise, ftruncate and fallocate (a memfd mapped shared, shrunk
+ * or punched: the kernel zaps the mapped pages); and two kinds about the call's result:
  * mprotect_partial (a range ending in a hole: the kernel fails with ENOMEM after the mapped part has
  * lost its access, so an unannounced one is a miss) and refused (madvise(MADV_REMOVE) of private memory
  * and mremap(MREMAP_FIXED) without MREMAP_MAYMOVE, which the kernel refuses with EINVAL and which take
@@ -60,6 +61,14 @@ static long run(const char *kind) {
 		int pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
 		struct iovec iov = {pages(2), kPage};
 		return call(SYS_process_madvise, pidfd, (long)&iov, 1, MADV_PAGEOUT, 0) != kPage;
+	}
+	if (strcmp(kind, "ftruncate") == 0 || strcmp(kind, "fallocate") == 0) {
+		int fd = memfd_create("each_call", 0);
+		if (fd < 0 || ftruncate(fd, 4 * kPage) != 0) return 2;
+		char *p = mmap(NULL, 4 * kPage, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		memset(p, 1, 4 * kPage);
+		if (kind[1] == 't') return call(SYS_ftruncate, fd, kPage, 0, 0, 0);
+		return call(SYS_fallocate, fd, 0x02 | 0x01 /* PUNCH_HOLE | KEEP_SIZE */, kPage, 2 * kPage, 0);
 	}
 	if (strcmp(kind, "mprotect_partial") == 0) {
 		char *p = pages(3);

@@ -46,6 +46,15 @@ Program mmap_fixed(int flags_arg) {
           jump(BPF_JMP | BPF_JSET | BPF_K, MAP_FIXED, 0, 1), kTrace, kAllow};
 }
 
+// Traced when the argument (its low 32 bits) has any bit of mask set.
+Program any_bit(int arg, uint32_t mask) {
+  return {stmt(BPF_LD | BPF_W | BPF_ABS, arg_low(arg)), jump(BPF_JMP | BPF_JSET | BPF_K, mask, 0, 1), kTrace, kAllow};
+}
+
+// fallocate's modes that take a file's pages away from its mappings: PUNCH_HOLE, COLLAPSE_RANGE,
+// ZERO_RANGE, INSERT_RANGE, WRITE_ZEROES (<linux/falloc.h>).
+constexpr uint32_t kZappingFallocate = 0x02 | 0x08 | 0x10 | 0x20 | 0x80;
+
 Program discarding_madvise(int advice_arg) {
   const uint32_t discards[] = {MADV_DONTNEED,    MADV_FREE,         MADV_REMOVE, 24 /* DONTNEED_LOCKED */,
                                21 /* PAGEOUT */, 25 /* COLLAPSE */, 102 /* GUARD_INSTALL */};
@@ -86,6 +95,8 @@ Program x86_64_calls(bool memory_calls) {
   guarded(&p, SYS_madvise, discarding_madvise(2));
   guarded(&p, SYS_mprotect, access_losing_mprotect(2));
   guarded(&p, SYS_pkey_mprotect, access_losing_mprotect(2));
+  guarded(&p, SYS_ftruncate, always());
+  guarded(&p, SYS_fallocate, any_bit(1, kZappingFallocate));
   p.push_back(kAllow);
   return p;
 }

@@ -6,7 +6,9 @@
 // Trapped (x86-64, x32 and i386 numbers): munmap, mremap, brk, shmdt, shmat, process_madvise, execve,
 // execveat always; mmap (mmap2) only with MAP_FIXED and without MAP_FIXED_NOREPLACE; madvise only with
 // discarding advice; mprotect and pkey_mprotect only without read or without write access, or with
-// PROT_GROWSDOWN/GROWSUP; the i386 old_mmap and ipc multiplexers always. Everything else runs untouched.
+// PROT_GROWSDOWN/GROWSUP; the i386 old_mmap and ipc multiplexers always; and (x86-64 and x32 numbers
+// only) ftruncate always and fallocate with a mode that zaps a file's pages. Everything else runs
+// untouched.
 //
 // Locking: none. Lifetime: the filter lives as long as the tasks that inherit it. Memory ordering: none.
 // Context: called in the child between fork and exec.

@@ -7,7 +7,9 @@
 #include <linux/audit.h>
 #include <sys/mman.h>
 #include <sys/shm.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/uio.h>
 
 #include <fmt/format.h>
@@ -65,7 +67,9 @@ enum class Call {
   kUnresolved,
   kRemapFilePages,
   kIoUringSetup,
-  kSeccomp
+  kSeccomp,
+  kFtruncate,
+  kFallocate
 };
 
 Call call_of(uint32_t arch, long nr) {
@@ -99,6 +103,10 @@ Call call_of(uint32_t arch, long nr) {
         return Call::kIoUringSetup;
       case SYS_seccomp:
         return Call::kSeccomp;
+      case SYS_ftruncate:
+        return Call::kFtruncate;
+      case SYS_fallocate:
+        return Call::kFallocate;
       default:
         return Call::kOther;
     }
@@ -307,6 +315,52 @@ Effect remap_file_pages_effect(const Syscall& c) {
   return effect(UMN_CALL_MMAP_FIXED, Loss::kMapping, {{start, start + size}});
 }
 
+// ftruncate and fallocate (mm/truncate.c, unmap_mapping_range): the kernel takes the pages mapping the
+// file offsets [from, to) out of every mapping of the file, this process's included, which are found in
+// its maps by the device and inode that stat of /proc/PID/fd/FD gives.
+Effect file_effect(const Syscall& c, umn_process_call call, uint64_t fd, uint64_t size_above, uint64_t from,
+                   uint64_t to) {
+  Effect e = effect(call, Loss::kMapping);
+  struct stat st;
+  if (stat(fmt::format("/proc/{}/fd/{}", c.tgid, static_cast<unsigned>(fd)).c_str(), &st) != 0)
+    return errno == ENOENT ? Effect{} : unresolved(e, "a file call on a descriptor that could not be resolved");
+  if (!S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) <= size_above || from >= to) return {};
+  const std::string device = fmt::format("{:02x}:{:02x}", major(st.st_dev), minor(st.st_dev));
+  const std::vector<MapLine> maps = read_maps(c.tid);
+  if (maps.empty()) return unresolved(e, "a file call in a process whose mappings could not be read");
+  for (const MapLine& line : maps) {
+    if (line.inode != st.st_ino || line.device != device) continue;
+    const uint64_t mapped_end = line.offset + (line.range.end - line.range.start);
+    const uint64_t lo = std::max(from, line.offset), hi = std::min(to, mapped_end);
+    if (lo < hi) e.ranges.push_back({line.range.start + (lo - line.offset), line.range.start + (hi - line.offset)});
+  }
+  return e;
+}
+
+// ftruncate(fd, length): truncate_pagecache zaps from page_up(length), when the file is longer.
+Effect ftruncate_effect(const Syscall& c) {
+  const auto length = static_cast<int64_t>(c.args[1]);
+  if (length < 0) return {};
+  return file_effect(c, UMN_CALL_TRUNCATE, c.args[0], static_cast<uint64_t>(length),
+                     page_up(static_cast<uint64_t>(length)), UINT64_MAX);
+}
+
+// fallocate(fd, mode, offset, len): PUNCH_HOLE, ZERO_RANGE and WRITE_ZEROES zap the pages wholly inside
+// [offset, offset + len) (truncate_pagecache_range); COLLAPSE_RANGE and INSERT_RANGE shift the file and
+// zap from offset on (truncate_pagecache).
+Effect fallocate_effect(const Syscall& c) {
+  constexpr int kPunch = 0x02, kCollapse = 0x08, kZero = 0x10, kInsert = 0x20, kWriteZeroes = 0x80;
+  const int mode = static_cast<int>(c.args[1]);
+  const auto offset = static_cast<int64_t>(c.args[2]), len = static_cast<int64_t>(c.args[3]);
+  if (offset < 0 || len <= 0 || offset > INT64_MAX - len) return {};
+  const auto start = static_cast<uint64_t>(offset), end = start + static_cast<uint64_t>(len);
+  if ((mode & (kCollapse | kInsert)) != 0)
+    return file_effect(c, UMN_CALL_FALLOCATE, c.args[0], 0, start & ~(kPage - 1), UINT64_MAX);
+  if ((mode & (kPunch | kZero | kWriteZeroes)) != 0)
+    return file_effect(c, UMN_CALL_FALLOCATE, c.args[0], 0, page_up(start), end & ~(kPage - 1));
+  return {};
+}
+
 Effect unverifiable(const char* why) {
   Effect e;
   e.loss = Loss::kUnverifiable;
@@ -372,6 +426,12 @@ Effect effect_of(const Syscall& c) {
     case Call::kSeccomp:
       e = seccomp_effect(c);
       break;
+    case Call::kFtruncate:
+      e = ftruncate_effect(c);
+      break;
+    case Call::kFallocate:
+      e = fallocate_effect(c);
+      break;
     case Call::kUnresolved:
       e = effect(UMN_CALL_COUNT, Loss::kMapping);
       e.unresolved = true;
@@ -385,9 +445,23 @@ Effect effect_of(const Syscall& c) {
 }
 
 const char* trapped_name(uint32_t arch, long nr) {
-  static const char* const kNames[] = {
-      "other", "munmap",          "mmap",   "mremap",     "madvise",          "mprotect",       "brk",    "shmat",
-      "shmdt", "process_madvise", "execve", "unresolved", "remap_file_pages", "io_uring_setup", "seccomp"};
+  static const char* const kNames[] = {"other",
+                                       "munmap",
+                                       "mmap",
+                                       "mremap",
+                                       "madvise",
+                                       "mprotect",
+                                       "brk",
+                                       "shmat",
+                                       "shmdt",
+                                       "process_madvise",
+                                       "execve",
+                                       "unresolved",
+                                       "remap_file_pages",
+                                       "io_uring_setup",
+                                       "seccomp",
+                                       "ftruncate",
+                                       "fallocate"};
   static const char* const kI386Names[] = {"i386:other",
                                            "i386:munmap",
                                            "i386:mmap2",
@@ -402,7 +476,9 @@ const char* trapped_name(uint32_t arch, long nr) {
                                            "i386:old_mmap/ipc",
                                            "i386:remap_file_pages",
                                            "i386:io_uring_setup",
-                                           "i386:seccomp"};
+                                           "i386:seccomp",
+                                           "i386:ftruncate",
+                                           "i386:fallocate"};
   const int kind = static_cast<int>(call_of(arch, nr));
   return arch == AUDIT_ARCH_X86_64 ? kNames[kind] : kI386Names[kind];
 }
