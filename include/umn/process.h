@@ -79,7 +79,8 @@ struct umn_process_hooks_info {
 	int raw_syscall_covered;       /* glibc's syscall() function is covered (syscall instructions
 					  whose number comes from a register elsewhere: sites_unknown) */
 	unsigned long events;          /* invalidation ranges started by the hooks */
-	unsigned long nested;          /* calls made inside a delivery: no notifiers, only NESTED observers */
+	unsigned long nested;          /* calls made inside a delivery that take memory away (any call while a
+					  QUIET observer exists): no notifiers, only NESTED observers */
 	unsigned sites_unknown;        /* syscall instructions whose number is not an immediate at the
 					  site (Go's Syscall6, umn's own boundary...): not covered */
 	unsigned sites_undecoded;      /* watched "mov $nr; syscall" byte patterns outside every known

@@ -71,8 +71,13 @@ int range_start(umn_notifier_range* range, const char* call) noexcept {
     mm->bare_ranges.fetch_sub(1, std::memory_order_seq_cst);
     if (mm->is_process) t_own_process_ranges.bare--;
   }
-  if (int err = itree_invalidate(*subs, range, range->end - 1); err != 0) return err;
+  // Recorded before the callbacks run, so that a range_end after a start that a callback left with a
+  // siglongjmp still ends the interval-tree half (the process hooks do that: thread_state.hpp).
   range->umn_private = kRangeItreeStarted;
+  if (int err = itree_invalidate(*subs, range, range->end - 1); err != 0) {
+    range->umn_private = 0;
+    return err;
+  }
   if (classic_empty(*subs)) return 0;
   if (int err = classic_invalidate_start(*subs, range); err != 0) {
     itree_invalidate_end(*subs);

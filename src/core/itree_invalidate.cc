@@ -21,6 +21,7 @@
 #include <new>
 
 #include "base/check.hpp"
+#include "core/query.hpp"
 
 namespace umn::detail {
 namespace {
@@ -219,6 +220,12 @@ bool itree_walking(const Subscriptions& subs) noexcept {
   for (const WalkFrame* frame = t_walks; frame != nullptr; frame = frame->outer)
     if (frame->subs == &subs) return true;
   return false;
+}
+
+const void* itree_walk_mark() noexcept { return t_walks; }
+
+void itree_walk_restore(const void* mark) noexcept {
+  t_walks = static_cast<WalkFrame*>(const_cast<void*>(mark));
 }
 
 namespace {

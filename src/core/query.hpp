@@ -22,6 +22,13 @@ namespace umn::detail {
 // is this plus the installation of the hooks that feed it.
 [[nodiscard]] umn_mm* process_address_space() noexcept;
 
+// The calling thread's interval-tree walks (itree_invalidate.cc), as an opaque mark: itree_walk_restore
+// (mark) forgets every walk entered after itree_walk_mark() returned it. For a source whose thread left
+// a delivery for good (a siglongjmp out of a callback: the walks' frames are dead; the process hooks'
+// thread_state.hpp), before it ends the ranges left open. Context: any thread, signal handlers included.
+[[nodiscard]] const void* itree_walk_mark() noexcept;
+void itree_walk_restore(const void* mark) noexcept;
+
 // The event source's steps in libumn's fork handlers (core/fork.hpp has the whole order). enter runs
 // first in prepare and returns the process address space when the source hands it out (then its
 // subscriptions are published now, so that no thread publishes and locks fresh ones before the clone),

@@ -1,6 +1,7 @@
 // delivery.cc - delivering one event to the process address space and the observers (contract in
-// delivery.hpp). Everything lives on the caller's stack or in static storage: no malloc, no lock besides
-// the core's subscription lock (taken only when notifiers exist), so the path is async-signal-safe.
+// delivery.hpp). Everything lives in the thread's state, on the caller's stack or in static storage: no
+// malloc, no lock besides the core's subscription lock (taken only when notifiers exist), so the path is
+// async-signal-safe.
 #include "sources/process/delivery.hpp"
 
 #include <sys/syscall.h>
@@ -8,20 +9,28 @@
 #include <cerrno>
 
 #include "sources/process/state.hpp"
+#include "sources/process/thread_state.hpp"
 #include "sources/sys/sys.hpp"
 
 namespace umn::detail {
 namespace {
 
-// Around every call into notifiers and observers: marks the thread as delivering (the dispatcher passes
-// its calls through), and keeps errno as the interrupted libc code left it (libc sets errno itself from
-// the raw result; a callback may change it).
+// Around every call into notifiers and observers: marks the level, and so its thread, as delivering (the
+// dispatcher passes the thread's calls through as nested), and keeps errno as the interrupted libc code
+// left it (libc sets errno itself from the raw result; a callback may change it). A siglongjmp out of
+// the callbacks skips the destructor: the thread's next hooked call finds the level dead and clears it
+// (thread_state.cc).
 struct DeliveryScope {
-  DeliveryScope() noexcept : saved_errno(errno) { ++t_delivering; }
+  explicit DeliveryScope(Level& delivering) noexcept : level(delivering), saved_errno(errno) {
+    level.delivering = true;
+    ++level.state->delivering;
+  }
   ~DeliveryScope() {
-    --t_delivering;
+    --level.state->delivering;
+    level.delivering = false;
     errno = saved_errno;
   }
+  Level& level;
   int saved_errno;
 };
 
@@ -43,30 +52,38 @@ void start_observers(Pending* pending, Registry* registry, uint32_t required) no
 
 }  // namespace
 
-void deliver_start(Pending* pending, umn_mm* mm, Registry* registry) noexcept {
-  DeliveryScope scope;
+void deliver_start(Level& level, Pending* pending, umn_mm* mm, Registry* registry) noexcept {
+  DeliveryScope scope(level);
   g_events.fetch_add(1, std::memory_order_relaxed);
   const umn_process_event& event = pending->event;
+  for (umn_process_observer_fn& fn : pending->fns) fn = nullptr;
   umn_notifier_range_init(&pending->range, event.event, 0, mm, event.start, event.end);
+  pending->core_open = mm != nullptr;
   if (mm != nullptr) umn_notifier_invalidate_range_start(&pending->range);
   start_observers(pending, registry, 0);
 }
 
-void deliver_nested_start(Pending* pending) noexcept {
-  DeliveryScope scope;
-  pending->range.mm = nullptr;  // no range_end in deliver_end: the notifiers never saw it
+void deliver_nested_start(Level& level, Pending* pending) noexcept {
+  DeliveryScope scope(level);
+  for (umn_process_observer_fn& fn : pending->fns) fn = nullptr;
+  pending->core_open = false;  // no range_end in deliver_end: the notifiers never saw it
   start_observers(pending, active_registry(), UMN_PROCESS_OBSERVE_NESTED);
 }
 
-void deliver_start(Pending* pending) noexcept { deliver_start(pending, process_mm(), active_registry()); }
+void deliver_start(Level& level, Pending* pending) noexcept {
+  deliver_start(level, pending, process_mm(), active_registry());
+}
 
-void deliver_end(Pending* pending, long result) noexcept {
-  DeliveryScope scope;
+void deliver_end(Level& level, Pending* pending, long result) noexcept {
+  DeliveryScope scope(level);
   pending->event.result = result;
-  for (unsigned i = kRegistrySlots; i-- > 0;)
-    if (pending->fns[i] != nullptr)
-      pending->fns[i](pending->ctxs[i], &pending->event, UMN_PROCESS_PHASE_END, pending->scratch[i]);
-  if (pending->range.mm != nullptr) {
+  for (unsigned i = kRegistrySlots; i-- > 0;) {
+    umn_process_observer_fn fn = pending->fns[i];
+    pending->fns[i] = nullptr;  // ended (also if its END does not return)
+    if (fn != nullptr) fn(pending->ctxs[i], &pending->event, UMN_PROCESS_PHASE_END, pending->scratch[i]);
+  }
+  if (pending->core_open) {
+    pending->core_open = false;
     // The kernel flushes secondary TLBs that share the CPU page tables from the TLB flush of the zap,
     // inside the range: so here, after the call and before range_end.
     umn_notifier_arch_invalidate_secondary_tlbs(pending->range.mm, pending->range.start, pending->range.end);
@@ -74,10 +91,10 @@ void deliver_end(Pending* pending, long result) noexcept {
   }
 }
 
-void deliver_quiet(long nr, const long* a, long result, uintptr_t caller, uint32_t required) noexcept {
+void deliver_quiet(Level& level, long nr, const long* a, long result, uintptr_t caller, uint32_t required) noexcept {
   Registry* registry = active_registry();
   if (registry->quiet.load(std::memory_order_relaxed) == 0) return;
-  DeliveryScope scope;
+  DeliveryScope scope(level);
   const bool returns_addr = nr == SYS_mmap || nr == SYS_mremap || nr == SYS_shmat;
   const uint64_t addr = static_cast<uint64_t>(returns_addr ? result : a[0]);
   umn_process_event event = {UMN_CALL_QUIET, UMN_NOTIFY_UNMAP, addr, addr, caller, result, nr, a};
@@ -90,9 +107,9 @@ void deliver_quiet(long nr, const long* a, long result, uintptr_t caller, uint32
   }
 }
 
-long quiet_call(long nr, const long* a, uintptr_t caller) noexcept {
+long quiet_call(Level& level, long nr, const long* a, uintptr_t caller) noexcept {
   long result = sys::call(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
-  deliver_quiet(nr, a, result, caller, UMN_PROCESS_OBSERVE_QUIET);
+  deliver_quiet(level, nr, a, result, caller, UMN_PROCESS_OBSERVE_QUIET);
   return result;
 }
 

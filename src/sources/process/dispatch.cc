@@ -13,6 +13,7 @@
 #include "sources/patch/tsan_runtime.hpp"
 #include "sources/patch/x86_64.hpp"
 #include "sources/process/state.hpp"
+#include "sources/process/thread_state.hpp"
 #include "sources/sys/sys.hpp"
 
 #ifndef MREMAP_DONTUNMAP
@@ -38,26 +39,28 @@ long read_iovec(const iovec* user, iovec* out) noexcept {
 // process_madvise(pidfd, iov, vlen, advice, flags) with discarding advice on this process: the kernel
 // advises the iovecs in order and stops at the first failure, returning the bytes advised so far, or
 // the error when there are none. Issued here one iovec per call so that each is announced before it.
-long process_madvise_call(const long* a, uintptr_t caller) noexcept {
+long process_madvise_call(Level& level, const long* a, uintptr_t caller) noexcept {
   constexpr long kIovMax = 1024;  // UIO_MAXIOV
   const long vlen = a[2];
   // pidfd and advice are int, flags unsigned int: the kernel reads the low 32 bits of their registers.
   if (!discards(static_cast<int>(a[3])) || static_cast<unsigned>(a[4]) != 0 || vlen <= 0 || vlen > kIovMax ||
       !pidfd_is_self(static_cast<int>(a[0])))
-    return quiet_call(SYS_process_madvise, a, caller);
+    return quiet_call(level, SYS_process_madvise, a, caller);
   const auto* user = reinterpret_cast<const iovec*>(a[1]);
+  Pending* pending = &level.pending[0];
   long done = 0;
   for (long i = 0; i < vlen; ++i) {
     iovec one;
     if (long err = read_iovec(user + i, &one); err != 0) return done > 0 ? done : err;
-    Pending pending;
-    const unsigned events = make_event(&pending.event, UMN_CALL_PROCESS_MADVISE, UMN_NOTIFY_CLEAR,
+    const unsigned events = make_event(&pending->event, UMN_CALL_PROCESS_MADVISE, UMN_NOTIFY_CLEAR,
                                        reinterpret_cast<uint64_t>(one.iov_base), one.iov_len, caller);
-    pending.event.nr = SYS_process_madvise;
-    pending.event.args = a;
-    if (events != 0) deliver_start(&pending);
+    pending->event.nr = SYS_process_madvise;
+    pending->event.args = a;
+    level.started = events;
+    if (events != 0) deliver_start(level, pending);
     long result = sys::call(SYS_process_madvise, a[0], reinterpret_cast<long>(&one), 1, a[3], 0);
-    if (events != 0) deliver_end(&pending, result);
+    if (events != 0) deliver_end(level, pending, result);
+    level.started = 0;
     if (sys::failed(result)) return done > 0 ? done : result;
     done += result;
   }
@@ -79,48 +82,76 @@ bool exiting_thread_stack_discard(long nr, const long* a) noexcept {
   return start < end && end <= sp && sp - end <= (64u << 10);
 }
 
-// Steps 2-5 of a call (step 2's special cases done): its events started -- for a nested call (step 1)
-// with the observers added with UMN_PROCESS_OBSERVE_NESTED only, never the notifiers (the hooks do not
-// recurse into the core) -- the call, the events ended in reverse; QUIET when it has none.
-long announced_call(long nr, const long* a, uintptr_t caller, bool nested) noexcept {
-  Pending pending[kMaxEvents];
-  umn_process_event events[kMaxEvents];
-  const unsigned n = events_of(nr, a, events, caller);
+// Steps 3-5 of a call classified into events[0, n) (step 2's special cases done): its events started in
+// the level's records -- for a nested call (step 1) with the observers added with
+// UMN_PROCESS_OBSERVE_NESTED only, never the notifiers (the hooks do not recurse into the core) -- the
+// call, the events ended in reverse; QUIET when it has none.
+long announced_call(Level& level, long nr, const long* a, const umn_process_event* events, unsigned n,
+                    uintptr_t caller, bool nested) noexcept {
   if (n == 0) {
     long result = sys::call(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
-    deliver_quiet(nr, a, result, caller, UMN_PROCESS_OBSERVE_QUIET | (nested ? UMN_PROCESS_OBSERVE_NESTED : 0));
+    deliver_quiet(level, nr, a, result, caller,
+                  UMN_PROCESS_OBSERVE_QUIET | (nested ? UMN_PROCESS_OBSERVE_NESTED : 0));
     return result;
   }
+  Pending* pending = level.pending;
   for (unsigned i = 0; i < n; ++i) {
     pending[i].event = events[i];
     pending[i].event.nr = nr;
     pending[i].event.args = a;
+    level.started = i + 1;  // before the start: a start left midway is ended too (thread_state.hpp)
     if (nested)
-      deliver_nested_start(&pending[i]);
+      deliver_nested_start(level, &pending[i]);
     else
-      deliver_start(&pending[i]);
+      deliver_start(level, &pending[i]);
   }
   long result = sys::call(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
-  for (unsigned i = n; i-- > 0;) deliver_end(&pending[i], result);
+  for (unsigned i = n; i-- > 0;) deliver_end(level, &pending[i], result);
+  level.started = 0;
+  return result;
+}
+
+// Steps 1-5 of a call that delivers something, on the calling thread's level.
+long claimed_call(Level& level, bool nested, long nr, const long* a, const umn_process_event* events, unsigned n,
+                  uintptr_t caller) noexcept {
+  if (nested) {  // step 1
+    g_nested.fetch_add(1, std::memory_order_relaxed);
+    return announced_call(level, nr, a, events, n, caller, true);
+  }
+  if (nr == SYS_process_madvise) return process_madvise_call(level, a, caller);
+  if (nr == SYS_mremap && (a[3] & MREMAP_MAYMOVE) != 0 && (a[3] & (MREMAP_FIXED | MREMAP_DONTUNMAP)) == 0 &&
+      sys::page_up(static_cast<uint64_t>(a[2])) > sys::page_up(static_cast<uint64_t>(a[1])) && a[1] != 0) {
+    long in_place = sys::call(SYS_mremap, a[0], a[1], a[2], 0);  // grow in place: nothing moves
+    if (!sys::failed(in_place)) {
+      deliver_quiet(level, nr, a, in_place, caller, UMN_PROCESS_OBSERVE_QUIET);
+      return in_place;
+    }
+  }
+  return announced_call(level, nr, a, events, n, caller, false);
+}
+
+// A call deeper than the thread state's levels (thread_state.hpp): its records on the stack, here only.
+[[gnu::noinline]] long claimed_call_on_stack(Level& level, bool nested, long nr, const long* a,
+                                             const umn_process_event* events, unsigned n, uintptr_t caller) noexcept {
+  Pending pending[kMaxEvents];
+  level.pending = pending;
+  long result = claimed_call(level, nested, nr, a, events, n, caller);
+  level.pending = nullptr;
   return result;
 }
 
 long hooked_call(long nr, const long* a, uintptr_t caller) noexcept {
   if (exiting_thread_stack_discard(nr, a)) return sys::call(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
-  if (t_delivering > 0) {  // step 1
-    g_nested.fetch_add(1, std::memory_order_relaxed);
-    return announced_call(nr, a, caller, true);
-  }
-  if (nr == SYS_process_madvise) return process_madvise_call(a, caller);
-  if (nr == SYS_mremap && (a[3] & MREMAP_MAYMOVE) != 0 && (a[3] & (MREMAP_FIXED | MREMAP_DONTUNMAP)) == 0 &&
-      sys::page_up(static_cast<uint64_t>(a[2])) > sys::page_up(static_cast<uint64_t>(a[1])) && a[1] != 0) {
-    long in_place = sys::call(SYS_mremap, a[0], a[1], a[2], 0);  // grow in place: nothing moves
-    if (!sys::failed(in_place)) {
-      deliver_quiet(nr, a, in_place, caller, UMN_PROCESS_OBSERVE_QUIET);
-      return in_place;
-    }
-  }
-  return announced_call(nr, a, caller, false);
+  umn_process_event events[kMaxEvents];  // step 2
+  const unsigned n = events_of(nr, a, events, caller);
+  // Nothing to deliver: no thread state needed (no gettid).
+  if (n == 0 && nr != SYS_process_madvise && active_registry()->quiet.load(std::memory_order_relaxed) == 0)
+    return sys::call(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+  volatile uint64_t canary;  // lives in this frame as long as the claim (thread_state.hpp)
+  ThreadClaim claim(&canary);
+  Level& level = claim.level();
+  if (level.pending == nullptr) return claimed_call_on_stack(level, claim.nested(), nr, a, events, n, caller);
+  return claimed_call(level, claim.nested(), nr, a, events, n, caller);
 }
 
 // New text mapped from a file (the loader's dlopen, or anyone's mmap with PROT_EXEC): its sites are

@@ -17,6 +17,7 @@
 #include <cerrno>
 
 #include "core/query.hpp"
+#include "sources/process/thread_state.hpp"
 
 namespace umn::detail {
 namespace {
@@ -43,6 +44,7 @@ bool wait_released(const timespec& deadline) noexcept {
 [[gnu::destructor(101)]] void release_at_exit() {
   umn_mm* mm = g_release_mm.load(std::memory_order_acquire);
   if (mm == nullptr || !mm_has_subscriptions(mm)) return;
+  end_levels_at_exit();  // this thread's abandoned ranges would make the release wait (issue 17.8)
   pthread_t thread;
   if (sem_init(&g_released, 0, 0) != 0 || pthread_create(&thread, nullptr, &release_thread, mm) != 0) {
     umn_notifier_release(mm);  // no thread to spare: unbounded, as before

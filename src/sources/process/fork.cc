@@ -9,6 +9,7 @@
 #include "sources/process/delivery.hpp"
 #include "sources/process/events.hpp"
 #include "sources/process/state.hpp"
+#include "sources/process/thread_state.hpp"
 #include "sources/sys/sys.hpp"
 
 namespace umn::detail {
@@ -38,7 +39,10 @@ umn_mm* enter() noexcept {
 // kMaxForkRanges runs, the last run is extended over the rest), on mm and, when this copy owns the sites,
 // on the registry's observers (every copy announces fork on its own address space: chained_observer).
 void start(umn_mm* mm) noexcept {
-  if (mm == nullptr || g_status != 0 || t_delivering > 0) return;
+  if (mm == nullptr || g_status != 0) return;
+  volatile uint64_t canary;
+  ThreadClaim claim(&canary);
+  if (claim.nested()) return;  // a fork from a callback: its notifiers are mid-invalidation
   Registry* registry = active_registry() == &g_registry ? &g_registry : nullptr;
   if (!anyone_listening(mm, registry)) return;
   sys::MapsReader maps;
@@ -52,16 +56,20 @@ void start(umn_mm* mm) noexcept {
     make_event(&g_fork[g_fork_count++].event, UMN_CALL_FORK, UMN_NOTIFY_PROTECTION_PAGE, entry.start,
                entry.end - entry.start, 0);
   }
-  for (unsigned i = 0; i < g_fork_count; ++i) deliver_start(&g_fork[i], mm, registry);
+  for (unsigned i = 0; i < g_fork_count; ++i) deliver_start(claim.level(), &g_fork[i], mm, registry);
 }
 
 // Ends the fork ranges: the result is 0 in the child, 1 in the parent. In the child, the notifiers only
 // (they are copies whose starts must be balanced); observers: see fork.hpp.
 void finish(bool child) noexcept {
+  if (child) thread_state_fork_child();
+  if (g_fork_count == 0) return;
+  volatile uint64_t canary;
+  ThreadClaim claim(&canary);
   for (unsigned i = g_fork_count; i-- > 0;) {
     if (child)
       for (umn_process_observer_fn& fn : g_fork[i].fns) fn = nullptr;
-    deliver_end(&g_fork[i], child ? 0 : 1);
+    deliver_end(claim.level(), &g_fork[i], child ? 0 : 1);
   }
   g_fork_count = 0;
 }

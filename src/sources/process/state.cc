@@ -11,7 +11,6 @@ std::atomic<Registry*> g_active{&g_registry};
 std::atomic<unsigned long> g_events{0};
 std::atomic<unsigned long> g_nested{0};
 
-[[gnu::tls_model("initial-exec")]] thread_local int t_delivering = 0;
 [[gnu::tls_model("initial-exec")]] thread_local bool t_installing = false;
 
 }  // namespace umn::detail

@@ -1,5 +1,6 @@
 // state.hpp - the process hooks' process-wide state: installation status, the address space they feed,
-// the observer registry events flow through, counters, and the per-thread delivery depth.
+// the observer registry events flow through, counters, and whether this thread is installing (the
+// per-thread delivery state is in thread_state.hpp).
 //
 // Locking: none. g_install_state is the installer's state machine (install.cc); the other globals are
 //   written by the installer before g_install_state becomes 2 and read-only afterwards, except the
@@ -27,8 +28,6 @@ extern std::atomic<Registry*> g_active;   // the registry events flow through (a
 extern std::atomic<unsigned long> g_events;  // ranges started by the hooks (relaxed statistics)
 extern std::atomic<unsigned long> g_nested;  // calls passed through from inside a delivery (relaxed)
 
-// This thread's delivery depth (> 0 inside a callback, an observer, or a handler interrupting them).
-[[gnu::tls_model("initial-exec")]] extern thread_local int t_delivering;
 // This thread is running the installation (its own hooked calls must not wait for it).
 [[gnu::tls_model("initial-exec")]] extern thread_local bool t_installing;
 

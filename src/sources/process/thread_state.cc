@@ -1,0 +1,158 @@
+// thread_state.cc - the delivery state of one kernel thread (contract and rationale in thread_state.hpp).
+//
+// Claim (ThreadClaim's constructor):
+//   1. tid = gettid(). The thread-local state is ours if its owner CAS 0 -> tid succeeds or finds tid;
+//      else another kernel thread shares this thread-local storage (raw clone, vfork child): take the
+//      table slot whose owner is tid, or claim a free one (yield while all are taken).
+//   2. If levels are open, end those the thread abandoned (sweep), top first.
+//   3. Push a level (beyond kMaxLevels: an untracked one in the claim itself).
+// Release (destructor): pop; at depth 0, owner = 0 (release).
+#include "sources/process/thread_state.hpp"
+
+#include <sched.h>
+#include <signal.h>
+#include <sys/syscall.h>
+
+#include <cerrno>
+
+#include "core/query.hpp"
+#include "sources/sys/sys.hpp"
+
+namespace umn::detail {
+
+std::atomic<unsigned long> g_abandoned{0};
+
+namespace {
+
+[[gnu::tls_model("initial-exec")]] thread_local ThreadState t_state;
+ThreadState g_shared[kSharedStates];
+
+// Return: the state tid owns or has claimed (acquire; pairs with the release store in ~ThreadClaim).
+ThreadState* claim_state(long tid) noexcept {
+  long expected = 0;
+  if (t_state.owner.compare_exchange_strong(expected, tid, std::memory_order_acquire) || expected == tid)
+    return &t_state;
+  for (;;) {
+    for (ThreadState& shared : g_shared)
+      if (shared.owner.load(std::memory_order_acquire) == tid) return &shared;
+    for (ThreadState& shared : g_shared) {
+      expected = 0;
+      if (shared.owner.compare_exchange_strong(expected, tid, std::memory_order_acquire)) return &shared;
+    }
+    sys::call(SYS_sched_yield);
+  }
+}
+
+// The signal alternate stack of the calling thread, as the kernel knows it.
+struct AltStack {
+  uintptr_t low = 0, high = 0;
+  bool on = false;  // the thread runs on it now
+  bool holds(uintptr_t frame) const noexcept { return frame >= low && frame < high; }
+};
+
+AltStack alt_stack() noexcept {
+  stack_t ss;
+  AltStack alt;
+  if (sys::failed(sys::call(SYS_sigaltstack, 0, reinterpret_cast<long>(&ss)))) return alt;
+  alt.on = (ss.ss_flags & SS_ONSTACK) != 0;
+  if ((ss.ss_flags & SS_DISABLE) == 0) {
+    alt.low = reinterpret_cast<uintptr_t>(ss.ss_sp);
+    alt.high = alt.low + ss.ss_size;
+  }
+  return alt;
+}
+
+// Whether level, in progress on this thread, is dead for a thread now at frame (rules in the header).
+// The canary is read only below a level's frame on the stack the thread runs on: memory of that stack
+// (a redzone of a live frame under ASan, hence no instrumentation).
+[[gnu::no_sanitize_address]] bool dead(const Level& level, uintptr_t frame, const AltStack& alt) noexcept {
+  if (alt.holds(level.frame) != alt.on) return alt.holds(level.frame);  // left the alt stack / interrupting it
+  if (frame >= level.frame) return true;
+  return *reinterpret_cast<const volatile uint64_t*>(level.frame) != level.token;
+}
+
+// Ends what level started and did not end: its events in reverse, each with -EINTR as the call's result
+// (the call was abandoned; it may or may not have run), after restoring the core's walk list to what it
+// was when the level began (the walks it entered died with its frames).
+void end_level(Level& level) noexcept {
+  ThreadState& state = *level.state;
+  if (level.delivering) {  // abandoned inside its callbacks: their DeliveryScope never ended
+    level.delivering = false;
+    --state.delivering;
+  }
+  itree_walk_restore(level.walks);
+  for (unsigned i = level.started; i-- > 0;) deliver_end(level, &level.pending[i], -EINTR);
+  level.started = 0;
+  g_abandoned.fetch_add(1, std::memory_order_relaxed);
+}
+
+// Ends levels [from, depth) of state, top first, then drops them.
+void end_levels(ThreadState& state, unsigned from) noexcept {
+  state.sweeping = true;
+  for (unsigned i = state.depth; i-- > from;) end_level(state.levels[i]);
+  state.depth = from;
+  state.sweeping = false;
+}
+
+// Ends the levels the thread left for good: the lowest dead one and every level above it.
+void sweep(ThreadState& state, uintptr_t frame) noexcept {
+  const AltStack alt = alt_stack();
+  for (unsigned i = 0; i < state.depth; ++i) {
+    if (!dead(state.levels[i], frame, alt)) continue;
+    end_levels(state, i);
+    return;
+  }
+}
+
+// Tokens: unique per level instance on this thread (odd, so never 0 or a small count).
+[[gnu::tls_model("initial-exec")]] thread_local uint64_t t_tokens = 0;
+
+void init_level(Level& level, ThreadState* state, volatile uint64_t* canary, Pending* pending) noexcept {
+  level.state = state;
+  level.frame = reinterpret_cast<uintptr_t>(canary);
+  level.token = ((++t_tokens * 0x9e3779b97f4a7c15ull) ^ reinterpret_cast<uintptr_t>(canary)) | 1;
+  *canary = level.token;
+  level.walks = itree_walk_mark();
+  level.pending = pending;
+  level.started = 0;
+  level.delivering = false;
+}
+
+}  // namespace
+
+ThreadClaim::ThreadClaim(volatile uint64_t* canary) noexcept {
+  ThreadState* state = claim_state(sys::gettid());
+  if (state->depth > 0 && !state->sweeping) sweep(*state, reinterpret_cast<uintptr_t>(canary));
+  if (state->depth < kMaxLevels) {
+    const unsigned i = state->depth++;
+    level_ = &state->levels[i];
+    init_level(*level_, state, canary, state->pending[i]);
+  } else {
+    level_ = &untracked_;
+    init_level(untracked_, state, canary, nullptr);
+  }
+}
+
+ThreadClaim::~ThreadClaim() {
+  ThreadState* state = level_->state;
+  if (level_ == &untracked_) return;
+  // A level above ours was abandoned and not swept (our frame is below it): it is dead now.
+  if (state->depth > 0 && &state->levels[state->depth - 1] != level_)
+    end_levels(*state, static_cast<unsigned>(level_ - state->levels) + 1);
+  state->depth--;
+  // Pairs with the acquire CAS in claim_state: the next owner sees this state as we leave it.
+  if (state->depth == 0) state->owner.store(0, std::memory_order_release);
+}
+
+void end_levels_at_exit() noexcept {
+  ThreadState* state = claim_state(sys::gettid());
+  if (state->depth > 0) end_levels(*state, 0);
+  state->owner.store(0, std::memory_order_release);  // pairs with the acquire CAS in claim_state
+}
+
+void thread_state_fork_child() noexcept {
+  for (ThreadState& shared : g_shared) shared.owner.store(0, std::memory_order_relaxed);
+  if (t_state.owner.load(std::memory_order_relaxed) != 0) t_state.owner.store(sys::gettid(), std::memory_order_relaxed);
+}
+
+}  // namespace umn::detail
