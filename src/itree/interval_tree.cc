@@ -15,6 +15,7 @@
 #include "itree/interval_tree.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <new>
 
 namespace umn::detail {
@@ -45,8 +46,12 @@ int index_in_parent(const IndexNode* n) noexcept {
   return static_cast<int>(std::find(p->slot, p->slot + p->count, n) - p->slot);
 }
 
+// Relaxed loads: a walk scans the whole leaf while replace_link may swap another entry of it (its only
+// write during a walk; the value read there is compared, never followed).
 int index_of_entry(const IndexNode* leaf, const Link* link) noexcept {
-  return static_cast<int>(std::find(leaf->slot, leaf->slot + leaf->count, link) - leaf->slot);
+  int i = 0;
+  while (i < leaf->count && std::atomic_ref(const_cast<IndexNode*>(leaf)->slot[i]).load(std::memory_order_relaxed) != link) ++i;
+  return i;
 }
 
 // The first slot at or after `from` whose largest last reaches start; n->count if none.
@@ -268,8 +273,9 @@ void IntervalIndex::erase_link(Link* link) noexcept {
 
 void IntervalIndex::replace_link(Link* link, Link* fresh) noexcept {
   IndexNode* n = leaf_of(link);
-  n->slot[index_of_entry(n, link)] = fresh;
   *fresh = n;
+  // Relaxed: pairs with nothing; index_of_entry's relaxed loads in concurrent walks only compare it.
+  std::atomic_ref(n->slot[index_of_entry(n, link)]).store(fresh, std::memory_order_relaxed);
   *link = nullptr;
 }
 

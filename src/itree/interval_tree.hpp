@@ -18,8 +18,8 @@
 //
 // Overlap: an entry intersects the query [start, last] iff entry.start <= last && start <= entry.last.
 //
-// Locking: none inside. The caller serialises insert/erase/reserve; first_overlap / next_overlap may run
-// concurrently with each other but not with mutations. umn's core guarantees that with the subscription
+// Locking: none inside. The caller serialises insert/erase/reserve/replace; first_overlap / next_overlap
+// may run concurrently with each other and with replace, but not with the other mutations. umn's core guarantees that with the subscription
 // lock for mutations and the odd sequence number (a frozen tree) for its lock-free walks.
 //
 // Lifetime: an inserted node must stay alive until erased. Index nodes belong to the tree;
@@ -120,8 +120,10 @@ class IntervalTreeOf : public IntervalIndex {
     UMN_EXPENSIVE_CHECK(verify());
   }
 
-  // Puts fresh (not in a tree, same start and last) in node's place, in O(fanout): nothing else moves,
-  // so a walk that is not at node right now is not disturbed. node leaves the tree.
+  // Puts fresh (not in a tree, same start and last) in node's place, in O(fanout): one leaf slot changes
+  // (an atomic store) and nothing moves, so a concurrent walk that is not at node is not disturbed.
+  // node leaves the tree. The one mutation allowed while walks run; the caller still serialises it with
+  // the other mutations.
   void replace(Node* node, Node* fresh) noexcept {
     replace_link(&node->leaf, &fresh->leaf);
     UMN_EXPENSIVE_CHECK(verify());
