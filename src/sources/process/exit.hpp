@@ -11,6 +11,9 @@
 //   never destroyed: the subscriptions (heap, never freed at exit), the semaphore (never destroyed),
 //   liburcu-bp's reader registry (its destructor unmaps it only once no registered thread is left), and
 //   the ->release callbacks, which run after the program's static destructors on time as well.
+//   Not covered: liburcu 0.14 and later tear their call_rcu worker down in their own destructor, after a
+//   synchronize_rcu() that a thread asleep in a classic callback keeps waiting for ever (0.13, which
+//   Debian 12 ships and CI uses, does not).
 // Memory ordering: the armed pointer is stored with release and loaded with acquire.
 #pragma once
 
