@@ -160,11 +160,12 @@ unsigned mremap_events(const long* a, umn_process_event* events, uintptr_t calle
 
 // The advice values that take the pages behind a range away: the discards (the contents go), and those
 // after which the range is backed by other pages or by none (PAGEOUT reclaims, COLLAPSE copies into a
-// huge page, GUARD_INSTALL zaps and fences). The kernel notifies CLEAR for each.
+// huge page, GUARD_INSTALL zaps and fences, HWPOISON unmaps a page everywhere, SOFT_OFFLINE migrates it).
+// The kernel notifies CLEAR for each.
 bool discards(long advice) noexcept {
   return advice == MADV_DONTNEED || advice == MADV_FREE || advice == MADV_REMOVE ||
          advice == sys::kMadvDontneedLocked || advice == MADV_PAGEOUT || advice == sys::kMadvCollapse ||
-         advice == sys::kMadvGuardInstall;
+         advice == sys::kMadvGuardInstall || advice == sys::kMadvHwpoison || advice == sys::kMadvSoftOffline;
 }
 
 unsigned events_of(long nr, const long* a, umn_process_event* event, uintptr_t caller) noexcept {

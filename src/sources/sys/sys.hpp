@@ -30,6 +30,9 @@ inline bool failed(long result) noexcept { return static_cast<unsigned long>(res
 constexpr int kMadvDontneedLocked = 24;
 constexpr int kMadvCollapse = 25;
 constexpr int kMadvGuardInstall = 102;
+// The privileged testing advice (CONFIG_MEMORY_FAILURE): poison a page, or migrate it away and offline it.
+constexpr int kMadvHwpoison = 100;
+constexpr int kMadvSoftOffline = 101;
 // pidfd values and flags newer than glibc 2.36's headers: the calling thread and process as pidfds
 // (Linux 6.14), and pidfd_open's flag for a thread's pidfd (6.9, PIDFD_THREAD = O_EXCL).
 constexpr long kPidfdSelfThread = -10000;

@@ -334,5 +334,25 @@ TEST_F(Calls, ShmatRemapAtAHugePageBoundaryAnnouncesTheWholeHugePage) {
   munmap(reserve, 2 * kHuge);
 }
 
+// madvise(MADV_HWPOISON) and madvise(MADV_SOFT_OFFLINE) (privileged testing advice, mm/madvise.c,
+// madvise_inject_error) take a page away from every mapping of it or migrate it to another frame: CLEAR,
+// like the discards. Made here on a page without access and never touched (it stays reserved, so nothing
+// else can be mapped there), which the kernel refuses (EFAULT: no page to get; EPERM without
+// CAP_SYS_ADMIN) with no side effect: the announcement comes before the call. There was none.
+TEST_F(Calls, HwpoisonAndSoftOfflineNotifyClear) {
+  auto* p = static_cast<unsigned char*>(mmap(nullptr, kPage, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(p, MAP_FAILED);
+  Recorder rec;
+  rec.read_memory = false;  // no access
+  ASSERT_EQ(rec.watch(p, kPage), 0);
+  EXPECT_EQ(madvise(p, kPage, 100 /* MADV_HWPOISON */), -1);
+  EXPECT_EQ(madvise(p, kPage, 101 /* MADV_SOFT_OFFLINE */), -1);
+  ASSERT_EQ(rec.calls(), 2);
+  EXPECT_TRUE(event_is(rec, 0, UMN_NOTIFY_CLEAR, u(p), u(p + kPage)));
+  EXPECT_TRUE(event_is(rec, 1, UMN_NOTIFY_CLEAR, u(p), u(p + kPage)));
+  rec.unwatch();
+  munmap(p, kPage);
+}
+
 }  // namespace
 }  // namespace umn::test
