@@ -41,7 +41,7 @@ bool shm_fragment_of(const sys::MapEntry& entry, uint64_t addr) noexcept {
 // there is none (shmdt fails with EINVAL and takes nothing).
 unsigned shmdt_events(uint64_t addr, umn_process_event* event, uintptr_t caller) noexcept {
   if ((addr & (sys::kPageSize - 1)) != 0) return 0;  // EINVAL
-  sys::MapsReader maps;
+  sys::HookMapsReader maps;
   sys::MapEntry entry;
   uint64_t start = 0, end = 0, inode = 0, device = 0;
   while (maps.next(&entry)) {
@@ -61,7 +61,7 @@ unsigned shmdt_events(uint64_t addr, umn_process_event* event, uintptr_t caller)
 // mprotect(addr, len, prot | PROT_GROWSDOWN) changes the protection from the start of the mapping that
 // holds addr (mm/mprotect.c): the range starts there. Return: that start, or addr if none holds it.
 uint64_t growsdown_start(uint64_t addr) noexcept {
-  sys::MapsReader maps;
+  sys::HookMapsReader maps;
   sys::MapEntry entry;
   while (maps.next(&entry))
     if (entry.start <= addr && addr < entry.end) return entry.start;

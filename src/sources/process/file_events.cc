@@ -109,7 +109,7 @@ void add_range(umn_process_event* events, unsigned* n, unsigned max, umn_process
 // inside [skip_start, skip_end) (already announced).
 unsigned mappings_of(const Zap& zap, umn_process_call call, umn_process_event* events, unsigned max,
                      uint64_t skip_start, uint64_t skip_end, uintptr_t caller) noexcept {
-  sys::MapsReader maps;
+  sys::HookMapsReader maps;
   sys::MapEntry entry;
   unsigned n = 0;
   while (maps.next(&entry)) {
@@ -125,7 +125,7 @@ unsigned mappings_of(const Zap& zap, umn_process_call call, umn_process_event* e
 
 // The file range that [addr, addr + length) maps, if the mapping holding addr is a shared file mapping.
 bool shared_file_behind(uint64_t addr, uint64_t length, Zap* zap) noexcept {
-  sys::MapsReader maps;
+  sys::HookMapsReader maps;
   sys::MapEntry entry;
   while (maps.next(&entry)) {
     if (entry.start > addr) return false;

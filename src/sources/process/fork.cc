@@ -45,7 +45,7 @@ void start(umn_mm* mm) noexcept {
   if (claim.nested()) return;  // a fork from a callback: its notifiers are mid-invalidation
   Registry* registry = active_registry() == &g_registry ? &g_registry : nullptr;
   if (!anyone_listening(mm, registry)) return;
-  sys::MapsReader maps;
+  sys::HookMapsReader maps;
   sys::MapEntry entry;
   while (maps.next(&entry)) {
     if ((entry.prot & sys::kMapWrite) == 0 || (entry.prot & sys::kMapShared) != 0) continue;

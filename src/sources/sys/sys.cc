@@ -97,15 +97,18 @@ long close(int fd) noexcept { return call(SYS_close, fd); }
 long getpid() noexcept { return call(SYS_getpid); }
 long gettid() noexcept { return call(SYS_gettid); }
 
-MapsReader::MapsReader() noexcept : fd_(static_cast<int>(open_read("/proc/self/maps"))) {
+template <size_t kBuffer>
+MapsReaderOf<kBuffer>::MapsReaderOf() noexcept : fd_(static_cast<int>(open_read("/proc/self/maps"))) {
   if (fd_ < 0) fd_ = -1;
 }
 
-MapsReader::~MapsReader() {
+template <size_t kBuffer>
+MapsReaderOf<kBuffer>::~MapsReaderOf() {
   if (fd_ >= 0) close(fd_);
 }
 
-bool MapsReader::fill() noexcept {
+template <size_t kBuffer>
+bool MapsReaderOf<kBuffer>::fill() noexcept {
   if (begin_ > 0) {  // move the partial line to the front
     size_t kept = end_ - begin_;
     for (size_t i = 0; i < kept; ++i) buf_[i] = buf_[begin_ + i];
@@ -125,8 +128,26 @@ bool MapsReader::fill() noexcept {
   return true;
 }
 
-// Return: the next complete line, NUL-terminated in place, or nullptr.
-char* MapsReader::line() noexcept {
+// Drops the rest of a line that was cut. Return: false if the file ended first.
+template <size_t kBuffer>
+bool MapsReaderOf<kBuffer>::skip_rest() noexcept {
+  for (;;) {
+    for (size_t i = begin_; i < end_; ++i) {
+      if (buf_[i] == '\n') {
+        begin_ = i + 1;
+        skipping_ = false;
+        return true;
+      }
+    }
+    begin_ = end_;
+    if (!fill()) return false;
+  }
+}
+
+// Return: the next line, NUL-terminated in place (cut at the buffer's size), or nullptr.
+template <size_t kBuffer>
+char* MapsReaderOf<kBuffer>::line() noexcept {
+  if (skipping_ && !skip_rest()) return nullptr;
   for (;;) {
     for (size_t i = begin_; i < end_; ++i) {
       if (buf_[i] == '\n') {
@@ -137,18 +158,18 @@ char* MapsReader::line() noexcept {
       }
     }
     if (!fill()) {
-      if (eof_ && end_ > begin_ && end_ < sizeof(buf_)) {  // last line without a newline
-        buf_[end_] = '\0';
-        char* start = buf_ + begin_;
-        begin_ = end_;
-        return start;
-      }
-      return nullptr;
+      if (end_ <= begin_) return nullptr;
+      skipping_ = !eof_;  // full without a newline: a line longer than the buffer
+      buf_[end_] = '\0';  // end_ < sizeof(buf_): fill() leaves room for it
+      char* start = buf_ + begin_;
+      begin_ = end_;
+      return start;
     }
   }
 }
 
-bool MapsReader::next(MapEntry* entry) noexcept {
+template <size_t kBuffer>
+bool MapsReaderOf<kBuffer>::next(MapEntry* entry) noexcept {
   if (fd_ < 0) return false;
   char* p = line();
   if (p == nullptr) return false;
@@ -176,5 +197,8 @@ bool MapsReader::next(MapEntry* entry) noexcept {
   entry->path = p;
   return true;
 }
+
+template class MapsReaderOf<4096>;
+template class MapsReaderOf<1024>;
 
 }  // namespace umn::sys

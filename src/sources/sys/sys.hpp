@@ -6,7 +6,7 @@
 // and raw_syscall6 loads the syscall number from a register, so its bytes never match the
 // "mov $nr,%eax; syscall" pattern the patcher looks for (patch/x86_64.cc).
 //
-// Locking: none. Lifetime: MapsReader owns one file descriptor between open() and its destructor.
+// Locking: none. Lifetime: a maps reader owns one file descriptor between open() and its destructor.
 // Context: everything here is async-signal-safe: no malloc, no lock, no errno (results are raw kernel
 //   returns: a value, or -errno in [-4095, -1]).
 // Memory ordering: none beyond the system calls themselves.
@@ -69,14 +69,17 @@ struct MapEntry {
   const char* path = "";  // NUL-terminated; valid until the next call to next()
 };
 
-// Streams /proc/self/maps line by line without allocating (a fixed 4 KiB buffer lives in the object, so
-// keep it off small signal stacks). Context: async-signal-safe.
-class MapsReader {
+// Streams /proc/self/maps line by line without allocating, through a buffer of kBuffer bytes that lives
+// in the object (on the caller's stack, as a rule). A line longer than the buffer keeps its fields and
+// the first kBuffer - 100 or so bytes of its path (NUL-terminated there); the rest of it is skipped.
+// Context: async-signal-safe.
+template <size_t kBuffer>
+class MapsReaderOf {
  public:
-  MapsReader() noexcept;
-  ~MapsReader();
-  MapsReader(const MapsReader&) = delete;
-  MapsReader& operator=(const MapsReader&) = delete;
+  MapsReaderOf() noexcept;
+  ~MapsReaderOf();
+  MapsReaderOf(const MapsReaderOf&) = delete;
+  MapsReaderOf& operator=(const MapsReaderOf&) = delete;
   bool ok() const noexcept { return fd_ >= 0; }
   // Parses the next mapping into *entry. Return: false at the end or on a read error.
   bool next(MapEntry* entry) noexcept;
@@ -84,11 +87,20 @@ class MapsReader {
  private:
   bool fill() noexcept;
   char* line() noexcept;
+  bool skip_rest() noexcept;
   int fd_;
   size_t begin_ = 0;
   size_t end_ = 0;
   bool eof_ = false;
-  char buf_[4096];
+  bool skipping_ = false;  // the current line was cut: drop the rest of it
+  char buf_[kBuffer];
 };
+
+// Whole paths (up to PATH_MAX): the installer, which opens the files behind the mappings. 4 KiB: keep it
+// off small signal stacks.
+using MapsReader = MapsReaderOf<4096>;
+// What the hooks use inside hooked calls and fork (paths cut past ~900 bytes; the hooks read only
+// /SYSV names, devices, inodes and offsets): bounds their stack (docs/process.md, "Signal handlers").
+using HookMapsReader = MapsReaderOf<1024>;
 
 }  // namespace umn::sys
