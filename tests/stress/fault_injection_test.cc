@@ -642,4 +642,121 @@ TEST(FaultInjection, ForkFromClassicCallbackWhileAGracePeriodWaitsForItLeavesChi
   umn_mm_destroy(mm);
 }
 
+// ---------------------------------------------------------------------------------------------------
+// fork() from inside free_notifier (a call() callback, on liburcu's call_rcu thread) while another
+// thread's grace period holds liburcu's grace-period lock, waiting for a third thread asleep in a classic
+// callback (issue 12 review, the class of callbacks that fork). The call_rcu threads cannot be paused
+// from there (this one would wait for itself), but the grace-period lock must still be taken in prepare
+// (the fork waits for that grace period), or the child inherits it held. The child, which stays a
+// call_rcu thread inside free_notifier, registers and unregisters (a grace period) and inserts,
+// invalidates and removes, under a watchdog.
+struct ForkFromFree {
+  static std::atomic<bool> armed, in_free, grace_period_waits;
+  static std::atomic<pid_t> child;
+};
+std::atomic<bool> ForkFromFree::armed{false}, ForkFromFree::in_free{false}, ForkFromFree::grace_period_waits{false};
+std::atomic<pid_t> ForkFromFree::child{-1};
+
+[[noreturn]] void child_of_free_notifier() {
+  static const umn_notifier_ops plain = {};
+  umn_mm* fresh = umn_mm_create();
+  umn_notifier n;
+  std::memset(&n, 0, sizeof(n));
+  n.ops = &plain;
+  bool ok = fresh != nullptr && umn_notifier_register(&n, fresh) == 0;
+  if (ok) umn_notifier_unregister(&n, fresh);  // a grace period in the child
+  Device dev;
+  static const umn_interval_notifier_ops single = {
+      [](umn_interval_notifier* sub, const umn_notifier_range*, unsigned long seq) {
+        umn_interval_set_seq(sub, seq);
+        return true;
+      },
+      nullptr, nullptr};
+  ok = ok && umn_interval_notifier_insert(&dev.notifier, fresh, 0, kPage, &single) == 0;
+  if (ok) {
+    umn_notifier_range range;
+    umn_notifier_range_init(&range, UMN_NOTIFY_UNMAP, 0, fresh, 0, kPage);
+    umn_notifier_invalidate_range_start(&range);
+    umn_notifier_invalidate_range_end(&range);
+    umn_interval_notifier_remove(&dev.notifier);
+  }
+  if (fresh != nullptr) umn_mm_destroy(fresh);
+  syscall(SYS_exit_group, ok ? 0 : 3);
+  _exit(3);  // not reached
+}
+
+void forking_free(umn_notifier* n) {
+  if (ForkFromFree::armed.exchange(false)) {
+    ForkFromFree::in_free = true;
+    while (!ForkFromFree::grace_period_waits) std::this_thread::yield();
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));  // the grace period holds its lock now
+    const pid_t pid = fork();
+    if (pid == 0) child_of_free_notifier();
+    ForkFromFree::child = pid;
+  }
+  counted_free(n);
+}
+
+TEST(FaultInjection, ForkFromFreeNotifierWhileAGracePeriodHoldsItsLockLeavesChildRcuUsableRegression) {
+  umn_test::Watchdog watchdog(kWatchdogSeconds);
+  static const umn_notifier_ops gotten = {nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
+                                          nullptr, fork_alloc, forking_free};
+  static std::atomic<bool> in_section{false};
+  static const umn_notifier_ops sleepy = {
+      nullptr, nullptr, nullptr, nullptr,
+      [](umn_notifier*, const umn_notifier_range*) {
+        in_section = true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(150));
+        return 0;
+      },
+      nullptr, nullptr, nullptr, nullptr};
+  umn_mm* mm = umn_mm_create();
+  umn_mm* slow_mm = umn_mm_create();
+  umn_notifier slow;
+  std::memset(&slow, 0, sizeof(slow));
+  slow.ops = &sleepy;
+  ASSERT_EQ(umn_notifier_register(&slow, slow_mm), 0);
+  const int forks = LongRun() ? 50 : 5;
+  for (int i = 0; i < forks; ++i) {
+    ForkFromFree::child = -1;
+    ForkFromFree::in_free = false;
+    ForkFromFree::grace_period_waits = false;
+    in_section = false;
+    ForkFromFree::armed = true;
+    umn_notifier* sub = umn_notifier_get(&gotten, mm);
+    ASSERT_FALSE(UMN_IS_ERR_OR_NULL(sub));
+    umn_notifier_put(sub);  // free_notifier runs on the call_rcu thread and waits there
+    while (!ForkFromFree::in_free) std::this_thread::yield();
+    auto reader = std::make_unique<OwnStackThread>([slow_mm] {  // asleep in a read-side section
+      umn_notifier_range range;
+      umn_notifier_range_init(&range, UMN_NOTIFY_UNMAP, 0, slow_mm, 0, kPage);
+      umn_notifier_invalidate_range_start(&range);
+      umn_notifier_invalidate_range_end(&range);
+    });
+    while (!in_section) std::this_thread::yield();
+    auto waiter = std::make_unique<OwnStackThread>([] {  // its grace period waits for the reader
+      umn_mm* other = umn_mm_create();
+      static const umn_notifier_ops plain = {};
+      umn_notifier n;
+      std::memset(&n, 0, sizeof(n));
+      n.ops = &plain;
+      const bool registered = umn_notifier_register(&n, other) == 0;
+      ForkFromFree::grace_period_waits = true;
+      if (registered) umn_notifier_unregister(&n, other);
+      umn_mm_destroy(other);
+    });
+    umn_notifier_synchronize();  // free_notifier (and the fork in it) has run
+    reader.reset();
+    waiter.reset();
+    const pid_t child = ForkFromFree::child;
+    ASSERT_GT(child, 0);
+    const int status = wait_or_kill(child, 20);
+    ASSERT_NE(status, -1) << "fork " << i << ": the child hung (liburcu's grace-period lock held)";
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "fork " << i << ": status " << status;
+  }
+  umn_notifier_unregister(&slow, slow_mm);
+  umn_mm_destroy(slow_mm);
+  umn_mm_destroy(mm);
+}
+
 }  // namespace
