@@ -1,5 +1,6 @@
 // lock.hpp - umn's lock types, annotated for clang's thread-safety analysis: Mutex, MutexLock (a scoped
-// guard), UniqueLock (a scoped guard that may unlock and relock, for CondVar), CondVar, and the
+// guard), UniqueLock (a scoped guard that may unlock and relock, for CondVar), CondVar, LockWaitRecorder
+// (what a measured Mutex tells how long its contended acquisitions waited), and the
 // UMN_GUARDED_BY / UMN_REQUIRES / ... annotations. scripts/test.sh builds the library with clang
 // -Wthread-safety -Werror (build/tsa), so a field marked UMN_GUARDED_BY(lock_) read without lock_, or a
 // function marked UMN_REQUIRES(lock_) called without it, does not compile there. With g++ the
@@ -11,7 +12,8 @@
 //   assert_held() tells the analysis that the caller holds the lock where it cannot see it (inside a
 //   lambda run under the lock, such as a CondVar predicate). It checks nothing at run time.
 // Lifetime
-//   A MutexLock or UniqueLock must not outlive its Mutex; a CondVar must outlive its waiters.
+//   A MutexLock or UniqueLock must not outlive its Mutex; a CondVar must outlive its waiters; a Mutex's
+//   LockWaitRecorder must outlive the Mutex.
 // Context
 //   lock(), MutexLock, UniqueLock and CondVar::wait() may sleep; none of them may be used in a signal
 //   handler.
@@ -53,13 +55,32 @@ namespace umn::detail {
 class CondVar;
 class UniqueLock;
 
+// Told how long each contended lock() of a measured Mutex waited (per lock, as abseil's contention
+// profiler is per process). record_wait runs on the thread that just took the lock, with it held.
+class LockWaitRecorder {
+ public:
+  virtual void record_wait(std::chrono::nanoseconds wait) noexcept = 0;
+
+ protected:
+  ~LockWaitRecorder() = default;
+};
+
 class UMN_CAPABILITY("mutex") Mutex {
  public:
   Mutex() noexcept = default;
+  // A measured Mutex: lock() reports the wait of every contended acquisition to `waits` (nullptr: not
+  // measured). Only lock() and MutexLock measure; UniqueLock and CondVar::wait do not.
+  explicit Mutex(LockWaitRecorder* waits) noexcept : waits_(waits) {}
   Mutex(const Mutex&) = delete;
   Mutex& operator=(const Mutex&) = delete;
 
-  void lock() UMN_ACQUIRE() { mutex_.lock(); }
+  void lock() UMN_ACQUIRE() {
+    if (waits_ == nullptr) {
+      mutex_.lock();
+    } else if (!mutex_.try_lock()) {
+      lock_contended();
+    }
+  }
   bool try_lock() UMN_TRY_ACQUIRE(true) { return mutex_.try_lock(); }
   void unlock() UMN_RELEASE() { mutex_.unlock(); }
   // Tells the analysis that the caller holds this lock. Context: the caller holds it.
@@ -67,7 +88,15 @@ class UMN_CAPABILITY("mutex") Mutex {
 
  private:
   friend class UniqueLock;
+  // lock() of a measured Mutex that found it held: waits, then reports how long.
+  void lock_contended() {
+    const auto begin = std::chrono::steady_clock::now();
+    mutex_.lock();
+    waits_->record_wait(std::chrono::steady_clock::now() - begin);
+  }
+
   std::mutex mutex_;
+  LockWaitRecorder* const waits_ = nullptr;
 };
 
 // Holds a Mutex from construction to destruction.

@@ -53,12 +53,12 @@ Device::Device(Hardware& hardware, UserMemory& memory, const DeviceConfig& confi
 Device::~Device() = default;
 
 void Device::map(PageSpan span, std::span<const uint64_t> generations) noexcept {
-  MutexLock guard(lock_);
+  detail::MutexLock guard(lock_);
   std::copy_n(generations.begin(), span.count, page_table_.begin() + static_cast<ptrdiff_t>(span.first));
 }
 
 void Device::zap(PageSpan span) noexcept {
-  MutexLock guard(lock_);
+  detail::MutexLock guard(lock_);
   zap_locked(span);
 }
 
@@ -67,7 +67,7 @@ void Device::zap_locked(PageSpan span) noexcept {
 }
 
 bool Device::mapped(uint64_t page) noexcept {
-  MutexLock guard(lock_);
+  detail::MutexLock guard(lock_);
   return page_table_[page] != 0;
 }
 
@@ -84,12 +84,12 @@ Fence Device::submit_tlb_invalidate(PageSpan span, TlbInvalidation& op, Submissi
 }
 
 void Device::flush_tlb(PageSpan span) noexcept {
-  MutexLock guard(lock_);
+  detail::MutexLock guard(lock_);
   std::fill_n(tlb_.begin() + static_cast<ptrdiff_t>(span.first), span.count, 0);
 }
 
 unsigned Device::vm_fences(std::span<Fence, kMaxEngines> out) noexcept {
-  MutexLock guard(lock_);
+  detail::MutexLock guard(lock_);
   return vm_fences_locked(out);
 }
 
@@ -99,7 +99,7 @@ unsigned Device::vm_fences_locked(std::span<Fence, kMaxEngines> out) noexcept {
 }
 
 unsigned Device::zap_and_fences(PageSpan span, bool zap, std::span<Fence, kMaxEngines> out) noexcept {
-  MutexLock guard(lock_);
+  detail::MutexLock guard(lock_);
   if (zap) zap_locked(span);
   return vm_fences_locked(out);
 }
@@ -107,7 +107,7 @@ unsigned Device::zap_and_fences(PageSpan span, bool zap, std::span<Fence, kMaxEn
 Fence Device::preempt(unsigned engine) noexcept {
   Fence fence;
   {
-    MutexLock guard(lock_);
+    detail::MutexLock guard(lock_);
     fence = engines_[engine]->current();
   }
   fence.enable_signaling();
@@ -115,7 +115,7 @@ Fence Device::preempt(unsigned engine) noexcept {
 }
 
 void Device::resume() noexcept {
-  MutexLock guard(lock_);
+  detail::MutexLock guard(lock_);
   for (auto& engine : engines_) {
     if (engine->running) continue;
     engine->running = true;
@@ -124,17 +124,17 @@ void Device::resume() noexcept {
 }
 
 bool Device::running(unsigned engine) noexcept {
-  MutexLock guard(lock_);
+  detail::MutexLock guard(lock_);
   return engines_[engine]->running;
 }
 
 void Device::stop(Engine& engine) noexcept {
-  MutexLock guard(lock_);
+  detail::MutexLock guard(lock_);
   engine.running = false;
 }
 
 Access Device::read(unsigned engine, uint64_t page) noexcept {
-  MutexLock guard(lock_);
+  detail::MutexLock guard(lock_);
   if (!engines_[engine]->running) return Access::kPreempted;
   uint64_t translation = tlb_[page];
   if (translation == 0) {

@@ -22,7 +22,7 @@
 //   Nothing here sleeps except Fence::wait(); everything takes only the locks named above.
 // Memory ordering
 //   UserMemory generations are release-stored by remap() and acquire-loaded by read(), so a reader that
-//   sees a new generation sees everything the remapping thread did before it (see also hardware.hpp for
+//   sees a new generation sees everything the remapping thread did before it (see also fence.hpp for
 //   the fence orderings). The read and stale counters are relaxed statistics.
 #pragma once
 
@@ -32,8 +32,12 @@
 #include <span>
 #include <vector>
 
+#include "base/lock.hpp"
+#include "users/sim/fence.hpp"
+#include "users/sim/fence_slot.hpp"
 #include "users/sim/hardware.hpp"
-#include "users/sim/lock.hpp"
+#include "users/sim/latency_model.hpp"
+#include "users/sim/submission.hpp"
 
 namespace umn::sim {
 
@@ -117,7 +121,7 @@ class Device {
   // the configured TLB latency). `op` must be idle (its previous fence signaled). Context: the driver's
   // notifier lock held; takes the Hardware lock.
   Fence submit_tlb_invalidate(PageSpan span, TlbInvalidation& op) noexcept;
-  // The same through a Submission (hardware.hpp) that also carries other work of this device.
+  // The same through a Submission (submission.hpp) that also carries other work of this device.
   // Context: the driver's notifier lock held; inside `submission` (the Hardware lock held).
   Fence submit_tlb_invalidate(PageSpan span, TlbInvalidation& op, Submission& submission) noexcept;
 
@@ -161,7 +165,7 @@ class Device {
   UserMemory& memory_;
   const DeviceConfig config_;
   const unsigned id_;
-  Mutex lock_;
+  detail::Mutex lock_;
   std::vector<uint64_t> page_table_ UMN_GUARDED_BY(lock_);  // generation mapped; 0: none
   std::vector<uint64_t> tlb_ UMN_GUARDED_BY(lock_);         // cached page_table_ entries; 0: none
   std::vector<std::unique_ptr<Engine>> engines_;           // fixed after construction

@@ -1,4 +1,5 @@
-// hardware.cc - the simulated hardware's timer thread and the fence protocol.
+// hardware.cc - the simulated hardware's timer thread, and the fence protocol it shares with fence.cc,
+// fence_slot.cc and submission.cc (the numbered guarantees below are cited from there).
 //
 // Doorbell: queueing an operation ahead of the one the timer thread sleeps for does not wake it at once;
 // it records a pending kick, which the next Fence::wait delivers (one notify_one) before sleeping. Waking
@@ -51,98 +52,11 @@
 namespace umn::sim {
 namespace {
 
-// Sleeps while *word == expected (std::atomic::wait in libstdc++ 12 spins and yields first: tens of us
-// of CPU per wait, which 64 devices on 2 cores cannot afford). Spurious returns are re-checked by callers.
-void futex_wait(std::atomic<uint32_t>& word, uint32_t expected) noexcept {
-  static_assert(sizeof(std::atomic<uint32_t>) == sizeof(uint32_t) && std::atomic<uint32_t>::is_always_lock_free);
-  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAIT_PRIVATE, expected, nullptr, nullptr, 0);
-}
-
 void futex_wake_all(std::atomic<uint32_t>& word) noexcept {
   syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
 }
 
 }  // namespace
-
-bool Fence::signaled() const noexcept {
-  // Pairs with the seq_cst (release) store in Hardware::complete_locked.
-  return slot_ == nullptr || slot_->seq_.load(std::memory_order_acquire) != point_;
-}
-
-void Fence::enable_signaling() const noexcept {
-  if (!signaled()) slot_->hardware_.enable(*slot_, point_);
-}
-
-void Fence::wait() const noexcept {
-  if (signaled()) return;
-  enable_signaling();
-  slot_->hardware_.kick();
-  sleep();
-}
-
-void Fence::sleep() const noexcept {
-  slot_->waiters_.fetch_add(1, std::memory_order_seq_cst);
-  // seq_cst: the Dekker pair with complete_locked (guarantee 3).
-  while (slot_->seq_.load(std::memory_order_seq_cst) == point_) {
-    slot_->hardware_.waiter_sleeps_.fetch_add(1, std::memory_order_relaxed);
-    futex_wait(slot_->seq_, point_);
-  }
-  slot_->waiters_.fetch_sub(1, std::memory_order_seq_cst);
-}
-
-void Fence::wait_all(std::span<const Fence> fences) noexcept {
-  Hardware* hardware = nullptr;
-  for (const Fence& fence : fences) {
-    if (fence.signaled()) continue;
-    fence.enable_signaling();
-    hardware = &fence.slot_->hardware_;
-  }
-  if (hardware == nullptr) return;
-  hardware->kick();
-  // Guarantee 6: once the last one signaled, so did the others; the loop re-checks all the same.
-  while (const Fence* last = hardware->last_to_complete(fences)) last->sleep();
-}
-
-void FenceSlot::detach() noexcept {
-  umn::detail::MutexLock guard(hardware_.mutex_);
-  if (queued_) hardware_.unlink_locked(*this);
-}
-
-Fence FenceSlot::arm() noexcept {
-  // acq_rel RMW: continues the release sequence of the last completion (guarantee 5).
-  const uint32_t previous = seq_.fetch_add(1, std::memory_order_acq_rel);
-  UMN_DCHECK(previous % 2 == 0);
-  return Fence(this, previous + 1);
-}
-
-void FenceSlot::schedule(const LatencyModel& latency) noexcept {
-  Submission submission(hardware_);
-  schedule(latency, submission);
-}
-
-void FenceSlot::schedule(const LatencyModel& latency, Submission& submission) noexcept {
-  UMN_DCHECK(&submission.hardware_ == &hardware_);
-  hardware_.mutex_.assert_held();  // by the submission (the same Hardware, checked above)
-  hardware_.schedule_locked(*this, latency, submission.now_);
-  measured_ = true;
-}
-
-Submission::Submission(Hardware& hardware) noexcept : hardware_(hardware), now_((hardware.mutex_.lock(), Clock::now())) {}
-
-Submission::~Submission() { hardware_.mutex_.unlock(); }
-
-void Submission::enable(const Fence& fence) noexcept {
-  if (fence.signaled()) return;
-  UMN_DCHECK(&fence.slot_->hardware_ == &hardware_);
-  hardware_.mutex_.assert_held();  // for the submission's lifetime
-  hardware_.enable_locked(*fence.slot_, fence.point_, now_);
-}
-
-Fence FenceSlot::current() const noexcept {
-  const uint32_t seq = seq_.load(std::memory_order_acquire);
-  if (seq == 0) return Fence();
-  return Fence(const_cast<FenceSlot*>(this), seq % 2 == 1 ? seq : seq - 1);
-}
 
 Hardware::Hardware(uint64_t seed) : random_(seed), thread_([this] { run(); }) {}
 

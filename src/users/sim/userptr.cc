@@ -36,7 +36,7 @@ bool PendingWork::pending() const noexcept {
   return false;
 }
 
-Userptr::Userptr(Device& device, PageSpan span, Mutex& notifier_lock, DriverStats& stats)
+Userptr::Userptr(Device& device, PageSpan span, detail::Mutex& notifier_lock, DriverStats& stats)
     : device_(device), span_(span), lock_(notifier_lock), stats_(stats), pinned_(span.count, 0) {}
 
 bool Userptr::start_invalidation(TlbInvalidation& tlb, PendingWork& work) noexcept {
@@ -92,7 +92,7 @@ namespace {
 // kSinglePass: kick and wait inside invalidate.
 class SinglePassUserptr final : public IntervalNotifier {
  public:
-  SinglePassUserptr(Device& device, PageSpan span, Mutex& lock, DriverStats& stats)
+  SinglePassUserptr(Device& device, PageSpan span, detail::Mutex& lock, DriverStats& stats)
       : userptr_(device, span, lock, stats), tlb_(device) {}
   ~SinglePassUserptr() override { remove(); }
   Userptr& userptr() noexcept { return userptr_; }
@@ -100,7 +100,7 @@ class SinglePassUserptr final : public IntervalNotifier {
  private:
   bool invalidate(const Range& range, unsigned long cur_seq) noexcept override {
     if (!range.blockable()) return false;
-    MutexLock guard(userptr_.lock());
+    detail::MutexLock guard(userptr_.lock());
     set_seq(cur_seq);
     PendingWork work;
     userptr_.start_invalidation(tlb_, work);
@@ -116,19 +116,19 @@ class SinglePassUserptr final : public IntervalNotifier {
 // kTwoPass: the xe-style two-pass notifier.
 class TwoPassUserptr final : public TwoPassNotifier {
  public:
-  TwoPassUserptr(Device& device, PageSpan span, Mutex& lock, DriverStats& stats)
+  TwoPassUserptr(Device& device, PageSpan span, detail::Mutex& lock, DriverStats& stats)
       : userptr_(device, span, lock, stats), tlb_(device) {}
   ~TwoPassUserptr() override { remove(); }
   Userptr& userptr() noexcept { return userptr_; }
   bool finish_in_use() noexcept {
-    MutexLock guard(userptr_.lock());
+    detail::MutexLock guard(userptr_.lock());
     return finish_inuse_;
   }
 
  private:
   bool invalidate_start(const Range& range, unsigned long cur_seq, FinishRecord*& finish) noexcept override {
     if (!range.blockable()) return false;
-    MutexLock guard(userptr_.lock());
+    detail::MutexLock guard(userptr_.lock());
     set_seq(cur_seq);
     DriverStats& stats = userptr_.stats();
     if (finish_inuse_) {
@@ -149,7 +149,7 @@ class TwoPassUserptr final : public TwoPassNotifier {
 
   void invalidate_finish(FinishRecord& /*finish*/) noexcept override {
     work_.wait();  // the in-use flag makes work_ ours; no lock needed to wait
-    MutexLock guard(userptr_.lock());
+    detail::MutexLock guard(userptr_.lock());
     userptr_.unmap();
     finish_inuse_ = false;
   }
@@ -164,7 +164,7 @@ class TwoPassUserptr final : public TwoPassNotifier {
 // kMultiplexed: one notifier for all devices, under the one shared lock.
 class MultiplexedRange final : public IntervalNotifier {
  public:
-  MultiplexedRange(std::span<Device* const> devices, PageSpan span, Mutex& lock, DriverStats& stats)
+  MultiplexedRange(std::span<Device* const> devices, PageSpan span, detail::Mutex& lock, DriverStats& stats)
       : lock_(lock) {
     for (Device* device : devices) {
       entries_.push_back(std::make_unique<Entry>(*device, span, lock, stats));
@@ -176,7 +176,7 @@ class MultiplexedRange final : public IntervalNotifier {
 
  private:
   struct Entry {
-    Entry(Device& device, PageSpan span, Mutex& lock, DriverStats& stats)
+    Entry(Device& device, PageSpan span, detail::Mutex& lock, DriverStats& stats)
         : userptr(device, span, lock, stats), tlb(device) {}
     Userptr userptr;
     TlbInvalidation tlb;
@@ -185,7 +185,7 @@ class MultiplexedRange final : public IntervalNotifier {
 
   bool invalidate(const Range& range, unsigned long cur_seq) noexcept override {
     if (!range.blockable()) return false;
-    MutexLock guard(lock_);
+    detail::MutexLock guard(lock_);
     set_seq(cur_seq);
     for (auto& entry : entries_) {
       entry->userptr.lock().assert_held();  // it is lock_ (checked at construction)
@@ -199,7 +199,7 @@ class MultiplexedRange final : public IntervalNotifier {
     return true;
   }
 
-  Mutex& lock_;
+  detail::Mutex& lock_;
   std::vector<std::unique_ptr<Entry>> entries_;  // one per device; fixed after construction
 };
 
@@ -210,7 +210,7 @@ class PerDeviceDriver final : public Driver {
   PerDeviceDriver(DriverMode mode, std::span<Device* const> devices, std::span<const PageSpan> ranges)
       : Driver(mode, static_cast<unsigned>(ranges.size())) {
     for (Device* device : devices) {
-      locks_.push_back(std::make_unique<Mutex>(&stats_.lock_waits));
+      locks_.push_back(std::make_unique<detail::Mutex>(&stats_.lock_waits));
       for (const PageSpan& span : ranges)
         notifiers_.push_back(std::make_unique<Notifier>(*device, span, *locks_.back(), stats_));
     }
@@ -237,7 +237,7 @@ class PerDeviceDriver final : public Driver {
   IntervalNotifier& notifier(unsigned device, unsigned range) noexcept override {
     return *notifiers_[index(device, range)];
   }
-  std::vector<std::unique_ptr<Mutex>> locks_;  // one per device
+  std::vector<std::unique_ptr<detail::Mutex>> locks_;  // one per device
   std::vector<std::unique_ptr<Notifier>> notifiers_;
 };
 
@@ -261,7 +261,7 @@ class MultiplexedDriver final : public Driver {
 
  private:
   IntervalNotifier& notifier(unsigned /*device*/, unsigned range) noexcept override { return *notifiers_[range]; }
-  Mutex lock_;  // the one notifier lock of every device
+  detail::Mutex lock_;  // the one notifier lock of every device
   std::vector<std::unique_ptr<MultiplexedRange>> notifiers_;
 };
 
@@ -284,7 +284,7 @@ std::error_code Driver::fault_in(unsigned device, unsigned range, Nanos timeout)
 
 bool Driver::submit_job(unsigned device, unsigned range) noexcept {
   Userptr& target = userptr(device, range);
-  MutexLock guard(target.lock());
+  detail::MutexLock guard(target.lock());
   return target.ready();
 }
 

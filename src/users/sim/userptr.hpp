@@ -17,8 +17,10 @@
 //                 fault path waits on the one lock; the waits are measured in DriverStats::lock_waits.
 //
 // Locking
-//   The notifier lock (a Mutex: one per device, or one for all in kMultiplexed) is the "user lock" of
-//   umn.h: taken by both passes around set_seq and the userptr state, and by the fault path around
+//   Lock ranks, outermost first, for the whole simulation: Userptr::fault_lock_ < notifier lock <
+//   Hardware lock < Device lock.
+//   The notifier lock (a Mutex of base/lock.hpp, measured into DriverStats::lock_waits: one per device,
+//   or one for all in kMultiplexed) is the "user lock" of umn.h: taken by both passes around set_seq and the userptr state, and by the fault path around
 //   read_retry and the page-table update. It guards Userptr::mapped_, tlb_dirty_ and the two-pass
 //   finish_inuse flag. Userptr::fault_lock_ serialises fault-ins of one userptr (the pinned-page buffer);
 //   it ranks above the notifier lock and is never taken by an invalidation.
@@ -45,10 +47,11 @@
 #include <system_error>
 #include <vector>
 
+#include "base/lock.hpp"
 #include "umn/address_space.hpp"
 #include "umn/interval_notifier.hpp"
 #include "users/sim/device.hpp"
-#include "users/sim/lock.hpp"
+#include "users/sim/wait_histogram.hpp"
 
 namespace umn::sim {
 
@@ -82,7 +85,7 @@ struct PendingWork {
 class Userptr {
  public:
   // notifier_lock: the lock both passes and the fault path take. stats: where the counters go.
-  Userptr(Device& device, PageSpan span, Mutex& notifier_lock, DriverStats& stats);
+  Userptr(Device& device, PageSpan span, detail::Mutex& notifier_lock, DriverStats& stats);
   Userptr(const Userptr&) = delete;
   Userptr& operator=(const Userptr&) = delete;
 
@@ -107,7 +110,7 @@ class Userptr {
   [[nodiscard]] bool ready() const noexcept { return !repin_.load(std::memory_order_relaxed); }
   [[nodiscard]] Device& device() noexcept { return device_; }
   [[nodiscard]] PageSpan span() const noexcept { return span_; }
-  [[nodiscard]] Mutex& lock() noexcept UMN_RETURN_CAPABILITY(lock_) { return lock_; }
+  [[nodiscard]] detail::Mutex& lock() noexcept UMN_RETURN_CAPABILITY(lock_) { return lock_; }
   [[nodiscard]] DriverStats& stats() noexcept { return stats_; }
 
  private:
@@ -116,7 +119,7 @@ class Userptr {
 
   Device& device_;
   const PageSpan span_;
-  Mutex& lock_;
+  detail::Mutex& lock_;
   DriverStats& stats_;
   std::mutex fault_lock_;
   std::vector<uint64_t> pinned_;      // guarded by fault_lock_: the generations pin() saw

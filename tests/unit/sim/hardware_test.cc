@@ -1,6 +1,7 @@
 // hardware_test.cc - fences and the hardware timer: signalling, lazy enabling, waiting (one and many),
 // slot lifetime, completion order across latency classes, and one clock read per timer batch.
 #include "users/sim/hardware.hpp"
+#include "users/sim/submission.hpp"
 
 #include <gtest/gtest.h>
 

@@ -155,14 +155,14 @@ TEST_P(EveryMode, ConcurrentInvalidationsOfOneRangeNeverReadStale) {
 // A deliberately broken driver: it kicks the device work but returns without waiting for it.
 class NoWaitUserptr final : public IntervalNotifier {
  public:
-  NoWaitUserptr(Device& device, PageSpan span, Mutex& lock, DriverStats& stats)
+  NoWaitUserptr(Device& device, PageSpan span, detail::Mutex& lock, DriverStats& stats)
       : userptr_(device, span, lock, stats), tlb_(device) {}
   ~NoWaitUserptr() override { remove(); }
   Userptr& userptr() { return userptr_; }
 
  private:
   bool invalidate(const Range& /*range*/, unsigned long cur_seq) noexcept override {
-    MutexLock guard(userptr_.lock());
+    detail::MutexLock guard(userptr_.lock());
     set_seq(cur_seq);
     PendingWork work;
     userptr_.start_invalidation(tlb_, work);
@@ -177,7 +177,7 @@ class NoWaitUserptr final : public IntervalNotifier {
 // returned and the CPU remapped the page.
 TEST(StaleAccessDetector, FiresWhenTheDriverSkipsTheWait) {
   Rig rig(1, 1, latencies(60s, 60s));  // the hardware never catches up during the test
-  Mutex lock;
+  detail::Mutex lock;
   DriverStats stats;
   NoWaitUserptr broken(rig.device(0), rig.spans[0], lock, stats);
   ASSERT_FALSE(broken.insert(rig.mm, rig.memory.address(0), 4 * UserMemory::kPageSize));

@@ -1,5 +1,5 @@
-// lock.cc - the contended path of sim::Mutex and the wait histogram.
-#include "users/sim/lock.hpp"
+// wait_histogram.cc - recording waits and reading their quantiles.
+#include "users/sim/wait_histogram.hpp"
 
 #include <algorithm>
 
@@ -36,12 +36,6 @@ double WaitHistogram::quantile_us(double q) const noexcept {
     if (seen >= rank) return bucket == kBuckets ? max_us() : bucket + 1.0;
   }
   return max_us();
-}
-
-void Mutex::lock_slow() {
-  const auto begin = std::chrono::steady_clock::now();
-  mutex_.lock();
-  if (waits_ != nullptr) waits_->record(std::chrono::steady_clock::now() - begin);
 }
 
 }  // namespace umn::sim
