@@ -15,7 +15,7 @@
  *
  * Why these live here and not in umn.h:
  *   - They are the kernel's names, unprefixed (ERR_PTR, mm_has_notifiers) or reserved (a leading "__" is
- *     reserved to the implementation in C and C++; CONVENTIONS.md 9 keeps it out of umn's own API). A
+ *     reserved to the implementation in C and C++; umn keeps it out of its own API). A
  *     porter needs exactly those spellings, because the driver's code says them; only a file that opts in
  *     sees them, and they are macros or static inline functions, so libumn exports no such symbol. A
  *     porter whose own shim already defines the ERR_PTR family defines UMN_KCOMPAT_NO_ERR_PTR first.

@@ -37,7 +37,7 @@
 #define UMN_GUARDED_BY(lock) UMN_THREAD_ANNOTATION(guarded_by(lock))
 // A pointer whose pointee may be accessed only with the lock held.
 #define UMN_PT_GUARDED_BY(lock) UMN_THREAD_ANNOTATION(pt_guarded_by(lock))
-// A function that must be called with the lock held (the `_locked` suffix of CONVENTIONS.md 9).
+// A function that must be called with the lock held (the `_locked` suffix, CONTRIBUTING.md "Conventions").
 #define UMN_REQUIRES(...) UMN_THREAD_ANNOTATION(requires_capability(__VA_ARGS__))
 // A function that must be called without the lock (it takes it).
 #define UMN_EXCLUDES(...) UMN_THREAD_ANNOTATION(locks_excluded(__VA_ARGS__))

@@ -1,6 +1,7 @@
 // monitor.cc - the userfaultfd monitor: an optional second event source for registered ranges.
 //
-// What it guarantees (measured on Linux 6.18, reference/peers.md section 3, and tested in
+// What it guarantees (the kernel's fs/userfaultfd.c, userfaultfd_event_wait_completion: the thread that
+// caused an event sleeps until the monitor read() it; checked on Linux 6.18 by
 // tests/unit/sources/uffd_test.cc):
 //   - UFFD_EVENT_UNMAP (munmap, mremap's old range, MAP_FIXED over, brk shrink) and UFFD_EVENT_REMAP
 //     (delivered here as UNMAP of the old range) arrive AFTER the pages are gone: the callbacks cannot

@@ -1,6 +1,6 @@
 // userptr.cc - the userptr driver: the Userptr state, the three notifier kinds and the drivers.
 //
-// The two-pass flows (cf. the xe userptr patch in the seeds, and docs/sim.md):
+// The two-pass flows (cf. the xe userptr patch named in userptr.hpp, and docs/sim.md):
 //   1. deferred: something is pending (a running engine, or TLB entries to flush): pass 1 kicks and
 //      submits everything, takes the embedded finish record and returns it; pass 2 waits, then unmaps.
 //   2. idle: nothing is pending: pass 1 unmaps at once and returns no record.

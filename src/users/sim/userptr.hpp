@@ -1,4 +1,5 @@
-// userptr.hpp - the simulation's userptr driver, built the way the xe userptr code in the seeds is:
+// userptr.hpp - the simulation's userptr driver, built the way Linux's xe driver
+// does it after "drm/xe/userptr: Convert invalidation to two-pass MMU notifier" (linux-mm, 2026):
 // umn::sim::Userptr (one user range as one device mirrors it: pinned pages, page-table entries, the
 // "needs repin" mark), and umn::sim::Driver, which watches every range for every device in one of three
 // ways (DriverMode):
@@ -13,7 +14,7 @@
 //   kSinglePass   the same notifiers and the same work, but kick-and-wait inside invalidate: D devices
 //                 cost D latencies.
 //   kMultiplexed  one notifier per range for all devices, and one notifier lock shared by all devices
-//                 (the alternative the seeds reject): one latency per invalidation, but every device's
+//                 (the alternative that series rejects): one latency per invalidation, but every device's
 //                 fault path waits on the one lock; the waits are measured in DriverStats::lock_waits.
 //
 // Locking
