@@ -150,7 +150,8 @@ typedef void (*umn_process_observer_fn)(void *ctx, const struct umn_process_even
 
 /**
  * umn_process_observer_add - add an observer (installs the hooks first).
- * Return: a slot number >= 0; -ENOSPC when all slots are taken; the installation's error.
+ * Return: a slot number >= 0; -ENOSPC when all slots are taken; the installation's error; -EINVAL for a
+ * NULL fn (misuse, diagnosed: base/check.hpp's rule, as for every NULL handle of umn.h).
  * Context: not from a callback or a signal handler.
  */
 UMN_API int umn_process_observer_add(umn_process_observer_fn fn, void *ctx);

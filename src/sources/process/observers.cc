@@ -4,6 +4,7 @@
 
 #include <cerrno>
 
+#include "sources/process/observer_args.hpp"
 #include "sources/process/state.hpp"
 
 namespace umn::detail {
@@ -47,8 +48,9 @@ using namespace umn::detail;
 extern "C" {
 
 int umn_process_observer_add_flags(umn_process_observer_fn fn, void* ctx, unsigned flags) {
-  if (fn == nullptr || (flags & ~(UMN_PROCESS_OBSERVE_QUIET | UMN_PROCESS_OBSERVE_NESTED)) != 0) return -EINVAL;
-  int status = umn_process_hooks_install();
+  int status = check_observer_args(fn, flags);
+  if (status != 0) return status;
+  status = umn_process_hooks_install();
   if (status != 0) return status;
   return claim_slot(active_registry(), fn, ctx, flags);
 }

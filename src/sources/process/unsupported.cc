@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "core/query.hpp"
+#include "sources/process/observer_args.hpp"
 #include "umn/process.h"
 
 extern "C" {
@@ -21,8 +22,8 @@ void umn_process_hooks_get_info(umn_process_hooks_info* info) {
 
 int umn_process_observer_add_flags(umn_process_observer_fn fn, void* ctx, unsigned flags) {
   (void)ctx;
-  if (fn == nullptr || (flags & ~UMN_PROCESS_OBSERVE_QUIET) != 0) return -EINVAL;
-  return -ENOSYS;
+  const int status = umn::detail::check_observer_args(fn, flags);
+  return status != 0 ? status : -ENOSYS;
 }
 
 int umn_process_observer_add(umn_process_observer_fn fn, void* ctx) {

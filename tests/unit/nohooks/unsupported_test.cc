@@ -33,12 +33,24 @@ TEST(NoHooks, InstallAndInfoReportEnosys) {
   EXPECT_EQ(info.events, 0ul);
 }
 
-// An observer cannot be added (-ENOSYS), but bad arguments are still -EINVAL, as with the hooks.
+int g_diagnostics = 0;
+void count_diagnostic(void*, const char*, const char*) { ++g_diagnostics; }
+
+// An observer cannot be added (-ENOSYS), with every flag umn/process.h defines; bad arguments are still
+// -EINVAL, as with the hooks, and a NULL function is diagnosed (misuse) there as here.
 TEST(NoHooks, ObserverAddReturnsEnosysAndBadArgumentsEinval) {
   EXPECT_EQ(umn_process_observer_add(&ignore_event, nullptr), -ENOSYS);
   EXPECT_EQ(umn_process_observer_add_flags(&ignore_event, nullptr, UMN_PROCESS_OBSERVE_QUIET), -ENOSYS);
-  EXPECT_EQ(umn_process_observer_add(nullptr, nullptr), -EINVAL);
+  EXPECT_EQ(umn_process_observer_add_flags(&ignore_event, nullptr, UMN_PROCESS_OBSERVE_NESTED), -ENOSYS);
+  EXPECT_EQ(
+      umn_process_observer_add_flags(&ignore_event, nullptr, UMN_PROCESS_OBSERVE_QUIET | UMN_PROCESS_OBSERVE_NESTED),
+      -ENOSYS);
   EXPECT_EQ(umn_process_observer_add_flags(&ignore_event, nullptr, 0x80000000u), -EINVAL);
+  g_diagnostics = 0;
+  umn_set_diagnostic_hook(&count_diagnostic, nullptr);
+  EXPECT_EQ(umn_process_observer_add(nullptr, nullptr), -EINVAL);
+  umn_set_diagnostic_hook(nullptr, nullptr);
+  EXPECT_EQ(g_diagnostics, 1);
   umn_process_observer_remove(0);  // no slot to free: must not crash
 }
 
