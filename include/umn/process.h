@@ -183,19 +183,22 @@ struct umn_uffd_monitor;
 
 /**
  * umn_uffd_monitor_start - open a userfaultfd and start its monitor thread delivering to mm.
- * Return: the monitor, or NULL with errno (ENOSYS / EPERM when userfaultfd is unavailable, ENOMEM).
+ * Return: the monitor, or NULL with errno (ENOSYS / EPERM when userfaultfd is unavailable, ENOMEM;
+ * EINVAL for a NULL mm: misuse, diagnosed).
  * Context: not from a callback.
  */
 UMN_API struct umn_uffd_monitor *umn_uffd_monitor_start(struct umn_mm *mm);
 /**
  * umn_uffd_monitor_register - watch [addr, addr + length) (page-aligned, anonymous or shmem, and not
  * yet touched is best: touched pages are unaffected, untouched ones fault into the monitor).
- * Return: 0, or -errno from UFFDIO_REGISTER (-EINVAL for file-backed or misaligned ranges).
+ * Return: 0, or -errno from UFFDIO_REGISTER (-EINVAL for file-backed or misaligned ranges); -EINVAL for
+ * a NULL monitor (misuse, diagnosed).
  */
 UMN_API int umn_uffd_monitor_register(struct umn_uffd_monitor *monitor, void *addr, size_t length);
-/** umn_uffd_monitor_events - events delivered so far. Context: any. */
+/** umn_uffd_monitor_events - events delivered so far (0 for NULL: misuse, diagnosed). Context: any. */
 UMN_API unsigned long umn_uffd_monitor_events(const struct umn_uffd_monitor *monitor);
-/** umn_uffd_monitor_stop - stop the thread and close the descriptor. Context: not from a callback. */
+/** umn_uffd_monitor_stop - stop the thread and close the descriptor; NULL is ignored. Context: not from a
+ * callback. */
 UMN_API void umn_uffd_monitor_stop(struct umn_uffd_monitor *monitor);
 
 #ifdef __cplusplus

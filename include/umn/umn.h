@@ -267,10 +267,10 @@ struct umn_interval_notifier {
  * Index nodes are allocated here, outside the subscription lock (never on the invalidate walk).
  * Context: may sleep: it waits for invalidations that started before mm had any subscription, so a thread
  * must not insert between its own range_start and range_end on an address space without subscriptions.
- * Not from a callback. Return: 0; -EOVERFLOW when length is 0 or
- * start + length overflows; -EINVAL for ops with neither invalidate nor invalidate_start, with
+ * Not from a callback. Return: 0; -EOVERFLOW when length is 0 or start + length overflows (not
+ * diagnosed); -EINVAL (misuse, diagnosed) for ops with neither invalidate nor invalidate_start, with
  * invalidate_start but no invalidate_finish, NULL arguments, a notifier already inserted, or a dead
- * (released) address space; -ENOMEM. After an error, do not call remove.
+ * (destroyed or released) address space; -ENOMEM. After an error, do not call remove.
  */
 UMN_API int umn_interval_notifier_insert(struct umn_interval_notifier *sub, struct umn_mm *mm,
 					 uint64_t start, uint64_t length,
@@ -323,7 +323,8 @@ UMN_API void umn_interval_set_seq(struct umn_interval_notifier *sub, unsigned lo
  * interval notifier (both passes), then every classic notifier's invalidate_range_start. Sets
  * UMN_NOTIFIER_RANGE_BLOCKABLE. Must be paired with umn_notifier_invalidate_range_end(range) on the
  * same range object. Pairs may nest and run concurrently.
- * Context: may sleep. A range with start >= end is WARNed and ignored (its _end is then a no-op).
+ * Context: may sleep. A NULL range or address space, or a range with start >= end, is misuse: diagnosed
+ * and ignored (its _end is then a no-op).
  *
  * Classic notifiers' failures, and where umn differs from the kernel (5.12+):
  *   - A classic invalidate_range_start that fails a blockable range is a driver bug: WARNed and treated
@@ -343,7 +344,7 @@ UMN_API void umn_notifier_invalidate_range_start(struct umn_notifier_range *rang
  * umn_notifier_invalidate_range_start_nonblock - as _start, but callbacks must not sleep.
  * Return: 0 (call _end later); -EAGAIN when a callback would have to sleep (do NOT call _end: the
  * address space is already back to not-invalidating; see the failure rules above); -EINVAL for NULL
- * (misuse) or start >= end (WARNed); no _end after either.
+ * or start >= end (misuse, diagnosed); no _end after either.
  */
 UMN_API int umn_notifier_invalidate_range_start_nonblock(struct umn_notifier_range *range);
 
@@ -370,7 +371,7 @@ UMN_API void umn_notifier_release(struct umn_mm *mm);
  * (newest first, inside one RCU read-side section) and ORs the answers.
  * Context: may sleep when the callbacks do; takes no lock (see "Classic ... registration" below).
  * Return: 1 if any notifier answered non-zero, else 0 (also with no classic notifier); -EINVAL for NULL
- * mm (misuse) or start >= end (WARNed), calling nothing.
+ * mm or start >= end (misuse, diagnosed), calling nothing.
  */
 UMN_API int umn_notifier_clear_flush_young(struct umn_mm *mm, uint64_t start, uint64_t end);
 /** umn_notifier_clear_young - as clear_flush_young, but calls clear_young (the flush may be skipped). */
@@ -385,7 +386,7 @@ UMN_API int umn_notifier_test_young(struct umn_mm *mm, uint64_t address);
  * umn_notifier_arch_invalidate_secondary_tlbs - call every classic notifier's
  * arch_invalidate_secondary_tlbs (for secondary TLBs that share the CPU page tables).
  * Context: the caller may be in atomic context: callbacks must not sleep. Not from a callback.
- * NULL mm (misuse) and start >= end (WARNed) call nothing.
+ * NULL mm and start >= end (misuse, diagnosed) call nothing.
  */
 UMN_API void umn_notifier_arch_invalidate_secondary_tlbs(struct umn_mm *mm, uint64_t start, uint64_t end);
 
@@ -478,7 +479,7 @@ struct umn_notifier {
  * until unregister or teardown. Waits until no invalidation of mm is in flight (see Locking above);
  * sets sub->mm and sub->users = 1; takes a reference on mm. New notifiers are called first.
  * Context: may sleep; not from a callback; not between a range_start and its range_end on this thread.
- * Return: 0; -EINVAL (WARNed) for a NULL or error-pointer sub, NULL mm or ops, ops with arch_invalidate_secondary_tlbs together
+ * Return: 0; -EINVAL (misuse, diagnosed) for a NULL or error-pointer sub, NULL mm or ops, ops with arch_invalidate_secondary_tlbs together
  * with invalidate_range_start or _end, a notifier already registered, or an address space already
  * released; -ENOMEM; -EDEADLK (misuse) when called from a callback.
  */
@@ -504,8 +505,8 @@ UMN_API void umn_notifier_unregister(struct umn_notifier *sub, struct umn_mm *mm
  * umn_notifier_register are never returned by get.
  * Context: may sleep; not from a callback; not between a range_start and its range_end on this thread.
  * Return: the notifier, or an error pointer (never NULL; test with UMN_IS_ERR, read with UMN_PTR_ERR):
- * -EINVAL for NULL ops or mm, ops without alloc_notifier or free_notifier (these WARNed), or an address
- * space whose teardown has begun (no WARN: racing teardown is legal; a registration of these ops made
+ * -EINVAL for NULL ops or mm, ops without alloc_notifier or free_notifier (these misuse, diagnosed), or an
+ * address space whose teardown has begun (not diagnosed: racing teardown is legal; a registration of these ops made
  * before the teardown is not returned, its ->release has run); the error pointer alloc_notifier
  * returned, as it is; -ENOMEM when alloc_notifier returns NULL or umn runs out of memory; -EOVERFLOW
  * when users is already UINT_MAX (unchanged); -EDEADLK (misuse) from a callback. errno is not set.
@@ -523,7 +524,7 @@ UMN_API struct umn_notifier *umn_notifier_get(const struct umn_notifier_ops *ops
  * subscription lock for a few instructions (it may block while another thread holds it; no callback
  * runs under it) and, on umn_mm_process(), makes two rt_sigprocmask calls.
  * Misuse, diagnosed and ignored: NULL, an error pointer (a failed get has nothing to put), or a notifier
- * not from get. A put with users already 0 is WARNed and changes nothing.
+ * not from get; a put with users already 0 (more puts than gets) changes nothing either.
  */
 UMN_API void umn_notifier_put(struct umn_notifier *sub);
 
@@ -539,7 +540,10 @@ UMN_API void umn_notifier_synchronize(void);
 
 /**
  * Called for every misuse (double remove, bad range, ...) and every kernel-WARN condition, with the
- * name of the public call and a message. The default hook prints each distinct message once on
+ * name of the public call and a message. Misuse is what the caller of a call did wrong: a NULL or
+ * foreign handle, a handle in the wrong state, a bad range, a call from a context the call forbids;
+ * the same misuse is diagnosed the same way in every call. A kernel-WARN condition is what went wrong
+ * elsewhere and is survivable: a callback breaking its own contract, leftovers at teardown. The default hook prints each distinct message once on
  * stderr; in debug builds (UMN_DEBUG_LEVEL >= 1) it also aborts on API misuse, unless the environment
  * variable UMN_DIAG=count is set. An installed hook replaces all of that (NULL restores the default).
  * Either way umn leaves the address space consistent and usable. Context: the hook may be called from

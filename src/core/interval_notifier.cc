@@ -44,17 +44,16 @@ bool is_inserted(uint32_t state) noexcept {
 int check_insert_args(umn_interval_notifier* sub, umn_mm* mm, uint64_t start, uint64_t length,
                       const umn_interval_notifier_ops* ops, uint64_t* last) noexcept {
   constexpr const char* kCall = "umn_interval_notifier_insert";
-  if (UMN_WARN_ON(sub == nullptr || mm == nullptr || ops == nullptr, kCall, "NULL argument"))
+  if (!UMN_CHECK(sub != nullptr && mm != nullptr && ops != nullptr, kCall, "NULL argument")) return -EINVAL;
+  if (!UMN_CHECK(ops->invalidate != nullptr || ops->invalidate_start != nullptr, kCall,
+                 "ops have neither invalidate nor invalidate_start"))
     return -EINVAL;
-  if (UMN_WARN_ON(ops->invalidate == nullptr && ops->invalidate_start == nullptr, kCall,
-                  "ops have neither invalidate nor invalidate_start"))
-    return -EINVAL;
-  if (UMN_WARN_ON(ops->invalidate_start != nullptr && ops->invalidate_finish == nullptr, kCall,
-                  "ops have invalidate_start but no invalidate_finish"))
+  if (!UMN_CHECK(ops->invalidate_start == nullptr || ops->invalidate_finish != nullptr, kCall,
+                 "ops have invalidate_start but no invalidate_finish"))
     return -EINVAL;
   if (length == 0 || __builtin_add_overflow(start, length - 1, last)) return -EOVERFLOW;
-  if (UMN_WARN_ON(is_inserted(state_of(sub)), kCall, "notifier is already inserted")) return -EINVAL;
-  if (UMN_WARN_ON(mm->destroyed.load(std::memory_order_relaxed), kCall, "address space was destroyed"))
+  if (!UMN_CHECK(!is_inserted(state_of(sub)), kCall, "notifier is already inserted")) return -EINVAL;
+  if (!UMN_CHECK(!mm->destroyed.load(std::memory_order_relaxed), kCall, "address space was destroyed"))
     return -EINVAL;
   return 0;
 }
@@ -161,8 +160,7 @@ int umn_interval_notifier_insert(umn_interval_notifier* sub, umn_mm* mm, uint64_
   UniqueLock guard(subs->lock, std::defer_lock);
   if (!lock_with_reserve(*subs, guard)) return -ENOMEM;
   subs->lock.assert_held();
-  if (UMN_WARN_ON(subs->released, "umn_interval_notifier_insert", "address space was released"))
-    return -EINVAL;
+  if (!UMN_CHECK(!subs->released, "umn_interval_notifier_insert", "address space was released")) return -EINVAL;
   mm_get(mm);
   link_locked(*subs, sub);
   return 0;

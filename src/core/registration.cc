@@ -47,17 +47,17 @@ bool is_live(uintptr_t state) noexcept {
 // get's failure: err (a negative errno) as an error pointer.
 umn_notifier* error_pointer(int err) noexcept { return static_cast<umn_notifier*>(UMN_ERR_PTR(err)); }
 
-// Register's argument checks. Return: 0 or -EINVAL (warned).
+// Register's argument checks. Return: 0 or -EINVAL (misuse, diagnosed).
 int check_register_args(umn_notifier* sub, umn_mm* mm) noexcept {
-  if (UMN_WARN_ON(UMN_IS_ERR_OR_NULL(sub) || mm == nullptr || sub->ops == nullptr, kRegisterCall,
-                  "NULL or error-pointer notifier, NULL address space or ops"))
+  if (!UMN_CHECK(!UMN_IS_ERR_OR_NULL(sub) && mm != nullptr && sub->ops != nullptr, kRegisterCall,
+                 "NULL or error-pointer notifier, NULL address space or ops"))
     return -EINVAL;
   const umn_notifier_ops* ops = sub->ops;
-  if (UMN_WARN_ON(ops->arch_invalidate_secondary_tlbs != nullptr &&
-                      (ops->invalidate_range_start != nullptr || ops->invalidate_range_end != nullptr),
-                  kRegisterCall, "ops have arch_invalidate_secondary_tlbs and invalidate_range_start/end"))
+  if (!UMN_CHECK(ops->arch_invalidate_secondary_tlbs == nullptr ||
+                     (ops->invalidate_range_start == nullptr && ops->invalidate_range_end == nullptr),
+                 kRegisterCall, "ops have arch_invalidate_secondary_tlbs and invalidate_range_start/end"))
     return -EINVAL;
-  if (UMN_WARN_ON(is_live(state_of(sub)), kRegisterCall, "notifier is already registered")) return -EINVAL;
+  if (!UMN_CHECK(!is_live(state_of(sub)), kRegisterCall, "notifier is already registered")) return -EINVAL;
   return 0;
 }
 
@@ -97,7 +97,7 @@ int register_notifier(umn_notifier* sub, umn_mm* mm, uintptr_t flags) noexcept {
   // has or will see every notifier linked before, and none may be linked after.
   if (subs->released) {
     // A get racing with teardown is legitimate (it gets EINVAL); a plain register is a caller bug.
-    if ((flags & kClassicFromGet) == 0) UMN_WARN_ON(true, kRegisterCall, "address space was released");
+    if ((flags & kClassicFromGet) == 0) UMN_CHECK(false, kRegisterCall, "address space was released");
     return -EINVAL;
   }
   link_new_locked(*subs, sub, mm, flags);
@@ -168,7 +168,7 @@ void free_after_grace_period(rcu_head* head) {
 // put's locked half. Return: true when this was the last user (sub is unlinked and must be freed).
 bool put_locked(Subscriptions& subs, umn_notifier* sub) noexcept UMN_REQUIRES(subs.lock) {
   const uintptr_t state = state_of(sub);
-  if (UMN_WARN_ON(state == kClassicFreeing || sub->users == 0, kPutCall, "put of a notifier with 0 users"))
+  if (!UMN_CHECK(state != kClassicFreeing && sub->users != 0, kPutCall, "put of a notifier with 0 users"))
     return false;
   if (!UMN_CHECK(state == kClassicRegistered && (flags_of(sub) & kClassicFromGet) != 0, kPutCall,
                  "notifier was not obtained from umn_notifier_get"))
@@ -252,9 +252,8 @@ void umn_notifier_unregister(umn_notifier* sub, umn_mm* mm) {
 }
 
 umn_notifier* umn_notifier_get(const umn_notifier_ops* ops, umn_mm* mm) {
-  if (UMN_WARN_ON(ops == nullptr || mm == nullptr || ops->alloc_notifier == nullptr ||
-                      ops->free_notifier == nullptr,
-                  kGetCall, "NULL ops or address space, or ops without alloc_notifier/free_notifier"))
+  if (!UMN_CHECK(ops != nullptr && mm != nullptr && ops->alloc_notifier != nullptr && ops->free_notifier != nullptr,
+                 kGetCall, "NULL ops or address space, or ops without alloc_notifier/free_notifier"))
     return error_pointer(-EINVAL);
   if (!UMN_CHECK(!rcu::read_ongoing(), kGetCall, "called from a classic notifier callback"))
     return error_pointer(-EDEADLK);

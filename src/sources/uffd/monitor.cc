@@ -33,6 +33,7 @@
 #include <cerrno>
 #include <new>
 
+#include "base/check.hpp"
 #include "base/lock.hpp"
 #include "sources/sys/sys.hpp"
 #include "umn/process.h"
@@ -124,7 +125,7 @@ int open_uffd() {
 extern "C" {
 
 umn_uffd_monitor* umn_uffd_monitor_start(umn_mm* mm) {
-  if (mm == nullptr) {
+  if (!UMN_CHECK(mm != nullptr, "umn_uffd_monitor_start", "NULL address space")) {
     errno = EINVAL;
     return nullptr;
   }
@@ -149,7 +150,7 @@ umn_uffd_monitor* umn_uffd_monitor_start(umn_mm* mm) {
 }
 
 int umn_uffd_monitor_register(umn_uffd_monitor* monitor, void* addr, size_t length) {
-  if (monitor == nullptr) return -EINVAL;
+  if (!UMN_CHECK(monitor != nullptr, "umn_uffd_monitor_register", "NULL monitor")) return -EINVAL;
   umn::detail::MutexLock guard(monitor->lock);
   uffdio_register reg = {};
   reg.range.start = reinterpret_cast<uint64_t>(addr);
@@ -160,7 +161,8 @@ int umn_uffd_monitor_register(umn_uffd_monitor* monitor, void* addr, size_t leng
 }
 
 unsigned long umn_uffd_monitor_events(const umn_uffd_monitor* monitor) {
-  return monitor == nullptr ? 0 : monitor->events.load(std::memory_order_relaxed);
+  if (!UMN_CHECK(monitor != nullptr, "umn_uffd_monitor_events", "NULL monitor")) return 0;
+  return monitor->events.load(std::memory_order_relaxed);
 }
 
 void umn_uffd_monitor_stop(umn_uffd_monitor* monitor) {

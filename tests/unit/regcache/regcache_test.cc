@@ -319,8 +319,10 @@ TEST_F(RegCacheSim, EndlessRacesFailWithEbusyAfterTheBound) {
   EXPECT_EQ(stats().regions, 0u);
 }
 
-// Bad input is -EINVAL and changes nothing.
+// Bad input is -EINVAL and changes nothing; the NULL handles and the ops without dereg are misuse, and
+// diagnosed (base/check.hpp's rule), the bad values are not.
 TEST_F(RegCacheSim, BadInputIsEinvalAndChangesNothing) {
+  Diagnostics diagnostics;
   umn_regcache_region* region = nullptr;
   EXPECT_EQ(umn_regcache_get(rc_, at(kBase), 0, &region), -EINVAL);
   EXPECT_EQ(umn_regcache_get(rc_, at(UINT64_MAX - 10), 100, &region), -EINVAL);
@@ -336,6 +338,8 @@ TEST_F(RegCacheSim, BadInputIsEinvalAndChangesNothing) {
   EXPECT_EQ(umn_regcache_create(mm_, nullptr, &no_dereg, &device_, &other), -EINVAL);
   EXPECT_EQ(umn_regcache_create(nullptr, nullptr, &kFakeOps, &device_, &other), -EINVAL);
   EXPECT_EQ(other, nullptr);
+  EXPECT_EQ(diagnostics.calls, (std::vector<std::string>{"umn_regcache_get", "umn_regcache_get", "umn_regcache_create",
+                                                         "umn_regcache_create"}));
   EXPECT_EQ(device_.reg_count(), 0u);
   EXPECT_EQ(stats().regions, 0u);
 }
