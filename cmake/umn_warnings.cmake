@@ -8,3 +8,15 @@ function(umn_set_warnings target)
     $<$<COMPILE_LANGUAGE:C>:-Wall -Wextra -Wpedantic -Werror>
     $<$<CXX_COMPILER_ID:Clang>:$<$<COMPILE_LANGUAGE:CXX>:-Wthread-safety>>)
 endfunction()
+
+# umn_set_warnings_in_directory(): umn_set_warnings on every compiled target defined so far in the calling
+# CMakeLists.txt's folder (not its subfolders), so that a test program added there later gets them too.
+function(umn_set_warnings_in_directory)
+  get_property(targets DIRECTORY PROPERTY BUILDSYSTEM_TARGETS)
+  foreach(target IN LISTS targets)
+    get_target_property(type ${target} TYPE)
+    if(type MATCHES "^(EXECUTABLE|SHARED_LIBRARY|STATIC_LIBRARY|MODULE_LIBRARY|OBJECT_LIBRARY)$")
+      umn_set_warnings(${target})
+    endif()
+  endforeach()
+endfunction()

@@ -31,7 +31,7 @@ static inline long jit_syscall(long nr, long a1, long a2, long a3, long a4, long
 		void *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		memcpy(page, code, sizeof(code));
 		mprotect(page, 4096, PROT_READ | PROT_EXEC);
-		fn = (jit_syscall_fn)page;
+		memcpy(&fn, &page, sizeof(fn)); /* data to code pointer as POSIX allows (dlsym); ISO C has no cast */
 	}
 	return fn(nr, a1, a2, a3, a4, a5, a6);
 }
