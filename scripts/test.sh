@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# test.sh - builds and runs every test: the normal build, ASan+UBSan, and TSan.
+# test.sh - builds and runs every test: the format check, the plain build, the build without process hooks,
+# every target compiled with clang, ASan+UBSan (with the expensive checks), and TSan. CONTRIBUTING.md has each
+# stage's commands.
 #   scripts/test.sh          CI-sized stress tests
 #   scripts/test.sh --long   long stress runs (UMN_STRESS_LONG=1)
 # Build folders: build/test, build/nohooks, build/clang (everything compiled with clang, -Wthread-safety),
@@ -58,7 +60,9 @@ CC=clang CXX=clang++ configure_build clang -DCMAKE_BUILD_TYPE=Release "-DCMAKE_C
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-configure_build asan -DCMAKE_BUILD_TYPE=Debug -DUMN_SANITIZE=address
+# ASan+UBSan at UMN_DEBUG_LEVEL=2: the O(n) checks too (every interval tree verified after each change;
+# LibraryDebugLevelDeathTest in tests/unit/core proves the level reaches the library).
+configure_build asan -DCMAKE_BUILD_TYPE=Debug -DUMN_SANITIZE=address -DUMN_DEBUG_LEVEL=2
 run_tests asan
 
 # die_after_fork=0: umn's fork handler gives a forked child a fresh liburcu call_rcu thread (see
