@@ -50,7 +50,9 @@ int index_in_parent(const IndexNode* n) noexcept {
 // write during a walk; the value read there is compared, never followed).
 int index_of_entry(const IndexNode* leaf, const Link* link) noexcept {
   int i = 0;
-  while (i < leaf->count && std::atomic_ref(const_cast<IndexNode*>(leaf)->slot[i]).load(std::memory_order_relaxed) != link) ++i;
+  while (i < leaf->count &&
+         std::atomic_ref(const_cast<IndexNode*>(leaf)->slot[i]).load(std::memory_order_relaxed) != link)
+    ++i;
   return i;
 }
 

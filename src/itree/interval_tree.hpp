@@ -19,8 +19,8 @@
 // Overlap: an entry intersects the query [start, last] iff entry.start <= last && start <= entry.last.
 //
 // Locking: none inside. The caller serialises insert/erase/reserve/replace; first_overlap / next_overlap
-// may run concurrently with each other and with replace, but not with the other mutations. umn's core guarantees that with the subscription
-// lock for mutations and the odd sequence number (a frozen tree) for its lock-free walks.
+// may run concurrently with each other and with replace, but not with the other mutations. umn's core guarantees that
+// with the subscription lock for mutations and the odd sequence number (a frozen tree) for its lock-free walks.
 //
 // Lifetime: an inserted node must stay alive until erased. Index nodes belong to the tree;
 // spare nodes (the pool) let a reserved insert run without allocating.
