@@ -27,8 +27,11 @@ static_assert(sizeof(void*) != 8 || sizeof(umn_interval_notifier) <= 88,
 namespace umn::detail {
 namespace {
 
-// state and invalidate_seq are read without the lock by remove's misuse checks and by the read side,
-// so every access goes through an atomic_ref (relaxed: the lock or set_seq provide the ordering).
+// state and invalidate_seq are read without the lock by remove's misuse checks and by the read side.
+// state is written only under the subscription lock, through set_state's atomic_ref; reads without the
+// lock go through an atomic_ref too (state_of), reads under it may be plain (they race with no write:
+// invalidate.cc, itree_invalidate.cc). invalidate_seq is only ever accessed through an atomic_ref
+// (relaxed unless stated: the lock or set_seq provide the ordering).
 uint32_t state_of(const umn_interval_notifier* sub) noexcept {
   return std::atomic_ref(const_cast<umn_interval_notifier*>(sub)->state).load(std::memory_order_relaxed);
 }

@@ -18,7 +18,8 @@
 // Lifetime
 //   umn_mm is reference counted (`refs`): one reference for the creator, one per inserted interval
 //   notifier, one per classic registration. Subscriptions are created on first use, published with a
-//   release store, and freed with the umn_mm when the last reference goes.
+//   seq_cst compare-and-swap (subscriptions_publish, mm.cc: seq_cst so that it is ordered against bare
+//   ranges' announcements), and freed with the umn_mm when the last reference goes.
 //
 // State table of invalidate_seq (docs/locking.md has the interleavings):
 //   active == 0, seq even   idle: the tree may change.

@@ -1,9 +1,9 @@
-// sys.hpp - the one boundary through which the event sources issue system calls (CONVENTIONS 15).
+// sys.hpp - the one boundary through which the event sources issue system calls.
 //
 // Every real munmap/mremap/madvise/mprotect/brk/shmdt/mmap/userfaultfd/open/read the hooks make goes
-// through raw_syscall6(), an out-of-line assembly routine that does not go through libc. That keeps the
+// through umn_sys_raw6(), an out-of-line assembly routine that does not go through libc. That keeps the
 // hooks from calling themselves: the libc wrappers (and the loader's copies) are what the hooks patch,
-// and raw_syscall6 loads the syscall number from a register, so its bytes never match the
+// and umn_sys_raw6 loads the syscall number from a register, so its bytes never match the
 // "mov $nr,%eax; syscall" pattern the patcher looks for (patch/x86_64.cc).
 //
 // Locking: none. Lifetime: a maps reader owns one file descriptor between open() and its destructor.

@@ -14,7 +14,7 @@
 // past every earlier preemption, O(D) per device. Without a usable hint the walk starts at the head. The
 // timer thread sleeps on a condition variable until the head's deadline, or until a submitter queues an
 // earlier deadline and wakes it; then it completes every slot whose deadline passed: retire() (the
-// device-side effect) and the release store of the even sequence number; and only after the whole batch
+// device-side effect) and the seq_cst store of the even sequence number; and only after the whole batch
 // it wakes the waiters (interrupt coalescing: a waiter woken in the middle of a batch would find its next
 // fence not yet signaled and sleep again, paying a second wake-up).
 // The batch is what delays the waiter's wake-up in proportion to D, so it is kept lean: one clock read
@@ -25,7 +25,8 @@
 //
 // Guarantees
 //   1. An operation never completes before its deadline; how late it completes is recorded (lateness_).
-//   2. retire() happens-before any observation of the fence as signaled (release store, acquire load).
+//   2. retire() happens-before any observation of the fence as signaled (a seq_cst store, so a release,
+//      and an acquire load).
 //   3. A waiter never sleeps through its signal: it increments waiters_ then re-reads seq_; the timer
 //      thread stores seq_ then reads waiters_ (all seq_cst), so one of them sees the other; FUTEX_WAIT's
 //      compare of seq_ with the awaited point closes the remaining window.
