@@ -23,10 +23,10 @@ namespace {
 struct DeliveryScope {
   explicit DeliveryScope(Level& delivering) noexcept : level(delivering), saved_errno(errno) {
     level.delivering = true;
-    ++level.state->delivering;
+    level.state->delivering.fetch_add(1, std::memory_order_relaxed);  // this thread and its handlers only
   }
   ~DeliveryScope() {
-    --level.state->delivering;
+    level.state->delivering.fetch_sub(1, std::memory_order_relaxed);
     level.delivering = false;
     errno = saved_errno;
   }

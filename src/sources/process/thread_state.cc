@@ -27,17 +27,22 @@ namespace {
 [[gnu::tls_model("initial-exec")]] thread_local ThreadState t_state;
 ThreadState g_shared[kSharedStates];
 
-// Return: the state tid owns or has claimed (acquire; pairs with the release store in ~ThreadClaim).
-ThreadState* claim_state(long tid) noexcept {
+// Return: the state tid owns or has claimed (acquire; pairs with the release store in ~ThreadClaim);
+// *acquired: this call claimed it (else it was tid's already: a signal handler's call, or a callback's,
+// inside one of the thread's own calls).
+ThreadState* claim_state(long tid, bool* acquired) noexcept {
   long expected = 0;
-  if (t_state.owner.compare_exchange_strong(expected, tid, std::memory_order_acquire) || expected == tid)
-    return &t_state;
+  *acquired = t_state.owner.compare_exchange_strong(expected, tid, std::memory_order_acquire);
+  if (*acquired || expected == tid) return &t_state;
   for (;;) {
     for (ThreadState& shared : g_shared)
       if (shared.owner.load(std::memory_order_acquire) == tid) return &shared;
     for (ThreadState& shared : g_shared) {
       expected = 0;
-      if (shared.owner.compare_exchange_strong(expected, tid, std::memory_order_acquire)) return &shared;
+      if (shared.owner.compare_exchange_strong(expected, tid, std::memory_order_acquire)) {
+        *acquired = true;
+        return &shared;
+      }
     }
     sys::call(SYS_sched_yield);
   }
@@ -78,7 +83,7 @@ void end_level(Level& level) noexcept {
   ThreadState& state = *level.state;
   if (level.delivering) {  // abandoned inside its callbacks: their DeliveryScope never ended
     level.delivering = false;
-    --state.delivering;
+    state.delivering.fetch_sub(1, std::memory_order_relaxed);
   }
   itree_walk_restore(level.walks);
   for (unsigned i = level.started; i-- > 0;) deliver_end(level, &level.pending[i], -EINTR);
@@ -120,13 +125,18 @@ void init_level(Level& level, ThreadState* state, volatile uint64_t* canary, Pen
 
 }  // namespace
 
+// The thread's own signal handlers may interrupt a claim anywhere: a level is filled before depth counts
+// it (the signal fence keeps the compiler from reordering the two), and a claim leaves depth at its own
+// level's index, so a handler's claim in between always sees whole levels and leaves depth as it found it.
 ThreadClaim::ThreadClaim(volatile uint64_t* canary) noexcept {
-  ThreadState* state = claim_state(sys::gettid());
+  ThreadState* state = claim_state(sys::gettid(), &acquired_);
   if (state->depth > 0 && !state->sweeping) sweep(*state, reinterpret_cast<uintptr_t>(canary));
-  if (state->depth < kMaxLevels) {
-    const unsigned i = state->depth++;
+  const unsigned i = state->depth;
+  if (i < kMaxLevels) {
     level_ = &state->levels[i];
     init_level(*level_, state, canary, state->pending[i]);
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    state->depth = i + 1;
   } else {
     level_ = &untracked_;
     init_level(untracked_, state, canary, nullptr);
@@ -135,17 +145,19 @@ ThreadClaim::ThreadClaim(volatile uint64_t* canary) noexcept {
 
 ThreadClaim::~ThreadClaim() {
   ThreadState* state = level_->state;
-  if (level_ == &untracked_) return;
-  // A level above ours was abandoned and not swept (our frame is below it): it is dead now.
-  if (state->depth > 0 && &state->levels[state->depth - 1] != level_)
-    end_levels(*state, static_cast<unsigned>(level_ - state->levels) + 1);
-  state->depth--;
+  if (level_ != &untracked_) {
+    const auto index = static_cast<unsigned>(level_ - state->levels);
+    // A level above ours was abandoned and not swept (our frame is below it): it is dead now.
+    if (index + 1 < state->depth) end_levels(*state, index + 1);
+    if (index < state->depth) state->depth = index;  // else a sweep already ended ours
+  }
   // Pairs with the acquire CAS in claim_state: the next owner sees this state as we leave it.
-  if (state->depth == 0) state->owner.store(0, std::memory_order_release);
+  if (acquired_ && state->depth == 0) state->owner.store(0, std::memory_order_release);
 }
 
 void end_levels_at_exit() noexcept {
-  ThreadState* state = claim_state(sys::gettid());
+  bool acquired;
+  ThreadState* state = claim_state(sys::gettid(), &acquired);
   if (state->depth > 0) end_levels(*state, 0);
   state->owner.store(0, std::memory_order_release);  // pairs with the acquire CAS in claim_state
 }

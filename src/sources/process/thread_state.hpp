@@ -67,8 +67,10 @@ struct Level {
 
 struct ThreadState {
   std::atomic<long> owner{0};  // the kernel thread id using it, 0 when free; acquire CAS, release store
-  unsigned depth = 0;          // levels[0, depth) are in progress
-  unsigned delivering = 0;     // levels with `delivering` set (plus untracked deeper ones)
+  unsigned depth = 0;          // levels[0, depth) are in progress (filled before counted: ThreadClaim)
+  // Levels with `delivering` set (plus untracked deeper ones). Atomic for the thread's own signal
+  // handlers only (an increment they cannot split); relaxed: no other thread reads it.
+  std::atomic<unsigned> delivering{0};
   bool sweeping = false;       // abandoned levels are being ended (no second sweep from their callbacks)
   Level levels[kMaxLevels];
   Pending pending[kMaxLevels][kMaxEvents];
@@ -85,12 +87,13 @@ class ThreadClaim {
   ThreadClaim(const ThreadClaim&) = delete;
   ThreadClaim& operator=(const ThreadClaim&) = delete;
   // Whether the thread is inside a delivery (a callback or an observer of an outer call is running).
-  bool nested() const noexcept { return level_->state->delivering > 0; }
+  bool nested() const noexcept { return level_->state->delivering.load(std::memory_order_relaxed) > 0; }
   Level& level() noexcept { return *level_; }
 
  private:
   Level* level_;
-  Level untracked_;  // the level beyond kMaxLevels
+  Level untracked_;        // the level beyond kMaxLevels
+  bool acquired_ = false;  // this claim took the state's ownership (and releases it)
 };
 
 // At process exit, on the exiting thread: ends every level the thread still has open (none of them can
