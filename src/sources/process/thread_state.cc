@@ -1,19 +1,21 @@
 // thread_state.cc - the delivery state of one kernel thread (contract and rationale in thread_state.hpp).
 //
 // Claim (ThreadClaim's constructor):
-//   1. tid = gettid(). The thread-local state is ours if its owner CAS 0 -> tid succeeds or finds tid;
-//      else another kernel thread shares this thread-local storage (raw clone, vfork child): take the
-//      table slot whose owner is tid, or claim a free one (yield while all are taken).
+//   1. tid = gettid(). The thread's home state (bound at its first claim) is ours if its owner CAS
+//      0 -> tid succeeds or finds tid; else another kernel thread shares this thread-local storage (raw
+//      clone, vfork child): take the state whose owner is tid, or a free one (the pool grows).
 //   2. If levels are open, end those the thread abandoned (sweep), top first.
 //   3. Push a level (beyond kMaxLevels: an untracked one in the claim itself).
 // Release (destructor): pop; at depth 0, owner = 0 (release).
 #include "sources/process/thread_state.hpp"
 
 #include <sched.h>
+#include <sys/mman.h>
 #include <signal.h>
 #include <sys/syscall.h>
 
 #include <cerrno>
+#include <new>
 
 #include "core/query.hpp"
 #include "sources/sys/sys.hpp"
@@ -24,28 +26,83 @@ std::atomic<unsigned long> g_abandoned{0};
 
 namespace {
 
-[[gnu::tls_model("initial-exec")]] thread_local ThreadState t_state;
-ThreadState g_shared[kSharedStates];
+// The states, in chunks: one static, more mapped when every state is taken (never unmapped: a thread of
+// ours may still read one). Only a pointer is thread-local, so that libumn.so stays loadable by dlopen
+// (initial-exec TLS of a dlopened object comes from glibc's small static-TLS surplus).
+struct Chunk {
+  ThreadState states[kChunkStates];
+  std::atomic<Chunk*> next{nullptr};  // release when linked, acquire when followed
+};
+Chunk g_first_chunk;
+[[gnu::tls_model("initial-exec")]] thread_local ThreadState* t_home = nullptr;  // this thread's state
+
+// Calls fn(state) for every state until it returns true. Return: that state, or nullptr.
+template <typename Fn>
+ThreadState* find_state(Fn fn) noexcept {
+  for (Chunk* chunk = &g_first_chunk; chunk != nullptr; chunk = chunk->next.load(std::memory_order_acquire))
+    for (ThreadState& state : chunk->states)
+      if (fn(state)) return &state;
+  return nullptr;
+}
+
+// Maps a chunk and links it at the end (async-signal-safe: a raw mmap, CAS links). Return: false when
+// no memory could be mapped.
+bool grow() noexcept {
+  long mapped = sys::mmap(nullptr, sizeof(Chunk), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (sys::failed(mapped)) return false;
+  Chunk* chunk = new (reinterpret_cast<void*>(mapped)) Chunk;
+  Chunk* last = &g_first_chunk;
+  for (;;) {
+    Chunk* expected = nullptr;
+    // Pairs with the acquire loads in find_state: the new chunk's states are seen initialised.
+    if (last->next.compare_exchange_strong(expected, chunk, std::memory_order_acq_rel)) return true;
+    last = expected;
+  }
+}
+
+// Whether thread tid of this process has exited.
+bool thread_gone(long tid) noexcept {
+  return sys::call(SYS_tgkill, sys::getpid(), tid, 0) == -ESRCH;
+}
+
+// Takes a state for tid (owner CAS 0 -> tid, acquire): one that is no thread's home first, then any free
+// one, growing the pool when none is (and waiting when no memory can be mapped). Return: the state.
+ThreadState* take_free(long tid) noexcept {
+  auto take = [tid](ThreadState& state) {
+    long expected = 0;
+    return state.owner.compare_exchange_strong(expected, tid, std::memory_order_acquire);
+  };
+  for (;;) {
+    if (ThreadState* state = find_state([&](ThreadState& s) {
+          return s.home.load(std::memory_order_relaxed) == 0 && take(s);
+        }))
+      return state;
+    if (ThreadState* state = find_state(take)) return state;
+    if (!grow()) sys::call(SYS_sched_yield);  // no memory: wait for a state to be released
+  }
+}
+
+ThreadState* bind_home(long tid) noexcept;  // below: it ends levels
 
 // Return: the state tid owns or has claimed (acquire; pairs with the release store in ~ThreadClaim);
 // *acquired: this call claimed it (else it was tid's already: a signal handler's call, or a callback's,
 // inside one of the thread's own calls).
 ThreadState* claim_state(long tid, bool* acquired) noexcept {
+  *acquired = false;
+  ThreadState* home = t_home;
+  if (home == nullptr) t_home = home = bind_home(tid);  // shared with TLS sharers: only a hint for them
   long expected = 0;
-  *acquired = t_state.owner.compare_exchange_strong(expected, tid, std::memory_order_acquire);
-  if (*acquired || expected == tid) return &t_state;
-  for (;;) {
-    for (ThreadState& shared : g_shared)
-      if (shared.owner.load(std::memory_order_acquire) == tid) return &shared;
-    for (ThreadState& shared : g_shared) {
-      expected = 0;
-      if (shared.owner.compare_exchange_strong(expected, tid, std::memory_order_acquire)) {
-        *acquired = true;
-        return &shared;
-      }
-    }
-    sys::call(SYS_sched_yield);
+  if (home->owner.compare_exchange_strong(expected, tid, std::memory_order_acquire)) {
+    *acquired = true;
+    return home;
   }
+  if (expected == tid) return home;
+  // Another kernel thread uses our thread-local storage's state (a raw clone, a vfork child, or we are
+  // one of those): ours is the state owned by tid, or a free one.
+  if (ThreadState* state = find_state([tid](ThreadState& s) { return s.owner.load(std::memory_order_acquire) == tid; }))
+    return state;
+  *acquired = true;
+  return take_free(tid);
 }
 
 // The signal alternate stack of the calling thread, as the kernel knows it.
@@ -109,6 +166,31 @@ void sweep(ThreadState& state, uintptr_t frame) noexcept {
   }
 }
 
+// The calling thread's first claim: a home state bound to tid -- one that is nobody's home and free, or
+// one whose home thread has exited (a predecessor with our id included); the levels such a thread left
+// open (it died inside a delivery) are ended first: they cannot complete any more.
+ThreadState* bind_home(long tid) noexcept {
+  for (;;) {
+    if (ThreadState* state = find_state([tid](ThreadState& s) {
+          long home = 0;
+          return s.owner.load(std::memory_order_relaxed) == 0 &&
+                 s.home.compare_exchange_strong(home, tid, std::memory_order_acq_rel);
+        }))
+      return state;
+    if (ThreadState* state = find_state([tid](ThreadState& s) {
+          long home = s.home.load(std::memory_order_relaxed), owner = s.owner.load(std::memory_order_acquire);
+          return home != 0 && (home == tid || thread_gone(home)) && (owner == 0 || owner == home) &&
+                 s.owner.compare_exchange_strong(owner, tid, std::memory_order_acquire);
+        })) {
+      state->home.store(tid, std::memory_order_relaxed);
+      if (state->depth > 0) end_levels(*state, 0);
+      state->owner.store(0, std::memory_order_release);  // pairs with the acquire CAS in claim_state
+      return state;
+    }
+    if (!grow()) sys::call(SYS_sched_yield);
+  }
+}
+
 // Tokens: unique per level instance on this thread (odd, so never 0 or a small count).
 [[gnu::tls_model("initial-exec")]] thread_local uint64_t t_tokens = 0;
 
@@ -163,8 +245,19 @@ void end_levels_at_exit() noexcept {
 }
 
 void thread_state_fork_child() noexcept {
-  for (ThreadState& shared : g_shared) shared.owner.store(0, std::memory_order_relaxed);
-  if (t_state.owner.load(std::memory_order_relaxed) != 0) t_state.owner.store(sys::gettid(), std::memory_order_relaxed);
+  const long tid = sys::gettid();
+  find_state([tid](ThreadState& state) {
+    if (&state == t_home) {
+      state.home.store(tid, std::memory_order_relaxed);
+      if (state.owner.load(std::memory_order_relaxed) != 0) state.owner.store(tid, std::memory_order_relaxed);
+      return false;
+    }
+    state.depth = 0;  // the parent's other threads: gone in the child, with their open ranges (the core
+    state.delivering.store(0, std::memory_order_relaxed);  // forgets those in its own fork handler)
+    state.home.store(0, std::memory_order_relaxed);
+    state.owner.store(0, std::memory_order_relaxed);
+    return false;
+  });
 }
 
 }  // namespace umn::detail

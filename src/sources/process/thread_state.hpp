@@ -22,19 +22,26 @@
 // such stack while a level of this thread is open may judge it wrongly (docs/process.md).
 //
 // Why kernel thread ids. Threads made by a raw clone(CLONE_VM) without CLONE_SETTLS share their
-// creator's thread-local storage (issue 17.7); so does a vfork child. The thread-local state is
-// therefore owned, for the duration of a call, by the kernel thread id that claimed it (one gettid per
-// call that delivers something); a thread that finds it owned by another id takes a slot of a small
-// process-wide table (kSharedStates), keyed by its id, for that call.
+// creator's thread-local storage (issue 17.7); so does a vfork child. States therefore live in a
+// process-wide pool, and each is owned, for the duration of a call, by the kernel thread id that claimed
+// it (one gettid per call that delivers something). A thread's thread-local pointer names its home
+// state (bound at its first claim: a free one, or one whose thread has exited); a thread that finds its
+// home owned by another id (it shares the storage of that thread) uses the state its id owns, or any
+// free one, for that call. Only the pointer is thread-local: 4.7 KiB of initial-exec TLS per thread would
+// not fit glibc's static-TLS surplus, and libumn.so could no longer be dlopened.
 //
-// Locking: none. The thread-local state and each table slot are owned through `owner` (a CAS from 0 to
-//   the thread id; released by a store of 0 when the thread's depth drops to 0). Everything else in a
-//   ThreadState is touched only by its owner and the owner's signal handlers.
-// Lifetime: thread-local states die with their thread; table slots are static. A Level lives from the
-//   hooked call's entry to its exit, or until it is found dead.
-// Context: any thread, signal handlers included; async-signal-safe, no allocation.
+// Locking: none. Each state is owned through `owner` (a CAS from 0 to the thread id; released by a store
+//   of 0 when the thread's depth drops to 0) and bound through `home` (a CAS from 0, or from an exited
+//   thread's id). Everything else in a ThreadState is touched only by its owner and the owner's signal
+//   handlers.
+// Lifetime: the pool's chunks are static or mapped, never unmapped; a state outlives its threads and is
+//   reused by later ones. A Level lives from the hooked call's entry to its exit, or until it is found
+//   dead.
+// Context: any thread, signal handlers included; async-signal-safe, no malloc (a raw mmap of a chunk
+//   when every state is taken).
 // Memory ordering: owner is claimed with acquire and released with release (ThreadClaim), so the next
-//   owner of a state sees what the previous one left in it.
+//   owner of a state sees what the previous one left in it; a chunk is linked with a release CAS and
+//   followed with acquire loads.
 #pragma once
 
 #include <atomic>
@@ -49,8 +56,9 @@ namespace umn::detail {
 // interrupting it, a handler interrupting that one). Deeper calls are announced all the same, with their
 // events on the stack and no abandonment tracking.
 inline constexpr unsigned kMaxLevels = 3;
-// Threads sharing another thread's thread-local storage that can be in a hooked call at once; more wait.
-inline constexpr unsigned kSharedStates = 16;
+// States per chunk of the process-wide pool (thread_state.cc): one chunk is static, more are mapped as
+// threads need them.
+inline constexpr unsigned kChunkStates = 8;
 
 struct ThreadState;
 
@@ -67,6 +75,8 @@ struct Level {
 
 struct ThreadState {
   std::atomic<long> owner{0};  // the kernel thread id using it, 0 when free; acquire CAS, release store
+  std::atomic<long> home{0};   // the thread whose thread-local pointer names it (relaxed: a hint; owner
+                               // decides who uses it)
   unsigned depth = 0;          // levels[0, depth) are in progress (filled before counted: ThreadClaim)
   // Levels with `delivering` set (plus untracked deeper ones). Atomic for the thread's own signal
   // handlers only (an increment they cannot split); relaxed: no other thread reads it.
@@ -76,8 +86,8 @@ struct ThreadState {
   Pending pending[kMaxLevels][kMaxEvents];
 };
 
-// The calling kernel thread's state for one hooked call: claims it (gettid; the thread-local state or a
-// table slot), ends the levels the thread abandoned, and pushes a level whose canary is *canary, a word
+// The calling kernel thread's state for one hooked call: claims it (gettid; its home state, or the one
+// its id owns, or a free one), ends the levels the thread abandoned, and pushes a level whose canary is *canary, a word
 // of the caller's frame that lives as long as the claim. The destructor pops it and releases the state
 // when no level is left.
 class ThreadClaim {

@@ -10,3 +10,6 @@ target_link_libraries(umn_sources_tests PRIVATE ${CMAKE_DL_LIBS})
 add_library(umn_realtime_ahead SHARED ${CMAKE_CURRENT_SOURCE_DIR}/unit/sources/realtime_ahead.c)
 add_dependencies(umn_sources_tests umn_realtime_ahead)
 target_compile_definitions(umn_sources_tests PRIVATE UMN_REALTIME_AHEAD_PATH="$<TARGET_FILE:umn_realtime_ahead>")
+# ThreadState.LibumnCanBeDlopened dlopens the shared library (its initial-exec TLS must fit the surplus).
+add_dependencies(umn_sources_tests umn)
+target_compile_definitions(umn_sources_tests PRIVATE UMN_SHARED_LIB_PATH="$<TARGET_FILE:umn>")
