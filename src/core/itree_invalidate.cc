@@ -44,7 +44,9 @@ class FinishQueue {
     tail_ = &finish->link;
     queued_++;
   }
-  // Forgets every queued record of sub (abandoned: its records may be freed). Call before run().
+  // Forgets every queued record of sub (abandoned: its records may be freed). Also called while run()
+  // is in a callback (the callback destroyed another notifier): run() keeps only the records not yet
+  // called in the queue, so this edits exactly the records still to come.
   void drop(const umn_interval_notifier* sub) noexcept {
     umn_interval_notifier_finish** link = &head_;
     size_t left = queued_;
@@ -58,17 +60,17 @@ class FinishQueue {
     }
     tail_ = link;
   }
-  // Calls every record's invalidate_finish once, in push order.
+  // Calls every record's invalidate_finish once, in push order. Each record leaves the queue before its
+  // call (the callback may reuse it, or drop() later records), so nothing is read from it afterwards.
   void run() noexcept {
-    umn_interval_notifier_finish* finish = head_;
-    size_t left = queued_;
-    for (; finish != nullptr && left > 0; --left) {
-      umn_interval_notifier_finish* next = finish->link;  // the callback may reuse the record
+    while (head_ != nullptr && queued_ > 0) {
+      umn_interval_notifier_finish* finish = head_;
+      head_ = finish->link;
+      queued_--;
       finish->notifier->ops->invalidate_finish(finish);
-      finish = next;
     }
     // A WARN: an invalidate_start callback broke its own contract, not the caller of range_start.
-    UMN_WARN_ON(finish != nullptr || left != 0, "umn_notifier_invalidate_range_start",
+    UMN_WARN_ON(head_ != nullptr || queued_ != 0, "umn_notifier_invalidate_range_start",
                 "a finish record was handed out twice in one invalidation (some second passes were lost)");
     head_ = nullptr;
     tail_ = &head_;
