@@ -179,7 +179,8 @@ unsigned events_of(long nr, const long* a, umn_process_event* event, uintptr_t c
       return remap_file_pages_events(a, event, caller);
     case SYS_madvise: {
       const int advice = static_cast<int>(a[2]);  // the kernel's advice is int: low 32 bits
-      if (advice == MADV_REMOVE || advice == sys::kMadvCollapse) return madvise_file_events(u(0), u(1), event, caller);
+      if (advice == MADV_REMOVE || advice == sys::kMadvCollapse)
+        return madvise_file_events(u(0), u(1), advice, event, caller);
       if (!discards(advice)) return 0;
       return make_event(event, UMN_CALL_MADVISE, UMN_NOTIFY_CLEAR, u(0), u(1), caller);
     }

@@ -3,6 +3,7 @@
 #include "sources/process/file_events.hpp"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -95,65 +96,109 @@ bool zap_of(long nr, const long* a, Zap* zap, umn_process_call* call) noexcept {
 }
 
 // Adds [start, end) to events[0, *n) (at most max): appended to the last event when contiguous with it,
-// a new event while there is room, else the last event is widened over it (maps come in address order).
+// a new event while there is room, else the last event is widened over it.
 void add_range(umn_process_event* events, unsigned* n, unsigned max, umn_process_call call, uint64_t start,
                uint64_t end, uintptr_t caller) noexcept {
-  if (*n > 0 && (events[*n - 1].end == start || *n == max)) {
-    events[*n - 1].end = end;
+  umn_process_event* last = *n > 0 ? &events[*n - 1] : nullptr;
+  if (last != nullptr && *n == max) {
+    if (start < last->start) last->start = start;
+    if (end > last->end) last->end = end;
+    return;
+  }
+  if (last != nullptr && last->end == start) {
+    last->end = end;
     return;
   }
   *n += make_event(&events[*n], call, UMN_NOTIFY_CLEAR, start, end - start, caller);
 }
 
-// The events (at most max) over this process's mappings of zap's file range, leaving out what lies
-// inside [skip_start, skip_end) (already announced).
-unsigned mappings_of(const Zap& zap, umn_process_call call, umn_process_event* events, unsigned max,
+// The file ranges one call zaps: up to kMaxZaps; beyond, a range joins one of the same file (the span of
+// both), or, of a further file, every file mapping is taken as zapped whole (spurious, never missing).
+struct Zaps {
+  static constexpr unsigned kMaxZaps = 8;
+  Zap zap[kMaxZaps];
+  unsigned n = 0;
+  bool every_file = false;
+
+  void add(const Zap& z) noexcept {
+    for (unsigned i = 0; i < n; ++i) {
+      Zap& o = zap[i];
+      if (o.device != z.device || o.inode != z.inode) continue;
+      if (n < kMaxZaps && (z.to < o.from || o.to < z.from)) continue;  // disjoint: its own while there is room
+      if (z.from < o.from) o.from = z.from;
+      if (z.to > o.to) o.to = z.to;
+      return;
+    }
+    if (n < kMaxZaps)
+      zap[n++] = z;
+    else
+      every_file = true;
+  }
+};
+
+// The events (at most max) over this process's mappings of zaps' file ranges, leaving out what lies
+// inside [skip_start, skip_end) (already announced). Maps come in address order.
+unsigned mappings_of(const Zaps& zaps, umn_process_call call, umn_process_event* events, unsigned max,
                      uint64_t skip_start, uint64_t skip_end, uintptr_t caller) noexcept {
   sys::HookMapsReader maps;
   sys::MapEntry entry;
   unsigned n = 0;
-  while (maps.next(&entry)) {
-    if (entry.inode != zap.inode || entry.device != zap.device) continue;
-    const uint64_t mapped_end = entry.offset + (entry.end - entry.start);  // file offsets it maps
-    const uint64_t from = zap.from > entry.offset ? zap.from : entry.offset;
-    const uint64_t to = zap.to < mapped_end ? zap.to : mapped_end;
-    const uint64_t start = entry.start + (from - entry.offset), end = entry.start + (to - entry.offset);
+  const auto add_part = [&](const sys::MapEntry& e, uint64_t zap_from, uint64_t zap_to) {
+    const uint64_t mapped_end = e.offset + (e.end - e.start);  // file offsets it maps
+    const uint64_t from = zap_from > e.offset ? zap_from : e.offset, to = zap_to < mapped_end ? zap_to : mapped_end;
+    const uint64_t start = e.start + (from - e.offset), end = e.start + (to - e.offset);
     if (from < to && !(skip_start <= start && end <= skip_end)) add_range(events, &n, max, call, start, end, caller);
+  };
+  while (maps.next(&entry)) {
+    for (unsigned i = 0; i < zaps.n; ++i)
+      if (entry.inode == zaps.zap[i].inode && entry.device == zaps.zap[i].device)
+        add_part(entry, zaps.zap[i].from, zaps.zap[i].to);
+    if (zaps.every_file && entry.inode != 0) add_part(entry, 0, kToTheEnd);
   }
   return n;
 }
 
-// The file range that [addr, addr + length) maps, if the mapping holding addr is a shared file mapping.
-bool shared_file_behind(uint64_t addr, uint64_t length, Zap* zap) noexcept {
+// The file ranges that madvise(addr, end - addr, advice) takes away: each mapping of a file inside the
+// range gives the file range it maps there. REMOVE punches them mapping by mapping and stops at the
+// first mapping that is not a shared file mapping (madvise_remove fails there: EACCES, and the walk of
+// the mappings ends); COLLAPSE takes the file's pages behind any file mapping, private ones too
+// (madvise_collapse: hpage_collapse_scan_file, collapse_file unmaps the old pages everywhere), and
+// leaves anonymous memory to the advised range.
+void files_behind(uint64_t addr, uint64_t end, int advice, Zaps* zaps) noexcept {
   sys::HookMapsReader maps;
   sys::MapEntry entry;
-  while (maps.next(&entry)) {
-    if (entry.start > addr) return false;
-    if (addr >= entry.end) continue;
-    if ((entry.prot & sys::kMapShared) == 0 || entry.inode == 0) return false;
-    zap->device = entry.device;
-    zap->inode = entry.inode;
-    zap->from = entry.offset + (addr - entry.start);
-    zap->to = zap->from + length;
-    return true;
+  while (maps.next(&entry) && entry.start < end) {
+    if (entry.end <= addr) continue;
+    const bool file = entry.inode != 0;
+    if (advice == MADV_REMOVE && (!file || (entry.prot & sys::kMapShared) == 0)) return;
+    if (!file) continue;
+    const uint64_t start = entry.start > addr ? entry.start : addr, stop = entry.end < end ? entry.end : end;
+    Zap zap;
+    zap.device = entry.device;
+    zap.inode = entry.inode;
+    zap.from = entry.offset + (start - entry.start);
+    zap.to = zap.from + (stop - start);
+    zaps->add(zap);
   }
-  return false;
 }
 
 }  // namespace
 
 unsigned file_events(long nr, const long* a, umn_process_event* events, uintptr_t caller) noexcept {
-  Zap zap;
+  Zaps zaps;
   umn_process_call call;
-  if (!zap_of(nr, a, &zap, &call) || zap.from >= zap.to) return 0;
-  return mappings_of(zap, call, events, kMaxEvents, 0, 0, caller);
+  if (!zap_of(nr, a, &zaps.zap[0], &call) || zaps.zap[0].from >= zaps.zap[0].to) return 0;
+  zaps.n = 1;
+  return mappings_of(zaps, call, events, kMaxEvents, 0, 0, caller);
 }
 
-unsigned madvise_file_events(uint64_t addr, uint64_t length, umn_process_event* events, uintptr_t caller) noexcept {
+unsigned madvise_file_events(uint64_t addr, uint64_t length, int advice, umn_process_event* events,
+                             uintptr_t caller) noexcept {
   if (make_event(&events[0], UMN_CALL_MADVISE, UMN_NOTIFY_CLEAR, addr, length, caller) == 0) return 0;
-  Zap zap;
-  if (!shared_file_behind(addr, events[0].end - addr, &zap)) return 1;
-  return 1 + mappings_of(zap, UMN_CALL_MADVISE, events + 1, kMaxEvents - 1, events[0].start, events[0].end, caller);
+  Zaps zaps;
+  files_behind(addr, events[0].end, advice, &zaps);
+  if (zaps.n == 0) return 1;
+  return 1 + mappings_of(zaps, UMN_CALL_MADVISE, events + 1, kMaxEvents - 1, events[0].start, events[0].end, caller);
 }
 
 }  // namespace umn::detail

@@ -16,8 +16,8 @@
 //     the partial blocks at both ends; elsewhere the partial pages are an over-approximation;
 //   COLLAPSE_RANGE, INSERT_RANGE: from offset (rounded down likewise) to the end of the file, which
 //     shifts (truncate_pagecache from offset).
-// madvise's REMOVE and COLLAPSE act on the file behind a shared mapping in the same way (below).
-// Events: at most kMaxEvents (events.hpp); further mappings widen the last event over them (a spurious
+// madvise's REMOVE and COLLAPSE act on the files behind the advised mappings in the same way (below).
+// Events: at most kMaxEvents (events.hpp); further ranges widen the last event over them (a spurious
 // invalidation of what lies in between, never a missing one).
 //
 // Locking: none. Lifetime: nothing is kept. Context: async-signal-safe (raw fstat/fstatfs, and
@@ -36,11 +36,15 @@ namespace umn::detail {
 // kMaxEvents) were written to events[].
 unsigned file_events(long nr, const long* a, umn_process_event* events, uintptr_t caller) noexcept;
 
-// madvise(addr, length, MADV_REMOVE or MADV_COLLAPSE): the advised range (CLEAR), and, when the
-// mapping holding addr is a shared file mapping, the other mappings here of the file range it maps:
-// REMOVE punches a hole in the file (madvise_remove, vfs_fallocate), COLLAPSE replaces the file's pages
-// by a huge page (collapse_file), in every mapping of them. Ranges spanning mappings of several files
-// are followed for the first only. Return: how many events (1 to kMaxEvents; 0 for an invalid range).
-unsigned madvise_file_events(uint64_t addr, uint64_t length, umn_process_event* events, uintptr_t caller) noexcept;
+// madvise(addr, length, advice), advice MADV_REMOVE or MADV_COLLAPSE: the advised range (CLEAR), and the
+// other mappings here of the file ranges that the advised mappings map, one file range per mapping
+// (several files alike). REMOVE punches a hole in the file behind each shared file mapping of the range,
+// up to the first mapping that is not one (madvise_remove, vfs_fallocate; the kernel fails there);
+// COLLAPSE replaces the pages of the file behind any file mapping, shared or private (read-only file
+// THP), by a huge page (collapse_file), in every mapping of them. Past 8 file ranges, one joins another
+// of its file, or every file mapping here is announced whole. Return: how many events (1 to kMaxEvents;
+// 0 for an invalid range).
+unsigned madvise_file_events(uint64_t addr, uint64_t length, int advice, umn_process_event* events,
+                             uintptr_t caller) noexcept;
 
 }  // namespace umn::detail

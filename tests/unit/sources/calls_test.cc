@@ -24,6 +24,7 @@ namespace {
 // Garbage in the upper half of a register that the kernel reads as an int: negative as a 64-bit value.
 constexpr long kGarbage = static_cast<long>(0xa5a5a5a5UL << 32);
 constexpr size_t kHuge = 2u << 20;           // the default huge page size on x86-64
+constexpr int kMadvCollapse = 25;            // <asm-generic/mman-common.h>, Linux 6.1; glibc may lack it
 
 class Calls : public ::testing::Test {
  protected:
@@ -308,6 +309,75 @@ TEST_F(Calls, MadviseRemoveNotifiesEveryMappingOfTheFile) {
   rec_a.unwatch();
   rec_b.unwatch();
   munmap(b, 4 * kPage);
+}
+
+// Regression (review of 4d7d33a): MADV_REMOVE over two adjacent mappings of one file at non-contiguous
+// file offsets punches each mapping's own file range (madvise_remove per mapping). Mapping a holds file
+// pages 0-1 and, right after it, page 3; c holds the whole file. The hook took the first mapping's
+// offset plus the advised length (file pages 0-2), so c's page 3 was zeroed with no event.
+TEST_F(Calls, MadviseRemoveOverTwoMappingsOfOneFileNotifiesEachMappingsFileRange) {
+  SharedFile c(4);
+  ASSERT_NE(c.p, nullptr);
+  auto* a = static_cast<unsigned char*>(mmap(nullptr, 3 * kPage, PROT_READ | PROT_WRITE, MAP_SHARED, c.fd, 0));
+  ASSERT_NE(a, MAP_FAILED);
+  ASSERT_EQ(mmap(a + 2 * kPage, kPage, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, c.fd, 3 * kPage),
+            a + 2 * kPage);
+  Recorder page3_of_c;
+  page3_of_c.read_memory = false;
+  ASSERT_EQ(page3_of_c.watch(c.p + 3 * kPage, kPage), 0);
+  ASSERT_EQ(madvise(a, 3 * kPage, MADV_REMOVE), 0);
+  EXPECT_EQ(c.p[3 * kPage], 0);  // the kernel punched file page 3 (through a's second mapping)
+  EXPECT_EQ(c.p[2 * kPage], kPattern);  // file page 2 was not advised
+  EXPECT_EQ(page3_of_c.calls(), 1);
+  page3_of_c.unwatch();
+  munmap(a, 3 * kPage);
+}
+
+// MADV_REMOVE over a shared mapping of one file and, right after it, one of another file punches a hole
+// in both files (madvise_remove per mapping): the second file's other mapping gets CLEAR too. Only the
+// file behind the first mapping was followed (the second file's other mapping lost its page unannounced).
+TEST_F(Calls, MadviseRemoveOverMappingsOfTwoFilesNotifiesTheOtherMappingsOfBoth) {
+  SharedFile x(2), y(2);
+  ASSERT_NE(x.p, nullptr);
+  ASSERT_NE(y.p, nullptr);
+  auto* a = static_cast<unsigned char*>(mmap(nullptr, 2 * kPage, PROT_READ | PROT_WRITE, MAP_SHARED, x.fd, 0));
+  ASSERT_NE(a, MAP_FAILED);
+  ASSERT_EQ(mmap(a + kPage, kPage, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, y.fd, kPage), a + kPage);
+  Recorder rec_x, rec_y;
+  rec_x.read_memory = false;
+  rec_y.read_memory = false;
+  ASSERT_EQ(rec_x.watch(x.p, kPage), 0);  // the punched pages (the events may span more: kMaxEvents)
+  ASSERT_EQ(rec_y.watch(y.p + kPage, kPage), 0);
+  ASSERT_EQ(madvise(a, 2 * kPage, MADV_REMOVE), 0);
+  EXPECT_EQ(x.p[0], 0);
+  EXPECT_EQ(y.p[kPage], 0);
+  EXPECT_EQ(y.p[0], kPattern);
+  EXPECT_EQ(rec_x.calls(), 1);
+  EXPECT_EQ(rec_y.calls(), 1);
+  EXPECT_EQ(rec_x.records[0].event, UMN_NOTIFY_CLEAR);
+  EXPECT_EQ(rec_y.records[0].event, UMN_NOTIFY_CLEAR);
+  rec_x.unwatch();
+  rec_y.unwatch();
+  munmap(a, 2 * kPage);
+}
+
+// MADV_COLLAPSE of a private file mapping (read-only file THP: madvise_collapse scans the file,
+// collapse_file unmaps the old pages from every mapping of them) takes the file's pages from its other
+// mappings too, private or shared: they get CLEAR before the call, whatever it then returns. Only a
+// shared advised mapping was followed (no event for the other mapping).
+TEST_F(Calls, MadviseCollapseOfAPrivateFileMappingNotifiesTheFilesOtherMappings) {
+  SharedFile f(4);
+  ASSERT_NE(f.p, nullptr);
+  void* m = mmap(nullptr, 4 * kPage, PROT_READ, MAP_PRIVATE, f.fd, 0);
+  ASSERT_NE(m, MAP_FAILED);
+  auto* priv = static_cast<unsigned char*>(m);
+  Recorder rec;
+  rec.read_memory = false;
+  ASSERT_EQ(rec.watch(f.p, 4 * kPage), 0);
+  madvise(priv + kPage, 2 * kPage, kMadvCollapse);  // may fail (no THP here): announced all the same
+  EXPECT_TRUE(one_event(rec, UMN_NOTIFY_CLEAR, u(f.p + kPage), u(f.p + 3 * kPage)));
+  rec.unwatch();
+  munmap(priv, 4 * kPage);
 }
 
 // shmat(SHM_REMAP) of a SHM_HUGETLB segment replaces its size rounded up to the huge page (a 4 KiB
