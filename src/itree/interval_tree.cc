@@ -36,7 +36,12 @@ using Link = IntervalIndex::Link;
 constexpr int kFanout = IntervalIndex::kFanout;
 
 IndexNode* child(const IndexNode* n, int i) noexcept { return static_cast<IndexNode*>(n->slot[i]); }
-Link* entry(const IndexNode* n, int i) noexcept { return static_cast<Link*>(n->slot[i]); }
+// Acquire: pairs with replace_link's release store. A walk of another thread may reach a slot swapped to
+// a tombstone during its walk; the load orders the tombstone's writes (its leaf link, interval, ops)
+// before the walk reads them. (A plain mov on x86.)
+Link* entry(const IndexNode* n, int i) noexcept {
+  return static_cast<Link*>(std::atomic_ref(const_cast<IndexNode*>(n)->slot[i]).load(std::memory_order_acquire));
+}
 IndexNode* leaf_of(const Link* link) noexcept { return static_cast<IndexNode*>(*link); }
 
 uint64_t largest_last(const IndexNode* n) noexcept { return *std::max_element(n->max_last, n->max_last + n->count); }
@@ -46,13 +51,12 @@ int index_in_parent(const IndexNode* n) noexcept {
   return static_cast<int>(std::find(p->slot, p->slot + p->count, n) - p->slot);
 }
 
-// Relaxed loads: a walk scans the whole leaf while replace_link may swap another entry of it (its only
-// write during a walk; the value read there is compared, never followed).
+// A walk scans the whole leaf while replace_link may swap another entry of it (its only write during a
+// walk). Acquire loads (entry(): pairs with replace_link's release store), although the value read here
+// is only compared: every concurrent read of a slot is ordered after the swap it sees.
 int index_of_entry(const IndexNode* leaf, const Link* link) noexcept {
   int i = 0;
-  while (i < leaf->count &&
-         std::atomic_ref(const_cast<IndexNode*>(leaf)->slot[i]).load(std::memory_order_relaxed) != link)
-    ++i;
+  while (i < leaf->count && entry(leaf, i) != link) ++i;
   return i;
 }
 
@@ -276,8 +280,9 @@ void IntervalIndex::erase_link(Link* link) noexcept {
 void IntervalIndex::replace_link(Link* link, Link* fresh) noexcept {
   IndexNode* n = leaf_of(link);
   *fresh = n;
-  // Relaxed: pairs with nothing; index_of_entry's relaxed loads in concurrent walks only compare it.
-  std::atomic_ref(n->slot[index_of_entry(n, link)]).store(fresh, std::memory_order_relaxed);
+  // Release: pairs with the acquire loads of entry() (and index_of_entry) in other threads' walks, which
+  // may reach this slot: they read *fresh (just written) and the tombstone's fields after seeing it.
+  std::atomic_ref(n->slot[index_of_entry(n, link)]).store(fresh, std::memory_order_release);
   *link = nullptr;
 }
 

@@ -22,6 +22,10 @@
 // may run concurrently with each other and with replace, but not with the other mutations. umn's core guarantees that
 // with the subscription lock for mutations and the odd sequence number (a frozen tree) for its lock-free walks.
 //
+// Memory ordering: replace's slot store is a release, paired with the acquire loads of leaf slots in
+// first_overlap / next_overlap: a concurrent walk that reaches `fresh` sees everything written to it
+// before replace (its interval, its leaf link, the caller's fields).
+//
 // Lifetime: an inserted node must stay alive until erased. Index nodes belong to the tree;
 // spare nodes (the pool) let a reserved insert run without allocating.
 #pragma once
@@ -121,7 +125,7 @@ class IntervalTreeOf : public IntervalIndex {
   }
 
   // Puts fresh (not in a tree, same start and last) in node's place, in O(fanout): one leaf slot changes
-  // (an atomic store) and nothing moves, so a concurrent walk that is not at node is not disturbed.
+  // (a release store) and nothing moves, so a concurrent walk that is not at node is not disturbed.
   // node leaves the tree. The one mutation allowed while walks run; the caller still serialises it with
   // the other mutations.
   void replace(Node* node, Node* fresh) noexcept {
