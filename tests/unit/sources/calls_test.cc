@@ -361,6 +361,36 @@ TEST_F(Calls, MadviseRemoveOverMappingsOfTwoFilesNotifiesTheOtherMappingsOfBoth)
   munmap(a, 2 * kPage);
 }
 
+// MADV_REMOVE over adjacent shared mappings of nine files (more than the 8 file ranges file_events.cc
+// keeps): the ninth file's other mapping still gets CLEAR (every file mapping here is announced whole).
+TEST_F(Calls, MadviseRemoveOverMappingsOfNineFilesNotifiesTheLastFilesOtherMapping) {
+  constexpr int kFiles = 9;
+  void* m = mmap(nullptr, kFiles * kPage, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(m, MAP_FAILED);
+  auto* a = static_cast<unsigned char*>(m);
+  int fds[kFiles];
+  for (int i = 0; i < kFiles; ++i) {
+    fds[i] = memfd_create("umn-calls", 0);
+    ASSERT_GE(fds[i], 0);
+    ASSERT_EQ(ftruncate(fds[i], kPage), 0);
+    ASSERT_EQ(mmap(a + i * kPage, kPage, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fds[i], 0), a + i * kPage);
+  }
+  void* o = mmap(nullptr, kPage, PROT_READ | PROT_WRITE, MAP_SHARED, fds[kFiles - 1], 0);
+  ASSERT_NE(o, MAP_FAILED);
+  auto* other = static_cast<unsigned char*>(o);
+  other[0] = kPattern;
+  Recorder rec;
+  rec.read_memory = false;
+  ASSERT_EQ(rec.watch(other, kPage), 0);
+  ASSERT_EQ(madvise(a, kFiles * kPage, MADV_REMOVE), 0);
+  EXPECT_EQ(other[0], 0);
+  EXPECT_EQ(rec.calls(), 1);
+  rec.unwatch();
+  munmap(other, kPage);
+  munmap(a, kFiles * kPage);
+  for (int fd : fds) close(fd);
+}
+
 // MADV_COLLAPSE of a private file mapping (read-only file THP: madvise_collapse scans the file,
 // collapse_file unmaps the old pages from every mapping of them) takes the file's pages from its other
 // mappings too, private or shared: they get CLEAR before the call, whatever it then returns. Only a
