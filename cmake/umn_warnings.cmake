@@ -1,8 +1,13 @@
 # umn_set_warnings(target): the project's warning set, errors included. With clang it adds the
 # thread-safety analysis of the UMN_GUARDED_BY / UMN_REQUIRES annotations (src/base/lock.hpp); scripts/test.sh
-# builds every target that way (build/clang). Every target of the project calls it: library, tools, tests,
-# benchmarks, examples.
+# builds every target that way (build/clang). Every target of the project gets it -- library, tools, tests,
+# benchmarks, examples -- but the port test's kernel-style drivers, GNU C with a set of their own (tests/port).
 function(umn_set_warnings target)
+  get_target_property(done ${target} UMN_WARNINGS_SET)
+  if(done)
+    return()  # set already (umn_set_warnings_in_directory after a target's own call)
+  endif()
+  set_target_properties(${target} PROPERTIES UMN_WARNINGS_SET ON)
   target_compile_options(${target} PRIVATE
     $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Werror>
     $<$<COMPILE_LANGUAGE:C>:-Wall -Wextra -Wpedantic -Werror>

@@ -3,7 +3,6 @@
 # backtrace taken inside a callback.
 target_sources(umn_patch_tests PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/unit/patch/inline_sites.cc)
 add_library(umn_patch_test_lib SHARED ${CMAKE_CURRENT_SOURCE_DIR}/unit/patch/dlopen_lib.c)
-umn_set_warnings(umn_patch_test_lib)
 add_dependencies(umn_patch_tests umn_patch_test_lib)
 target_compile_definitions(umn_patch_tests PRIVATE UMN_PATCH_TEST_LIB="$<TARGET_FILE:umn_patch_test_lib>")
 target_link_libraries(umn_patch_tests PRIVATE ${CMAKE_DL_LIBS})

@@ -1,7 +1,6 @@
 # umn_sources_tests: a small library to dlopen/dlclose (the loader's private munmap), and the process
 # hooks need -ldl for dlopen in the tests.
 add_library(umn_sources_test_lib SHARED ${CMAKE_CURRENT_SOURCE_DIR}/unit/sources/test_lib.c)
-umn_set_warnings(umn_sources_test_lib)
 add_dependencies(umn_sources_tests umn_sources_test_lib)
 target_compile_definitions(umn_sources_tests PRIVATE
   UMN_TEST_LIB_PATH="$<TARGET_FILE:umn_sources_test_lib>")
