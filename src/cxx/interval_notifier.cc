@@ -13,12 +13,11 @@ struct NotifierTrampolines {
   static IntervalNotifier& self(umn_interval_notifier* sub) noexcept {
     return *reinterpret_cast<IntervalNotifier::Link*>(sub)->self;
   }
-  static bool invalidate(umn_interval_notifier* sub, const umn_notifier_range* range,
-                         unsigned long cur_seq) noexcept {
+  static bool invalidate(umn_interval_notifier* sub, const umn_notifier_range* range, unsigned long cur_seq) noexcept {
     return self(sub).invalidate(Range(*range), cur_seq);
   }
-  static bool invalidate_start(umn_interval_notifier* sub, const umn_notifier_range* range,
-                               unsigned long cur_seq, umn_interval_notifier_finish** finish) noexcept {
+  static bool invalidate_start(umn_interval_notifier* sub, const umn_notifier_range* range, unsigned long cur_seq,
+                               umn_interval_notifier_finish** finish) noexcept {
     FinishRecord* record = nullptr;
     bool ok = static_cast<TwoPassNotifier&>(self(sub)).invalidate_start(Range(*range), cur_seq, record);
     *finish = record != nullptr ? &record->c_ : nullptr;
@@ -55,8 +54,6 @@ bool TwoPassNotifier::invalidate(const Range& range, unsigned long cur_seq) noex
   return ok;
 }
 
-const umn_interval_notifier_ops* TwoPassNotifier::ops_table() const noexcept {
-  return &NotifierTrampolines::kTwoPass;
-}
+const umn_interval_notifier_ops* TwoPassNotifier::ops_table() const noexcept { return &NotifierTrampolines::kTwoPass; }
 
 }  // namespace umn

@@ -11,8 +11,8 @@ void print_totals() {
   const umn_fuzz::Stats& s = umn_fuzz::stats();
   std::fprintf(stderr, "umn-fuzz totals: inputs %llu ops %llu classic-ops %llu callbacks %llu skipped-blocking %llu\n",
                static_cast<unsigned long long>(s.inputs), static_cast<unsigned long long>(s.ops),
-               static_cast<unsigned long long>(s.classic_ops),
-               static_cast<unsigned long long>(s.callbacks), static_cast<unsigned long long>(s.skipped));
+               static_cast<unsigned long long>(s.classic_ops), static_cast<unsigned long long>(s.callbacks),
+               static_cast<unsigned long long>(s.skipped));
 }
 }  // namespace
 

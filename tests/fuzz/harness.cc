@@ -62,27 +62,33 @@ class Reader {
 uint64_t decode_start(uint8_t b) {
   const uint64_t base = uint64_t{b & 15u} * 0x1000;
   switch (b >> 6) {
-    case 0: return base;
-    case 1: return base + 1;
-    case 2: return base + 0xfff;
-    default: return UINT64_MAX - base;
+    case 0:
+      return base;
+    case 1:
+      return base + 1;
+    case 2:
+      return base + 0xfff;
+    default:
+      return UINT64_MAX - base;
   }
 }
 // A length: whole pages, page + 1 byte, a few bytes (0 included), or huge.
 uint64_t decode_length(uint8_t b) {
   switch (b >> 6) {
-    case 0: return (uint64_t{b & 15u} + 1) * 0x1000;
-    case 1: return uint64_t{b & 15u} * 0x1000 + 1;
-    case 2: return b & 63u;
-    default: return b == 0xff ? UINT64_MAX : uint64_t{b & 15u} * 0x1000;
+    case 0:
+      return (uint64_t{b & 15u} + 1) * 0x1000;
+    case 1:
+      return uint64_t{b & 15u} * 0x1000 + 1;
+    case 2:
+      return b & 63u;
+    default:
+      return b == 0xff ? UINT64_MAX : uint64_t{b & 15u} * 0x1000;
   }
 }
-Decision decode_decision(uint8_t b) {
-  return Decision{(b & 3) != 3, (b & 4) != 0, (b & 0x18) != 0x18};
-}
+Decision decode_decision(uint8_t b) { return Decision{(b & 3) != 3, (b & 4) != 0, (b & 0x18) != 0x18}; }
 OpsKind decode_ops(uint8_t b) {
-  static constexpr OpsKind kTable[8] = {OpsKind::kInvalidate, OpsKind::kTwoPass, OpsKind::kBoth,
-                                        OpsKind::kInvalidate, OpsKind::kTwoPass, OpsKind::kBoth,
+  static constexpr OpsKind kTable[8] = {OpsKind::kInvalidate,    OpsKind::kTwoPass, OpsKind::kBoth,
+                                        OpsKind::kInvalidate,    OpsKind::kTwoPass, OpsKind::kBoth,
                                         OpsKind::kStartNoFinish, OpsKind::kNone};
   return kTable[b & 7];
 }
@@ -90,17 +96,17 @@ OpsKind decode_ops(uint8_t b) {
 // Classic ops tables as sets of callbacks (model.hpp ClassicOp). Register uses kClassicVariants[i] as is
 // (the last is ops == NULL); get key i uses kGetKeys[i], each its own table, so its own key.
 namespace co = umn_model;
-constexpr ClassicOps kFullOps = co::kHasRelease | co::kHasStart | co::kHasEnd | co::kHasClearFlushYoung |
-                                co::kHasClearYoung | co::kHasTestYoung;
+constexpr ClassicOps kFullOps =
+    co::kHasRelease | co::kHasStart | co::kHasEnd | co::kHasClearFlushYoung | co::kHasClearYoung | co::kHasTestYoung;
 constexpr ClassicOps kStartOnlyOps = co::kHasRelease | co::kHasStart | co::kHasTestYoung;  // may fail
 constexpr ClassicOps kEndOnlyOps = co::kHasEnd | co::kHasClearYoung;
 constexpr ClassicOps kArchOps = co::kHasArch | co::kHasRelease | co::kHasClearFlushYoung;
 constexpr ClassicOps kArchAndStartOps = co::kHasArch | co::kHasStart;  // rejected by registration
 constexpr ClassicOps kAllocFree = co::kHasAlloc | co::kHasFree;
-constexpr ClassicOps kRegisterVariants[kClassicVariants] = {kFullOps, kStartOnlyOps,     kEndOnlyOps,
+constexpr ClassicOps kRegisterVariants[kClassicVariants] = {kFullOps, kStartOnlyOps,    kEndOnlyOps,
                                                             kArchOps, kArchAndStartOps, co::kNullOps};
 constexpr ClassicOps kGetKeys[kClassicVariants] = {
-    kFullOps | kAllocFree, kStartOnlyOps | kAllocFree,      kEndOnlyOps | kAllocFree,
+    kFullOps | kAllocFree, kStartOnlyOps | kAllocFree,    kEndOnlyOps | kAllocFree,
     kArchOps | kAllocFree, kArchAndStartOps | kAllocFree, kFullOps | co::kHasAlloc};  // last: no free
 
 // ---------------------------------------------------------------------------------------------------
@@ -131,11 +137,11 @@ bool cb_start(umn_interval_notifier* sub, const umn_notifier_range* range, unsig
 void cb_finish(umn_interval_notifier_finish* finish);
 
 const umn_interval_notifier_ops kOps[umn_model::kOpsKinds] = {
-    {cb_invalidate, nullptr, nullptr},   // kInvalidate
-    {nullptr, cb_start, cb_finish},      // kTwoPass
+    {cb_invalidate, nullptr, nullptr},     // kInvalidate
+    {nullptr, cb_start, cb_finish},        // kTwoPass
     {cb_invalidate, cb_start, cb_finish},  // kBoth
-    {nullptr, cb_start, nullptr},        // kStartNoFinish
-    {nullptr, nullptr, nullptr},         // kNone
+    {nullptr, cb_start, nullptr},          // kStartNoFinish
+    {nullptr, nullptr, nullptr},           // kNone
 };
 
 // A classic notifier: the register slots and every object alloc_notifier hands out. Never really freed
@@ -183,15 +189,19 @@ void cb_free(umn_notifier* sub);
 
 constexpr umn_notifier_ops make_classic_ops(ClassicOps ops) {
   auto pick = [ops](unsigned bit, auto fn) { return (ops & bit) != 0 ? fn : nullptr; };
-  return umn_notifier_ops{pick(co::kHasRelease, cb_release),         pick(co::kHasClearFlushYoung, cb_clear_flush_young),
-                          pick(co::kHasClearYoung, cb_clear_young),  pick(co::kHasTestYoung, cb_test_young),
-                          pick(co::kHasStart, cb_range_start),       pick(co::kHasEnd, cb_range_end),
-                          pick(co::kHasArch, cb_arch),               pick(co::kHasAlloc, cb_alloc),
+  return umn_notifier_ops{pick(co::kHasRelease, cb_release),
+                          pick(co::kHasClearFlushYoung, cb_clear_flush_young),
+                          pick(co::kHasClearYoung, cb_clear_young),
+                          pick(co::kHasTestYoung, cb_test_young),
+                          pick(co::kHasStart, cb_range_start),
+                          pick(co::kHasEnd, cb_range_end),
+                          pick(co::kHasArch, cb_arch),
+                          pick(co::kHasAlloc, cb_alloc),
                           pick(co::kHasFree, cb_free)};
 }
 template <size_t... I>
 constexpr std::array<umn_notifier_ops, kClassicVariants> make_tables(const ClassicOps (&ops)[kClassicVariants],
-                                                                      std::index_sequence<I...>) {
+                                                                     std::index_sequence<I...>) {
   return {make_classic_ops(ops[I])...};
 }
 const std::array<umn_notifier_ops, kClassicVariants> kRegisterOps =
@@ -204,11 +214,16 @@ uint32_t umn_state(const Slot& slot) {
 }
 uint32_t expected_umn_state(NotifierState state, uint32_t never_value) {
   switch (state) {
-    case NotifierState::kNever: return never_value;
-    case NotifierState::kRemoved: return umn::detail::kStateRemoved;
-    case NotifierState::kInTree: return umn::detail::kStateInTree;
-    case NotifierState::kPendingInsert: return umn::detail::kStatePendingInsert;
-    case NotifierState::kPendingRemove: return umn::detail::kStatePendingRemove;
+    case NotifierState::kNever:
+      return never_value;
+    case NotifierState::kRemoved:
+      return umn::detail::kStateRemoved;
+    case NotifierState::kInTree:
+      return umn::detail::kStateInTree;
+    case NotifierState::kPendingInsert:
+      return umn::detail::kStatePendingInsert;
+    case NotifierState::kPendingRemove:
+      return umn::detail::kStatePendingRemove;
   }
   return 0;
 }
@@ -308,8 +323,8 @@ class Runner {
   std::unique_ptr<Slot> slots_[kNotifiers];
   umn_notifier_range ranges_[kRanges];
   std::vector<ClassicObj*> classics_;  // index = classic id (model.hpp); from the pool
-  int get_key_ = 0;            // the key of the get in progress (for alloc_notifier)
-  bool alloc_fails_ = false;   // what alloc_notifier does in that get
+  int get_key_ = 0;                    // the key of the get in progress (for alloc_notifier)
+  bool alloc_fails_ = false;           // what alloc_notifier does in that get
 
   std::vector<uint8_t> decisions_;
   size_t umn_cursor_ = 0, model_cursor_ = 0;
@@ -322,29 +337,26 @@ class Runner {
  public:
   // Checks that umn's value u and the model's value m stand in the same relations as all earlier pairs.
   void match_seq(unsigned long u, unsigned long m, const char* what) {
-    if ((u & 1) != (m & 1)) fail(std::string(what) + ": parity differs: umn " + std::to_string(u) +
-                                 " model " + std::to_string(m));
+    if ((u & 1) != (m & 1))
+      fail(std::string(what) + ": parity differs: umn " + std::to_string(u) + " model " + std::to_string(m));
     auto [it_u, new_u] = umn_to_model_.emplace(u, m);
     auto [it_m, new_m] = model_to_umn_.emplace(m, u);
     if (it_u->second != m || it_m->second != u)
-      fail(std::string(what) + ": seq relation broken: umn " + std::to_string(u) + " <-> model " +
-           std::to_string(m) + " but earlier umn " + std::to_string(u) + " <-> model " +
-           std::to_string(it_u->second) + " and model " + std::to_string(m) + " <-> umn " +
-           std::to_string(it_m->second));
+      fail(std::string(what) + ": seq relation broken: umn " + std::to_string(u) + " <-> model " + std::to_string(m) +
+           " but earlier umn " + std::to_string(u) + " <-> model " + std::to_string(it_u->second) + " and model " +
+           std::to_string(m) + " <-> umn " + std::to_string(it_m->second));
   }
 };
 
-void diagnostic_hook(void* context, const char* call, const char*) {
-  static_cast<Runner*>(context)->add_diag(call);
-}
+void diagnostic_hook(void* context, const char* call, const char*) { static_cast<Runner*>(context)->add_diag(call); }
 
 Slot& slot_of(umn_interval_notifier* sub) { return *reinterpret_cast<Slot*>(sub); }
 
 bool cb_invalidate(umn_interval_notifier* sub, const umn_notifier_range* range, unsigned long cur_seq) {
   Runner& runner = *g_runner;
   const Decision d = runner.next_decision_umn();
-  runner.log(Call{Call::kInvalidate, slot_of(sub).index, range->start, range->end,
-                  static_cast<int>(range->event), umn_notifier_range_blockable(range), cur_seq, false});
+  runner.log(Call{Call::kInvalidate, slot_of(sub).index, range->start, range->end, static_cast<int>(range->event),
+                  umn_notifier_range_blockable(range), cur_seq, false});
   if (d.set_seq) umn_interval_set_seq(sub, cur_seq);
   return d.ok;
 }
@@ -425,12 +437,14 @@ void cb_free(umn_notifier* sub) {
 }
 
 std::string describe(const Call& c) {
-  static const char* kKinds[] = {"invalidate",       "invalidate_start", "invalidate_finish",
-                                 "range_start",      "range_end",        "release",
-                                 "clear_flush_young", "clear_young",     "test_young",
-                                 "arch_invalidate",  "alloc_notifier"};
+  static const char* kKinds[] = {"invalidate", "invalidate_start", "invalidate_finish", "range_start",
+                                 "range_end",  "release",          "clear_flush_young", "clear_young",
+                                 "test_young", "arch_invalidate",  "alloc_notifier"};
   const bool classic = c.kind >= Call::kClassicStart;
-  std::string s = std::string(kKinds[c.kind]) + (c.kind == Call::kAlloc ? "(key " : classic ? "(c" : "(n") +
+  std::string s = std::string(kKinds[c.kind]) +
+                  (c.kind == Call::kAlloc ? "(key "
+                   : classic              ? "(c"
+                                          : "(n") +
                   std::to_string(c.notifier);
   if (classic && c.kind != Call::kAlloc && c.kind != Call::kRelease)
     s += ", [" + std::to_string(c.start) + "," + std::to_string(c.end) + ")" +
@@ -460,8 +474,8 @@ void Runner::compare_calls(const std::vector<Call>& expected) {
   for (size_t i = 0; same && i < expected.size(); ++i) {
     const Call& e = expected[i];
     const Call& a = actual_calls_[i];
-    same = e.kind == a.kind && e.notifier == a.notifier && e.start == a.start && e.end == a.end &&
-           e.event == a.event && e.blockable == a.blockable && e.record == a.record;
+    same = e.kind == a.kind && e.notifier == a.notifier && e.start == a.start && e.end == a.end && e.event == a.event &&
+           e.blockable == a.blockable && e.record == a.record;
     if (same && (e.kind == Call::kInvalidate || e.kind == Call::kStart))
       match_seq(a.cur_seq, e.cur_seq, "callback cur_seq");
   }
@@ -512,8 +526,8 @@ void Runner::check_state() {
     const NotifierState state = model_.state(n);
     in_tree += state == NotifierState::kInTree || state == NotifierState::kPendingRemove;
     const uint32_t actual_state = umn_state(*slots_[n]);
-    const bool never_ok = state == NotifierState::kNever &&
-                          actual_state != umn::detail::kStateRemoved && actual_state != umn::detail::kStateInTree &&
+    const bool never_ok = state == NotifierState::kNever && actual_state != umn::detail::kStateRemoved &&
+                          actual_state != umn::detail::kStateInTree &&
                           actual_state != umn::detail::kStatePendingInsert &&
                           actual_state != umn::detail::kStatePendingRemove;
     if (!never_ok && actual_state != expected_umn_state(state, 0))
@@ -568,16 +582,14 @@ void Runner::settle() { mm_dead_ = !model_.mm_alive() || model_.mm_held_only_by_
 void Runner::op_insert(int n, uint64_t start, uint64_t length, OpsKind ops) {
   bool would_block;
   const int expected = model_.insert(n, start, length, ops, &would_block);
-  trace("insert(n" + std::to_string(n) + ", " + std::to_string(start) + ", len " + std::to_string(length) +
-        ", ops " + std::to_string(static_cast<int>(ops)) + ")" + (would_block ? " skipped: would block" : ""));
+  trace("insert(n" + std::to_string(n) + ", " + std::to_string(start) + ", len " + std::to_string(length) + ", ops " +
+        std::to_string(static_cast<int>(ops)) + ")" + (would_block ? " skipped: would block" : ""));
   if (would_block) {
     g_stats.skipped++;
     return;
   }
-  const int actual =
-      umn_interval_notifier_insert(&slots_[n]->sub, mm_, start, length, &kOps[static_cast<int>(ops)]);
-  if (actual != expected)
-    fail("insert returned " + std::to_string(actual) + ", model " + std::to_string(expected));
+  const int actual = umn_interval_notifier_insert(&slots_[n]->sub, mm_, start, length, &kOps[static_cast<int>(ops)]);
+  if (actual != expected) fail("insert returned " + std::to_string(actual) + ", model " + std::to_string(expected));
 }
 
 void Runner::op_remove(int n) {
@@ -660,10 +672,10 @@ void Runner::op_retry(int n, bool check) {
   Slot& slot = *slots_[n];
   if (!slot.has_token) return;
   const bool expected = model_.read_retry(n, slot.token_model);
-  const bool actual = check ? umn_interval_check_retry(&slot.sub, slot.token_umn)
-                            : umn_interval_read_retry(&slot.sub, slot.token_umn);
-  trace(std::string(check ? "check_retry" : "read_retry") + "(n" + std::to_string(n) + ") = " +
-        (actual ? "true" : "false"));
+  const bool actual =
+      check ? umn_interval_check_retry(&slot.sub, slot.token_umn) : umn_interval_read_retry(&slot.sub, slot.token_umn);
+  trace(std::string(check ? "check_retry" : "read_retry") + "(n" + std::to_string(n) +
+        ") = " + (actual ? "true" : "false"));
   if (actual != expected) fail(std::string("retry differs; model says ") + (expected ? "true" : "false"));
 }
 
@@ -704,8 +716,7 @@ void Runner::op_register(int c, int variant) {
   if (!registered)  // a live notifier's ops stay as they are: a second register is diagnosed
     sub.ops = kRegisterVariants[variant] == co::kNullOps ? nullptr : &kRegisterOps[variant];
   const int actual = umn_notifier_register(&sub, mm_);
-  if (actual != expected)
-    fail("register returned " + std::to_string(actual) + ", model " + std::to_string(expected));
+  if (actual != expected) fail("register returned " + std::to_string(actual) + ", model " + std::to_string(expected));
 }
 
 void Runner::op_unregister(int id) {
@@ -733,8 +744,8 @@ void Runner::op_get(int key, bool alloc_fails) {
   const int actual = failed ? static_cast<int>(UMN_PTR_ERR(sub)) : classic_of(sub).id;
   compare_calls(expected);
   if (actual != expected_id)
-    fail("get returned " + (failed ? "error " + std::to_string(-actual) : "c" + std::to_string(actual)) +
-         ", model " + std::to_string(expected_id));
+    fail("get returned " + (failed ? "error " + std::to_string(-actual) : "c" + std::to_string(actual)) + ", model " +
+         std::to_string(expected_id));
   if (!failed && (sub->mm != mm_ || sub->ops != &kGetOps[key])) fail("get: notifier's mm or ops not set");
 }
 
@@ -751,10 +762,18 @@ void Runner::op_query(Query query, uint64_t start, uint64_t end) {
   trace(std::string(kNames[static_cast<int>(query)]) + "(" + std::to_string(start) + ", " + std::to_string(end) + ")");
   int actual = 0;
   switch (query) {
-    case Query::kClearFlushYoung: actual = umn_notifier_clear_flush_young(mm_, start, end); break;
-    case Query::kClearYoung: actual = umn_notifier_clear_young(mm_, start, end); break;
-    case Query::kTestYoung: actual = umn_notifier_test_young(mm_, start); break;
-    case Query::kArch: umn_notifier_arch_invalidate_secondary_tlbs(mm_, start, end); break;
+    case Query::kClearFlushYoung:
+      actual = umn_notifier_clear_flush_young(mm_, start, end);
+      break;
+    case Query::kClearYoung:
+      actual = umn_notifier_clear_young(mm_, start, end);
+      break;
+    case Query::kTestYoung:
+      actual = umn_notifier_test_young(mm_, start);
+      break;
+    case Query::kArch:
+      umn_notifier_arch_invalidate_secondary_tlbs(mm_, start, end);
+      break;
   }
   compare_calls(expected);
   if (actual != expected_ret)
@@ -781,12 +800,20 @@ void Runner::run_classic_op(int op, Reader& in) {
     return want_allocated && allocated > 0 ? kClassicSlots + (a >> 1) % allocated : (a >> 1) % kClassicSlots;
   };
   switch (op) {
-    case 0: op_register(a % kClassicSlots, (a >> 2) % kClassicVariants); break;
-    case 1: op_unregister(pick((a & 1) != 0 && (a & 0x80) != 0)); break;  // mostly slots
+    case 0:
+      op_register(a % kClassicSlots, (a >> 2) % kClassicVariants);
+      break;
+    case 1:
+      op_unregister(pick((a & 1) != 0 && (a & 0x80) != 0));
+      break;  // mostly slots
     case 2:
-    case 6: op_get(a % kClassicVariants, (a & 0xc0) == 0xc0); break;
+    case 6:
+      op_get(a % kClassicVariants, (a & 0xc0) == 0xc0);
+      break;
     case 3:
-    case 7: op_put(pick((a & 1) == 0 || (a & 0x80) != 0)); break;  // mostly allocated objects
+    case 7:
+      op_put(pick((a & 1) == 0 || (a & 0x80) != 0));
+      break;  // mostly allocated objects
     case 4: {
       const uint64_t start = decode_start(in.next());
       const uint64_t end = start + decode_length(in.next());
@@ -832,7 +859,9 @@ void Runner::run(Reader& in) {
         op_insert(n, start, length, decode_ops(in.next()));
         break;
       }
-      case 2: op_remove(in.next() % kNotifiers); break;
+      case 2:
+        op_remove(in.next() % kNotifiers);
+        break;
       case 3:
       case 4:
       case 5: {
@@ -852,12 +881,20 @@ void Runner::run(Reader& in) {
         break;
       }
       case 7:
-      case 8: op_range_end(in.next() % kRanges); break;
+      case 8:
+        op_range_end(in.next() % kRanges);
+        break;
       case 9:
-      case 10: op_read_begin(in.next() % kNotifiers); break;
+      case 10:
+        op_read_begin(in.next() % kNotifiers);
+        break;
       case 11:
-      case 12: op_retry(in.next() % kNotifiers, false); break;
-      case 13: op_retry(in.next() % kNotifiers, true); break;
+      case 12:
+        op_retry(in.next() % kNotifiers, false);
+        break;
+      case 13:
+        op_retry(in.next() % kNotifiers, true);
+        break;
       case 14:
         read_decisions(in);
         op_release_or_destroy(false);
@@ -934,8 +971,10 @@ void reap() {
   for (ClassicObj& obj : g_pool) {
     if (!obj.awaiting_free) continue;
     if (!obj.freed.load()) {
-      std::fprintf(stderr, "\n=== umn differs from the model ===\n--> free_notifier(c%d) never ran after its "
-                           "last put (and umn_notifier_synchronize)\n", obj.id);
+      std::fprintf(stderr,
+                   "\n=== umn differs from the model ===\n--> free_notifier(c%d) never ran after its "
+                   "last put (and umn_notifier_synchronize)\n",
+                   obj.id);
       std::abort();
     }
     obj.awaiting_free = obj.in_use = false;

@@ -90,8 +90,7 @@ int main(int argc, char** argv) {
   const umn_fuzz::Stats& s = umn_fuzz::stats();
   std::printf("inputs %llu, operations %llu (classic %llu), callbacks compared %llu, skipped (would block) %llu: %s\n",
               static_cast<unsigned long long>(s.inputs), static_cast<unsigned long long>(s.ops),
-              static_cast<unsigned long long>(s.classic_ops),
-              static_cast<unsigned long long>(s.callbacks), static_cast<unsigned long long>(s.skipped),
-              errors == 0 ? "umn agrees with the model" : "errors");
+              static_cast<unsigned long long>(s.classic_ops), static_cast<unsigned long long>(s.callbacks),
+              static_cast<unsigned long long>(s.skipped), errors == 0 ? "umn agrees with the model" : "errors");
   return errors == 0 && s.inputs > 0 ? 0 : 1;
 }

@@ -26,8 +26,8 @@ unsigned g_round = 0;
 unsigned g_jitter_us = 0;
 
 [[noreturn]] void fail(const char* what, int notifier) {
-  std::fprintf(stderr, "--> threads mode: %s (notifier %d) in round %u of seed %llu\n", what, notifier,
-               g_round, static_cast<unsigned long long>(g_seed));
+  std::fprintf(stderr, "--> threads mode: %s (notifier %d) in round %u of seed %llu\n", what, notifier, g_round,
+               static_cast<unsigned long long>(g_seed));
   std::abort();
 }
 
@@ -97,10 +97,10 @@ void on_free(umn_notifier* sub) {
   delete &tracked(sub);  // a later callback is a use after free (ASan)
 }
 
-const umn_notifier_ops kPlainOps = {&on_release, nullptr, &on_young, &on_test_young, &on_start, &on_end,
-                                    nullptr, nullptr, nullptr};
-const umn_notifier_ops kGetOps = {&on_release, nullptr, &on_young, &on_test_young, &on_start, &on_end,
-                                  nullptr, &on_alloc, &on_free};
+const umn_notifier_ops kPlainOps = {&on_release, nullptr, &on_young, &on_test_young, &on_start,
+                                    &on_end,     nullptr, nullptr,   nullptr};
+const umn_notifier_ops kGetOps = {&on_release, nullptr, &on_young, &on_test_young, &on_start,
+                                  &on_end,     nullptr, &on_alloc, &on_free};
 
 void unregister_all(umn_mm* mm, Tracked* plain, uint64_t round_seed) {
   seed_thread(round_seed, 1);

@@ -22,18 +22,21 @@ bool inserted(NotifierState state) {
   return state == NotifierState::kInTree || state == NotifierState::kPendingInsert ||
          state == NotifierState::kPendingRemove;
 }
-void erase_value(std::vector<int>* list, int value) {
-  list->erase(std::find(list->begin(), list->end(), value));
-}
+void erase_value(std::vector<int>* list, int value) { list->erase(std::find(list->begin(), list->end(), value)); }
 }  // namespace
 
 const char* to_string(NotifierState state) {
   switch (state) {
-    case NotifierState::kNever: return "never-inserted";
-    case NotifierState::kRemoved: return "removed";
-    case NotifierState::kInTree: return "in-tree";
-    case NotifierState::kPendingInsert: return "pending-insert";
-    case NotifierState::kPendingRemove: return "pending-remove";
+    case NotifierState::kNever:
+      return "never-inserted";
+    case NotifierState::kRemoved:
+      return "removed";
+    case NotifierState::kInTree:
+      return "in-tree";
+    case NotifierState::kPendingInsert:
+      return "pending-insert";
+    case NotifierState::kPendingRemove:
+      return "pending-remove";
   }
   return "?";
 }
@@ -149,8 +152,7 @@ int Model::invalidate_locked(uint64_t start, uint64_t last, int event, bool bloc
   for (int n : tree_)
     if (notifiers_[n].start <= last && start <= notifiers_[n].last) hits.push_back(n);
   // Ascending start; equal starts in the order they entered the tree.
-  std::stable_sort(hits.begin(), hits.end(),
-                   [&](int a, int b) { return notifiers_[a].start < notifiers_[b].start; });
+  std::stable_sort(hits.begin(), hits.end(), [&](int a, int b) { return notifiers_[a].start < notifiers_[b].start; });
   if (!hits.empty() && seq_ % 2 == 0) seq_ |= 1;
   const unsigned long cur_seq = seq_;
   std::vector<int> finishes;
@@ -159,7 +161,13 @@ int Model::invalidate_locked(uint64_t start, uint64_t last, int event, bool bloc
     Notifier& sub = notifiers_[n];
     const Decision d = decide(n);
     const bool two_pass = sub.ops != OpsKind::kInvalidate;
-    Call call{two_pass ? Call::kStart : Call::kInvalidate, n, start, end, event, blockable, cur_seq,
+    Call call{two_pass ? Call::kStart : Call::kInvalidate,
+              n,
+              start,
+              end,
+              event,
+              blockable,
+              cur_seq,
               two_pass && d.ok && d.record};
     calls->push_back(call);
     if (d.set_seq) sub.seq = cur_seq;
@@ -408,11 +416,9 @@ void Model::synchronize(std::vector<int>* freed) {
 
 int Model::query(Query query, uint64_t start, uint64_t end, const Decide& decide, std::vector<Call>* calls) {
   static constexpr const char* kCalls[] = {"umn_notifier_clear_flush_young", "umn_notifier_clear_young",
-                                           "umn_notifier_test_young",
-                                           "umn_notifier_arch_invalidate_secondary_tlbs"};
+                                           "umn_notifier_test_young", "umn_notifier_arch_invalidate_secondary_tlbs"};
   static constexpr ClassicOps kOps[] = {kHasClearFlushYoung, kHasClearYoung, kHasTestYoung, kHasArch};
-  static constexpr Call::Kind kKinds[] = {Call::kClearFlushYoung, Call::kClearYoung, Call::kTestYoung,
-                                          Call::kArch};
+  static constexpr Call::Kind kKinds[] = {Call::kClearFlushYoung, Call::kClearYoung, Call::kTestYoung, Call::kArch};
   std::lock_guard guard(lock_);
   const int q = static_cast<int>(query);
   if (query != Query::kTestYoung && start >= end) {
@@ -456,15 +462,13 @@ void Model::release_locked(const Decide& decide, std::vector<Call>* calls, std::
   classic_list_.clear();
 }
 
-void Model::release(const Decide& decide, std::vector<Call>* calls, std::vector<int>* woken,
-                    bool* would_block) {
+void Model::release(const Decide& decide, std::vector<Call>* calls, std::vector<int>* woken, bool* would_block) {
   std::lock_guard guard(lock_);
   *would_block = release_would_block_locked();
   if (!*would_block) release_locked(decide, calls, woken);
 }
 
-void Model::destroy(const Decide& decide, std::vector<Call>* calls, std::vector<int>* woken,
-                    bool* would_block) {
+void Model::destroy(const Decide& decide, std::vector<Call>* calls, std::vector<int>* woken, bool* would_block) {
   std::lock_guard guard(lock_);
   *would_block = !destroyed_ && release_would_block_locked();
   if (*would_block) return;

@@ -78,8 +78,16 @@ enum class Query : uint8_t { kClearFlushYoung, kClearYoung, kTestYoung, kArch };
 // One callback invocation.
 struct Call {
   enum Kind : uint8_t {
-    kInvalidate, kStart, kFinish,  // interval notifiers
-    kClassicStart, kClassicEnd, kRelease, kClearFlushYoung, kClearYoung, kTestYoung, kArch,  // classic
+    kInvalidate,
+    kStart,
+    kFinish,  // interval notifiers
+    kClassicStart,
+    kClassicEnd,
+    kRelease,
+    kClearFlushYoung,
+    kClearYoung,
+    kTestYoung,
+    kArch,   // classic
     kAlloc,  // alloc_notifier of get (notifier = the key)
   } kind;
   int notifier;                 // interval: the slot; classic: the classic id (see Model)
@@ -127,8 +135,8 @@ class Model {
 
   // ---- classic notifiers ----
   // umn_notifier_register of slot c with ops (ignored when c is registered: the caller does not change
-  // a live notifier's ops, and registering it again is diagnosed). would_block: it would wait for ranges in flight (or, before
-  // the address space has subscriptions, for bare ranges); nothing changes then.
+  // a live notifier's ops, and registering it again is diagnosed). would_block: it would wait for ranges in flight (or,
+  // before the address space has subscriptions, for bare ranges); nothing changes then.
   int classic_register(int c, ClassicOps ops, bool* would_block);
   // umn_notifier_unregister(c, mm); also for an id from get (misuse). Appends ->release if it calls it.
   void classic_unregister(int id, std::vector<Call>* calls);
@@ -183,15 +191,15 @@ class Model {
   struct Classic {
     ClassicState state = ClassicState::kNever;
     ClassicOps ops = 0;
-    int key = -1;              // get key; -1 for register slots
-    bool has_mm = false;       // sub->mm set (by a successful registration)
-    bool claimed = false;      // ->release claimed in this registration
+    int key = -1;          // get key; -1 for register slots
+    bool has_mm = false;   // sub->mm set (by a successful registration)
+    bool claimed = false;  // ->release claimed in this registration
     unsigned users = 0;
   };
 
   void diag(const char* call, const char* kind);
-  int invalidate_locked(uint64_t start, uint64_t last, int event, bool blockable, uint64_t end,
-                        const Decide& decide, std::vector<Call>* calls);
+  int invalidate_locked(uint64_t start, uint64_t last, int event, bool blockable, uint64_t end, const Decide& decide,
+                        std::vector<Call>* calls);
   void end_locked(std::vector<int>* woken);
   void release_locked(const Decide& decide, std::vector<Call>* calls, std::vector<int>* woken);
   bool release_would_block_locked() const;
@@ -215,9 +223,9 @@ class Model {
   long refs_ = 1;
   std::vector<std::string> diags_;
   std::vector<Classic> classics_;
-  std::vector<int> classic_list_;   // linked classic ids, newest first
+  std::vector<int> classic_list_;  // linked classic ids, newest first
   unsigned long registrations_ = 0;
-  std::vector<int> pending_free_;   // last put done, free_notifier queued
+  std::vector<int> pending_free_;  // last put done, free_notifier queued
 };
 
 const char* to_string(NotifierState state);

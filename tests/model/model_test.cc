@@ -129,7 +129,6 @@ TEST(Model, MisuseIsDiagnosed) {
   EXPECT_EQ(m.state(0), NotifierState::kNever);
 }
 
-
 // ---- classic notifiers (docs/semantics.md 3, 4) ----
 
 constexpr ClassicOps kStartEnd = kHasRelease | kHasStart | kHasEnd;

@@ -66,7 +66,10 @@ struct Device {
   bool record_busy = false;
   int first_page = 0;
   uint64_t mapped[kDevicePages] = {};  // 0 = no translation, else page version + 1
-  Device() { g_live_devices++; std::memset(&notifier, 0, sizeof(notifier)); }
+  Device() {
+    g_live_devices++;
+    std::memset(&notifier, 0, sizeof(notifier));
+  }
   ~Device() { g_live_devices--; }
 };
 
@@ -125,15 +128,18 @@ const umn_interval_notifier_ops kTwoPass = {nullptr, invalidate_start, invalidat
 
 // A classic device mirrors the whole address space (kPages pages).
 struct ClassicDevice {
-  umn_notifier notifier;  // first member
-  std::mutex lock;        // the user lock
-  int in_progress = 0;    // ranges between start and end
-  uint64_t seq = 0;       // bumped by every end
-  bool dead = false;      // ->release ran: build nothing
-  bool gotten = false;    // from classic_alloc (umn_notifier_get); set before umn sees it
+  umn_notifier notifier;          // first member
+  std::mutex lock;                // the user lock
+  int in_progress = 0;            // ranges between start and end
+  uint64_t seq = 0;               // bumped by every end
+  bool dead = false;              // ->release ran: build nothing
+  bool gotten = false;            // from classic_alloc (umn_notifier_get); set before umn sees it
   std::atomic<bool> gone{false};  // unregister returned / free_notifier ran: no callback may come
   uint64_t mapped[kPages] = {};   // 0 = no translation, else page version + 1
-  ClassicDevice() { g_live_devices++; std::memset(&notifier, 0, sizeof(notifier)); }
+  ClassicDevice() {
+    g_live_devices++;
+    std::memset(&notifier, 0, sizeof(notifier));
+  }
   ~ClassicDevice() { g_live_devices--; }
 };
 ClassicDevice* classic_of(umn_notifier* sub) { return reinterpret_cast<ClassicDevice*>(sub); }
@@ -184,10 +190,10 @@ void classic_free(umn_notifier* sub) {
   classic_of(sub)->gone = true;  // erased and deleted by sweep_gotten (free_notifier must not sleep)
   g_gotten_unfreed--;
 }
-const umn_notifier_ops kClassicOps = {classic_release, nullptr, nullptr, nullptr, classic_start, classic_end,
-                                      nullptr, nullptr, nullptr};
-const umn_notifier_ops kGetOps = {classic_release, nullptr, nullptr, nullptr, classic_start, classic_end,
-                                  nullptr, classic_alloc, classic_free};
+const umn_notifier_ops kClassicOps = {classic_release, nullptr, nullptr, nullptr, classic_start,
+                                      classic_end,     nullptr, nullptr, nullptr};
+const umn_notifier_ops kGetOps = {classic_release, nullptr, nullptr,       nullptr,     classic_start,
+                                  classic_end,     nullptr, classic_alloc, classic_free};
 
 // Deletes the gotten devices whose free_notifier ran.
 void sweep_gotten() {
@@ -444,15 +450,22 @@ int main(int argc, char** argv) {
   int faulters = 2, invalidators = 2, churners = 1, registrars = 1, getters = 2;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string opt = argv[i];
-    if (opt == "--seconds") seconds = std::atof(argv[i + 1]);
-    else if (opt == "--faulters") faulters = std::atoi(argv[i + 1]);
-    else if (opt == "--invalidators") invalidators = std::atoi(argv[i + 1]);
-    else if (opt == "--churners") churners = std::atoi(argv[i + 1]);
-    else if (opt == "--registrars") registrars = std::atoi(argv[i + 1]);
-    else if (opt == "--getters") getters = std::atoi(argv[i + 1]);
+    if (opt == "--seconds")
+      seconds = std::atof(argv[i + 1]);
+    else if (opt == "--faulters")
+      faulters = std::atoi(argv[i + 1]);
+    else if (opt == "--invalidators")
+      invalidators = std::atoi(argv[i + 1]);
+    else if (opt == "--churners")
+      churners = std::atoi(argv[i + 1]);
+    else if (opt == "--registrars")
+      registrars = std::atoi(argv[i + 1]);
+    else if (opt == "--getters")
+      getters = std::atoi(argv[i + 1]);
     else {
-      std::fprintf(stderr, "usage: umn_soak [--seconds N] [--faulters N] [--invalidators N] [--churners N] "
-                           "[--registrars N] [--getters N]\n");
+      std::fprintf(stderr,
+                   "usage: umn_soak [--seconds N] [--faulters N] [--invalidators N] [--churners N] "
+                   "[--registrars N] [--getters N]\n");
       return 2;
     }
   }
@@ -461,9 +474,10 @@ int main(int argc, char** argv) {
   g_mm = umn_mm_create();
   std::mt19937_64 rng(20240906);
   for (int i = 0; i < kStableDevices; ++i) g_devices.push_back(new_device(rng, i % 2 == 1));
-  std::printf("soak: %.0f s, %d faulters, %d invalidators, %d churners, %d registrars, %d getters, %d devices "
-              "(half two-pass), seed 20240906\n",
-              seconds, faulters, invalidators, churners, registrars, getters, kStableDevices);
+  std::printf(
+      "soak: %.0f s, %d faulters, %d invalidators, %d churners, %d registrars, %d getters, %d devices "
+      "(half two-pass), seed 20240906\n",
+      seconds, faulters, invalidators, churners, registrars, getters, kStableDevices);
   std::fflush(stdout);
 
   Totals totals;

@@ -37,7 +37,8 @@ struct Probe {
 void probe_handler(ucm_event_type_t type, ucm_event_t* event, void* arg) {
   auto* probe = static_cast<Probe*>(arg);
   const auto start = reinterpret_cast<uintptr_t>(event->vm_unmapped.address);
-  if (type == UCM_EVENT_VM_UNMAPPED && start <= probe->page && probe->page + probe->page_size <= start + event->vm_unmapped.size)
+  if (type == UCM_EVENT_VM_UNMAPPED && start <= probe->page &&
+      probe->page + probe->page_size <= start + event->vm_unmapped.size)
     probe->seen = true;
 }
 
@@ -60,8 +61,10 @@ int prove() noexcept {
 int start_locked() noexcept {
   const Version v = ucx_version();
   if (!supported(v)) {
-    std::fprintf(stderr, "umn-ucx: UCX %u.%u.%u is not supported (1.8 <= version < 2.0); umn does not feed UCX's "
-                 "memory events, UCX keeps its own hooks\n", v.major, v.minor, v.release);
+    std::fprintf(stderr,
+                 "umn-ucx: UCX %u.%u.%u is not supported (1.8 <= version < 2.0); umn does not feed UCX's "
+                 "memory events, UCX keeps its own hooks\n",
+                 v.major, v.minor, v.release);
     return -EPROTONOSUPPORT;
   }
   if (ucm_global_opts.enable_events == 0) {
@@ -74,7 +77,8 @@ int start_locked() noexcept {
   }
   // NESTED: what a UCX handler or a signal handler unmaps inside a delivery reaches UCX too, as with
   // UCM's own hooks (forward is reentrant; UCM takes its event lock for reading again).
-  const int slot = umn_process_observer_add_flags(forward, nullptr, UMN_PROCESS_OBSERVE_QUIET | UMN_PROCESS_OBSERVE_NESTED);
+  const int slot =
+      umn_process_observer_add_flags(forward, nullptr, UMN_PROCESS_OBSERVE_QUIET | UMN_PROCESS_OBSERVE_NESTED);
   if (slot < 0) {
     std::fprintf(stderr, "umn-ucx: umn process hooks unavailable (%s); umn does not feed UCX\n", std::strerror(-slot));
     return slot;
@@ -85,8 +89,10 @@ int start_locked() noexcept {
     // Withdrawn before any cache exists: UCX installs its own hooks, or refuses caches if they are off.
     ucm_unset_external_event(UCM_EVENT_VM_UNMAPPED);
     umn_process_observer_remove(slot);
-    std::fprintf(stderr, "umn-ucx: UCX %u.%u.%u did not receive a munmap forwarded by umn (%s); umn does not "
-                 "feed UCX\n", v.major, v.minor, v.release, std::strerror(-err));
+    std::fprintf(stderr,
+                 "umn-ucx: UCX %u.%u.%u did not receive a munmap forwarded by umn (%s); umn does not "
+                 "feed UCX\n",
+                 v.major, v.minor, v.release, std::strerror(-err));
     return err;
   }
   return 0;

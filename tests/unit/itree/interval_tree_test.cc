@@ -36,8 +36,7 @@ Item* item_of(TestNode* node) { return reinterpret_cast<Item*>(node); }
 // The ids the tree's overlap walk visits for [start, last], in visiting order.
 std::vector<int> walk(const IntervalTree& tree, uint64_t start, uint64_t last) {
   std::vector<int> ids;
-  for (TestNode* n = tree.first_overlap(start, last); n != nullptr;
-       n = IntervalTree::next_overlap(n, start, last))
+  for (TestNode* n = tree.first_overlap(start, last); n != nullptr; n = IntervalTree::next_overlap(n, start, last))
     ids.push_back(item_of(n)->id);
   return ids;
 }
@@ -251,7 +250,9 @@ TEST(IntervalTree, GrowAndShrinkThroughSeveralLevels) {
   for (int i = 0; i < 6000; ++i) {
     const uint64_t start = rng() % 100000;
     items.push_back(h.insert(start, start + rng() % 3));  // short intervals, many equal starts
-    if (i % 97 == 0) { ASSERT_TRUE(h.tree().verify()) << "after insert " << i; }
+    if (i % 97 == 0) {
+      ASSERT_TRUE(h.tree().verify()) << "after insert " << i;
+    }
   }
   ASSERT_TRUE(h.tree().verify());
   EXPECT_EQ(walk(h.tree(), 0, kMax), h.model().walk(0, kMax));
