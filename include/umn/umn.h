@@ -323,8 +323,9 @@ UMN_API void umn_interval_set_seq(struct umn_interval_notifier *sub, unsigned lo
  * interval notifier (both passes), then every classic notifier's invalidate_range_start. Sets
  * UMN_NOTIFIER_RANGE_BLOCKABLE. Must be paired with umn_notifier_invalidate_range_end(range) on the
  * same range object. Pairs may nest and run concurrently.
- * Context: may sleep. A NULL range or address space, or a range with start >= end, is misuse: diagnosed
- * and ignored (its _end is then a no-op).
+ * Context: may sleep. A NULL range or address space is misuse: diagnosed and ignored (its _end is then a
+ * no-op). A range with start >= end is WARNed (the kernel's walk would find nothing in it) and ignored
+ * the same way.
  *
  * Classic notifiers' failures, and where umn differs from the kernel (5.12+):
  *   - A classic invalidate_range_start that fails a blockable range is a driver bug: WARNed and treated
@@ -344,7 +345,7 @@ UMN_API void umn_notifier_invalidate_range_start(struct umn_notifier_range *rang
  * umn_notifier_invalidate_range_start_nonblock - as _start, but callbacks must not sleep.
  * Return: 0 (call _end later); -EAGAIN when a callback would have to sleep (do NOT call _end: the
  * address space is already back to not-invalidating; see the failure rules above); -EINVAL for NULL
- * or start >= end (misuse, diagnosed); no _end after either.
+ * (misuse, diagnosed) or start >= end (WARNed); no _end after either.
  */
 UMN_API int umn_notifier_invalidate_range_start_nonblock(struct umn_notifier_range *range);
 

@@ -14,7 +14,11 @@
 // call's contract - a NULL or foreign handle, a handle in the wrong state (removed twice, never
 // inserted), a call from a context the header forbids. UMN_WARN_ON when nothing the caller passed is
 // wrong but something survivable went wrong elsewhere - a driver's callback breaking its own contract
-// (a blockable callback answering false), an inconsistency of umn's own state, a leftover at teardown.
+// (a blockable callback answering false), an inconsistency of umn's own state, a leftover at teardown -
+// and where the kernel itself answers a caller's odd request with a WARN and an error, or accepts it: a
+// range with start >= end (the kernel's walks find nothing in it), an insert or register into an address
+// space already released or destroyed (the kernel's insert WARNs on mm_users == 0 and returns -EINVAL).
+// Those stay survivable in debug builds, so a program that is correct for the kernel never aborts here.
 // UMN_DCHECK for umn's internal invariants that cost O(1); UMN_EXPENSIVE_CHECK when they cost O(n).
 //
 //   UMN_DCHECK(cond)             internal invariant, debug builds only (UMN_DEBUG_LEVEL >= 1); aborts.

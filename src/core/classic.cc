@@ -163,7 +163,7 @@ extern "C" {
 
 int umn_notifier_clear_flush_young(umn_mm* mm, uint64_t start, uint64_t end) {
   if (!UMN_CHECK(mm != nullptr, "umn_notifier_clear_flush_young", "NULL address space") ||
-      !UMN_CHECK(start < end, "umn_notifier_clear_flush_young", "range with start >= end"))
+      UMN_WARN_ON(start >= end, "umn_notifier_clear_flush_young", "range with start >= end"))
     return -EINVAL;
   return query_walk(mm, false, [&](umn_notifier* sub) {
     return sub->ops->clear_flush_young != nullptr && sub->ops->clear_flush_young(sub, mm, start, end) != 0;
@@ -172,7 +172,7 @@ int umn_notifier_clear_flush_young(umn_mm* mm, uint64_t start, uint64_t end) {
 
 int umn_notifier_clear_young(umn_mm* mm, uint64_t start, uint64_t end) {
   if (!UMN_CHECK(mm != nullptr, "umn_notifier_clear_young", "NULL address space") ||
-      !UMN_CHECK(start < end, "umn_notifier_clear_young", "range with start >= end"))
+      UMN_WARN_ON(start >= end, "umn_notifier_clear_young", "range with start >= end"))
     return -EINVAL;
   return query_walk(mm, false, [&](umn_notifier* sub) {
     return sub->ops->clear_young != nullptr && sub->ops->clear_young(sub, mm, start, end) != 0;
@@ -188,7 +188,7 @@ int umn_notifier_test_young(umn_mm* mm, uint64_t address) {
 
 void umn_notifier_arch_invalidate_secondary_tlbs(umn_mm* mm, uint64_t start, uint64_t end) {
   if (!UMN_CHECK(mm != nullptr, "umn_notifier_arch_invalidate_secondary_tlbs", "NULL address space") ||
-      !UMN_CHECK(start < end, "umn_notifier_arch_invalidate_secondary_tlbs", "range with start >= end"))
+      UMN_WARN_ON(start >= end, "umn_notifier_arch_invalidate_secondary_tlbs", "range with start >= end"))
     return;
   query_walk(mm, false, [&](umn_notifier* sub) {
     if (sub->ops->arch_invalidate_secondary_tlbs != nullptr)

@@ -56,7 +56,7 @@ int check_insert_args(umn_interval_notifier* sub, umn_mm* mm, uint64_t start, ui
     return -EINVAL;
   if (length == 0 || __builtin_add_overflow(start, length - 1, last)) return -EOVERFLOW;
   if (!UMN_CHECK(!is_inserted(state_of(sub)), kCall, "notifier is already inserted")) return -EINVAL;
-  if (!UMN_CHECK(!mm->destroyed.load(std::memory_order_relaxed), kCall, "address space was destroyed"))
+  if (UMN_WARN_ON(mm->destroyed.load(std::memory_order_relaxed), kCall, "address space was destroyed"))
     return -EINVAL;
   return 0;
 }
@@ -163,7 +163,7 @@ int umn_interval_notifier_insert(umn_interval_notifier* sub, umn_mm* mm, uint64_
   UniqueLock guard(subs->lock, std::defer_lock);
   if (!lock_with_reserve(*subs, guard)) return -ENOMEM;
   subs->lock.assert_held();
-  if (!UMN_CHECK(!subs->released, "umn_interval_notifier_insert", "address space was released")) return -EINVAL;
+  if (UMN_WARN_ON(subs->released, "umn_interval_notifier_insert", "address space was released")) return -EINVAL;
   mm_get(mm);
   link_locked(*subs, sub);
   return 0;

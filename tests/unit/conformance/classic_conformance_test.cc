@@ -1081,7 +1081,7 @@ TEST_F(ClassicConformance, S4_CallsThatWaitAreRefusedFromCallbacksButPutIsAllowe
 
 // ================================ bad ranges ================================
 
-// range_start / young / arch with start >= end: a misuse diagnostic, -EINVAL where there is a return
+// range_start / young / arch with start >= end: a WARN (never an abort), -EINVAL where there is a return
 // value, no callback, range_end on such a range is a no-op, and the address space stays usable.
 TEST_F(ClassicConformance, RangesWithStartNotBelowEndAreDiagnosedAndRejected) {
   Diags diags;
