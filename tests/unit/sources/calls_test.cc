@@ -7,7 +7,10 @@
 #include <sys/mman.h>
 #include <sys/shm.h>
 #include <sys/stat.h>
+#include <dirent.h>
+#include <sys/single_threaded.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -235,6 +238,56 @@ TEST_F(Calls, FallocatePunchHoleNotifiesClearOverTheHole) {
   ASSERT_EQ(syscall(SYS_fallocate, f.fd | kGarbage, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE | kGarbage, 0, kPage), 0);
   ASSERT_EQ(rec.calls(), 2);  // the descriptor and the mode are ints: garbage in the upper halves changes nothing
   EXPECT_TRUE(event_is(rec, 1, UMN_NOTIFY_CLEAR, u(f.p), u(f.p + kPage)));
+}
+
+// The threads of this process, as the kernel lists them.
+unsigned thread_count() {
+  DIR* dir = opendir("/proc/self/task");
+  if (dir == nullptr) return 0;
+  unsigned n = 0;
+  while (const dirent* entry = readdir(dir)) n += entry->d_name[0] != '.';
+  closedir(dir);
+  return n;
+}
+
+// The body of the test below, in a process that never had a second thread: installation patches every
+// site, the cache-line-straddling ones included (patch/x86_64.hpp, "Sites straddling a cache line"), and
+// glibc's single-threaded fallocate path is announced.
+void single_threaded_fallocate() {
+  ASSERT_EQ(thread_count(), 1u) << "the child must install with one thread";
+  ASSERT_EQ(umn_process_hooks_install(), 0);
+  umn_process_hooks_info info;
+  umn_process_hooks_get_info(&info);
+  EXPECT_EQ(info.sites_unsafe, 0u);  // glibc 2.36: fallocate64's single-threaded site was 1
+  SharedFile f(8);
+  ASSERT_NE(f.p, nullptr);
+  Recorder rec;
+  ASSERT_EQ(rec.watch(f.p, 8 * kPage), 0);
+  ASSERT_TRUE(__libc_single_threaded) << "glibc would take its multi-threaded (cancellable) path";
+  ASSERT_EQ(fallocate(f.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, kPage, 2 * kPage), 0);
+  EXPECT_TRUE(one_event(rec, UMN_NOTIFY_CLEAR, u(f.p + kPage), u(f.p + 3 * kPage)));
+  EXPECT_EQ(f.p[kPage], 0);  // the kernel did punch
+  rec.unwatch();
+}
+
+// Issue 17.6's follow-up. glibc 2.36's fallocate() in a process that never had a second thread issues
+// the call from a site whose patch window straddles a cache line: it was left unpatched (sites_unsafe 1)
+// and the hole punched in a shared mapping was not announced (no event; both expectations failed on the
+// code before the fix). The body runs in this binary re-executed (a fresh process, one thread).
+TEST(CallsSingleThreaded, FallocatePunchHoleIsAnnouncedAndNoSiteIsUnsafeRegression) {
+  if (std::getenv("UMN_TEST_SINGLE_THREADED") != nullptr) return single_threaded_fallocate();
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    setenv("UMN_TEST_SINGLE_THREADED", "1", 1);
+    execl("/proc/self/exe", "umn_sources_tests",
+          "--gtest_filter=CallsSingleThreaded.FallocatePunchHoleIsAnnouncedAndNoSiteIsUnsafeRegression",
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the child's expectations failed: " << status;
 }
 
 // A file of n pages filled with kPattern on a disk filesystem (fallocate's COLLAPSE, INSERT and ZERO
