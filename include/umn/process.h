@@ -73,7 +73,8 @@ struct umn_process_hooks_info {
 	unsigned sites_patched;        /* syscall sites patched by this copy of umn */
 	unsigned sites_shared;         /* sites owned by another umn copy this copy joined */
 	unsigned sites_foreign;        /* sites already patched by another library: not covered */
-	unsigned sites_unsafe;         /* sites that cannot be patched atomically: not covered */
+	unsigned sites_unsafe;         /* sites that straddle a cache line, left alone because other
+					  threads existed at installation: not covered */
 	unsigned modules;              /* executable file mappings scanned (the executable, every
 					  shared object, those mapped later by dlopen) */
 	int raw_syscall_covered;       /* glibc's syscall() function is covered (syscall instructions

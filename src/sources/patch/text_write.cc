@@ -33,6 +33,18 @@ bool cas8(uintptr_t addr, uint64_t expected, uint64_t desired) noexcept {
   return ok != 0;
 }
 
+// The five bytes of "jmp target" placed at site.
+void jmp_bytes(uintptr_t site, uintptr_t target, unsigned char* out) noexcept {
+  out[0] = 0xe9;
+  const auto rel = static_cast<int32_t>(static_cast<intptr_t>(target - (site + kJmpLength)));
+  std::memcpy(out + 1, &rel, 4);
+}
+
+// Keep exec while writable: other threads may be running these very pages.
+long make_writable(uintptr_t first, uint64_t length) noexcept {
+  return sys::mprotect(reinterpret_cast<void*>(first), length, PROT_READ | PROT_WRITE | PROT_EXEC);
+}
+
 }  // namespace
 
 bool window_atomic(uintptr_t site) noexcept { return patch_word(site) != 0; }
@@ -44,19 +56,29 @@ int write_jmp(uintptr_t site, const unsigned char* expected, uintptr_t target, i
   std::memcpy(old_bytes, reinterpret_cast<const void*>(word_addr), kWord);
   std::memcpy(old_bytes + at, expected, kJmpLength);  // compare against what the decoder saw
   std::memcpy(new_bytes, old_bytes, kWord);
-  new_bytes[at] = 0xe9;
-  const auto rel = static_cast<int32_t>(static_cast<intptr_t>(target - (site + kJmpLength)));
-  std::memcpy(new_bytes + at + 1, &rel, 4);
+  jmp_bytes(site, target, new_bytes + at);
   uint64_t old_word, new_word;
   std::memcpy(&old_word, old_bytes, kWord);
   std::memcpy(&new_word, new_bytes, kWord);
-  void* page = reinterpret_cast<void*>(sys::page_down(word_addr));
-  // Keep exec while writable: other threads may be running this very page.
-  if (long err = sys::mprotect(page, sys::kPageSize, PROT_READ | PROT_WRITE | PROT_EXEC); sys::failed(err))
-    return static_cast<int>(err);
+  const uintptr_t page = sys::page_down(word_addr);
+  if (long err = make_writable(page, sys::kPageSize); sys::failed(err)) return static_cast<int>(err);
   const bool ok = cas8(word_addr, old_word, new_word);
-  sys::mprotect(page, sys::kPageSize, exec_prot);
+  sys::mprotect(reinterpret_cast<void*>(page), sys::kPageSize, exec_prot);
   return ok ? 1 : 0;
+}
+
+int write_jmp_alone(uintptr_t site, const unsigned char* expected, uintptr_t target, int exec_prot) noexcept {
+  auto* window = reinterpret_cast<unsigned char*>(site);
+  if (std::memcmp(window, expected, kJmpLength) != 0) return 0;
+  unsigned char new_bytes[kJmpLength];
+  jmp_bytes(site, target, new_bytes);
+  const uintptr_t first = sys::page_down(site), length = sys::page_up(site + kJmpLength) - first;
+  if (long err = make_writable(first, length); sys::failed(err)) return static_cast<int>(err);
+  // volatile: five byte stores the compiler may not elide or merge into anything wider than it likes;
+  // no other thread runs (the precondition), so their order and width do not matter.
+  for (unsigned i = 0; i < kJmpLength; ++i) static_cast<volatile unsigned char*>(window)[i] = new_bytes[i];
+  sys::mprotect(reinterpret_cast<void*>(first), length, exec_prot);
+  return 1;
 }
 
 }  // namespace umn::detail::patch

@@ -23,6 +23,7 @@
 
 #include "sources/patch/elf_image.hpp"
 #include "sources/patch/sites.hpp"
+#include "sources/patch/sole_thread.hpp"
 #include "sources/patch/text_write.hpp"
 #include "sources/patch/tsan_runtime.hpp"
 #include "sources/sys/sys.hpp"
@@ -139,9 +140,10 @@ void count_site(const Site& site, InstallResult* r) noexcept {
   if (is_syscall_fn_stub(target)) r->syscall_fn = true;
 }
 
-// Step 3 for the module mapped from fd. Return: false when it could not be scanned.
-bool scan_module(int fd, uint64_t start, uint64_t end, uint64_t offset, unsigned index, RawArray<Site>* sites,
-                 InstallResult* r) noexcept {
+// Step 3 for the module mapped from fd. alone: the caller holds a SoleThreadScope that found this thread
+// alone (a window straddling a cache line is then patchable). Return: false when it could not be scanned.
+bool scan_module(int fd, uint64_t start, uint64_t end, uint64_t offset, unsigned index, bool alone,
+                 RawArray<Site>* sites, InstallResult* r) noexcept {
   ElfImage image;
   if (!image.open(fd)) return false;
   const uint64_t vaddr = image.vaddr_of_offset(offset);
@@ -154,16 +156,16 @@ bool scan_module(int fd, uint64_t start, uint64_t end, uint64_t offset, unsigned
   for (size_t i = first; i < sites->size(); ++i) {
     Site& site = (*sites)[i];
     const bool fresh = site.kind == SiteKind::kFresh || site.kind == SiteKind::kSyscallFn;
-    if (fresh && !window_atomic(site.addr)) site.kind = SiteKind::kUnsafe;
+    if (fresh && !alone && !window_atomic(site.addr)) site.kind = SiteKind::kUnsafe;
     count_site(site, r);
   }
   return true;
 }
 
-bool scan_path(const Module& m, unsigned index, RawArray<Site>* sites, InstallResult* r) noexcept {
+bool scan_path(const Module& m, unsigned index, bool alone, RawArray<Site>* sites, InstallResult* r) noexcept {
   long fd = sys::open_read(m.path);
   if (sys::failed(fd)) return false;
-  const bool ok = scan_module(static_cast<int>(fd), m.start, m.end, m.offset, index, sites, r);
+  const bool ok = scan_module(static_cast<int>(fd), m.start, m.end, m.offset, index, alone, sites, r);
   sys::close(static_cast<int>(fd));
   return ok;
 }
@@ -184,13 +186,16 @@ long area_for(RawArray<Site>& sites, unsigned m, uint64_t start, uint64_t end, b
   return build_stub_area(sites, m, start, end, options);
 }
 
-// Step 6 for the sites of module m whose stubs are in area.
+// Step 6 for the sites of module m whose stubs are in area. A window straddling a cache line is patchable
+// only when the scan found this thread alone, under the SoleThreadScope that still holds.
 void patch_module(const RawArray<Site>& sites, unsigned m, uintptr_t area, int prot, InstallResult* r) noexcept {
   for (const Site& site : sites) {
     if (site.module != m || !patchable(site)) continue;
     const uintptr_t stub = area + site.stub_offset;
     // The stub starts with the displaced instruction: the bytes the window must still hold.
-    const int written = write_jmp(site.addr, reinterpret_cast<const unsigned char*>(stub), stub, prot);
+    const auto* expected = reinterpret_cast<const unsigned char*>(stub);
+    const int written = window_atomic(site.addr) ? write_jmp(site.addr, expected, stub, prot)
+                                                 : write_jmp_alone(site.addr, expected, stub, prot);
     if (written == 1) {
       r->patched++;
       if (site.kind == SiteKind::kSyscallFn) r->syscall_fn = true;
@@ -259,8 +264,9 @@ InstallResult install(DispatchFn dispatch, Registry* own) noexcept {
   static Module modules[kMaxModules];  // install is serialised by the caller
   const unsigned count = find_modules(modules, &r.unscanned);
   RawArray<Site> sites;
+  SoleThreadScope sole;  // from the scan to the last write
   for (unsigned m = 0; m < count; ++m) {
-    if (scan_path(modules[m], m, &sites, &r)) r.modules++;
+    if (scan_path(modules[m], m, sole.alone(), &sites, &r)) r.modules++;
     else r.unscanned++;
   }
   g_next_module = count;
@@ -283,10 +289,11 @@ void on_exec_mapping(int fd, uintptr_t addr, uint64_t length, uint64_t offset, i
   {
     TsanIgnoreScope tsan_ignore;  // as in install()
     SpinGuard guard;
+    SoleThreadScope sole;  // from the scan to the last write
     InstallResult r;
     RawArray<Site> sites;
     const unsigned m = g_next_module++;
-    if (!scan_module(fd, addr, addr + length, offset, m, &sites, &r)) {
+    if (!scan_module(fd, addr, addr + length, offset, m, sole.alone(), &sites, &r)) {
       r.unscanned++;
     } else {
       r.modules++;

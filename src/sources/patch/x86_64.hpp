@@ -20,8 +20,13 @@
 // Why it is safe against concurrent execution (text_write.hpp). The patched window is exactly one
 // instruction, written with one locked 8-byte compare-and-swap inside one cache line: another thread
 // sees either the old instruction or the jmp, never a mix; a thread stopped between the old mov and the
-// syscall just makes one unhooked call that started before installation. Windows that straddle a cache
-// line are left alone and counted as "unsafe". Patches are never removed (restoring bytes under a
+// syscall just makes one unhooked call that started before installation.
+//
+// Sites straddling a cache line. Their window cannot be written atomically. They are patched with plain
+// stores when the scan and the writes run under a SoleThreadScope that found this thread alone
+// (sole_thread.hpp: every signal blocked, /proc/self/task lists one thread: nothing else executes the
+// bytes meanwhile; a raw clone(CLONE_VM) sibling outside the thread group is the stated limit), and
+// otherwise left alone and counted as "unsafe". Patches are never removed (restoring bytes under a
 // running thread is how libfabric crashed, #10943), and libumn is linked with -z nodelete.
 //
 // Two interposers. A site that already holds a jmp into a umn stub area (recognised by its magic
