@@ -280,7 +280,7 @@ void straddling_site_with_a_second_thread() {
     char c;
     (void)read(fds[0], &c, 1);
   });
-  ASSERT_EQ(thread_count(), 2u);
+  ASSERT_GE(thread_count(), 2u);  // 3 under TSan: its background thread starts with the first pthread_create
   ASSERT_EQ(umn_process_hooks_install(), 0);
   umn_process_hooks_info info;
   umn_process_hooks_get_info(&info);
