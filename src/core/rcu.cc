@@ -64,6 +64,8 @@ thread_local bool t_fork_paused = false;
 
 // liburcu-bp's per-thread reader record, as its ABI (soname 8) has it: the LGPL read-side inlines that
 // applications compile in read `ctr` through the exported TLS pointer. Only these two are used here.
+// Not liburcu's own struct urcu_bp_reader (<urcu/static/urcu-bp.h>): it is declared 128-byte aligned,
+// but liburcu 0.13 allocates the records less aligned, so UBSan rejects every access through that type.
 struct BpReader {
   unsigned long ctr;  // the grace-period phase and, in the low half, the read-side nesting count
 };
@@ -117,8 +119,10 @@ void fork_child() noexcept {
     urcu_bp_after_fork_child();  // forgets the parent's other threads
   else
     repair_child_of_section();
-  // A fresh call_rcu thread, inheriting the queued callbacks. Not from a call() callback: this thread is
-  // the child's call_rcu thread then, and goes on serving its queue when the callback returns.
+  // A fresh call_rcu thread, inheriting the callbacks still queued (after a fork from a section not those
+  // the dead call_rcu thread had taken off the queue: see "fork()" in rcu.hpp). Not from a call()
+  // callback: this thread is the child's call_rcu thread then, and goes on serving its queue when the
+  // callback returns.
   if (!t_in_callback) urcu_bp_call_rcu_after_fork_child();
 }
 

@@ -30,7 +30,10 @@
 //   that a classic callback takes. From inside a read-side section (e.g. a classic callback) prepare
 //   takes nothing (a grace period in progress may wait for this very section, holding the lock prepare
 //   would take); the child then releases what the dead threads held and re-registers the forking thread's
-//   reader with its nesting (rcu.cc, repair_child_of_section). From a call() callback the call_rcu
+//   reader with its nesting (rcu.cc, repair_child_of_section). Lost in that child: the callbacks the
+//   call_rcu thread had already taken off its queue (it holds them on its own stack while its grace
+//   period waits for the forking thread's section); they run in the parent only. The callbacks still
+//   queued run in the child, none twice. From a call() callback the call_rcu
 //   threads are not paused (this one would wait for itself); the forking thread stays the child's
 //   call_rcu thread. Not covered, liburcu's own: its init_lock is not taken by its prepare, so a child
 //   forked while another thread registers with liburcu (its first read_lock) or exits may hang when a
