@@ -1,9 +1,11 @@
 // regcache.cc - the registration cache (contract: include/umn/regcache.h; guide: docs/regcache.md).
 //
 // Algorithm
-//   Lookup. The cached regions form an immutable sorted array of disjoint intervals (table.hpp),
-//   published through an atomic pointer and read under RCU. A hit is a binary search, a state check, a
-//   reference taken with one CAS on the region (inc-not-zero), and a second state check.
+//   Lookup. The cached regions form an immutable two-level sorted array of disjoint intervals
+//   (table.hpp: leaves of up to 64 regions), published through an atomic pointer and read under RCU,
+//   with a page index in front, updated in place. A hit is an index probe (or two binary searches), a
+//   state check, a reference parked or taken, and a second state check. A miss rebuilds only the leaves
+//   it touches and copies the array of leaves (16 bytes per leaf); a purge rebuilds everything.
 //   Notification. Interval notifiers are inserted per 1 GiB-aligned chunk of address space that holds
 //   cached regions, not per region: a miss inserts one only the first time a chunk is used (chunks are
 //   dropped by flush when empty). An insert on umn_mm_process() holds the thread's signals back
@@ -31,10 +33,9 @@
 //   Deferred work. The notifier only marks regions and sets work_pending. The next get, put or flush
 //   (get/put: if the lock is free) purges the table; dereg runs when the region's last reference goes,
 //   always under the cache lock, never in the notifier.
-//   Reclamation. Old tables and dead regions are retired in batches of kRetireBatch: a batch waits until
-//   no hit can reach it (epoch.hpp: one membarrier per attempt, never waiting), then is freed by one
-//   liburcu callback (the notifier reads under liburcu-bp). A miss neither waits nor wakes liburcu's
-//   thread each time.
+//   Reclamation. Old tables, leaves and indexes and dead regions are retired in batches of kRetireBatch: a batch waits
+//   until no hit can reach it (epoch.hpp: one membarrier per attempt, never waiting), then is freed by one liburcu
+//   callback (the notifier reads under liburcu-bp). A miss neither waits nor wakes liburcu's thread each time.
 #include <sched.h>
 #include <unistd.h>
 
@@ -60,7 +61,7 @@ struct Chunk {
 };
 
 inline constexpr unsigned kChunkShift = 30;
-inline constexpr size_t kRetireBatch = 128;
+inline constexpr size_t kRetireBatch = 256;  // a miss retires two objects (a table and a leaf)
 
 // An object whose memory RCU readers may still touch: freed after a grace period.
 struct Retired {
@@ -99,9 +100,12 @@ struct umn_regcache {
   // publication and read_begin: the RMWs are totally ordered, so one side synchronizes with the other.
   std::atomic<uint64_t> handshake{0};
   std::vector<umn::detail::regcache::Chunk*> chunks UMN_GUARDED_BY(lock);  // sorted by start
+  // Reused by every table change (splice_locked, rebuild_locked): a miss allocates no vector.
+  std::vector<umn::detail::regcache::Region*> kept UMN_GUARDED_BY(lock), removed UMN_GUARDED_BY(lock);
+  std::vector<umn::detail::regcache::Leaf*> fresh_leaves UMN_GUARDED_BY(lock);
   std::vector<umn::detail::regcache::Retired> retired UMN_GUARDED_BY(lock);
   std::vector<umn::detail::regcache::Batch*> waiting UMN_GUARDED_BY(lock);  // see reclaim_locked
-  umn::detail::regcache::Region* live UMN_GUARDED_BY(lock) = nullptr;  // every region not yet freed
+  umn::detail::regcache::Region* live UMN_GUARDED_BY(lock) = nullptr;       // every region not yet freed
   size_t live_count UMN_GUARDED_BY(lock) = 0;
   // Regions whose counted references are gone but which a hold may still park (release_region_locked).
   umn::detail::regcache::Region* orphans UMN_GUARDED_BY(lock) = nullptr;
@@ -194,6 +198,8 @@ void retire_locked(Cache* rc, void* object, void (*free)(void*) noexcept) noexce
 }
 
 void free_table(void* table) noexcept { Table::destroy(static_cast<Table*>(table)); }
+void free_leaf(void* leaf) noexcept { Leaf::destroy(static_cast<Leaf*>(leaf)); }
+void free_index(void* index) noexcept { Index::destroy(static_cast<Index*>(index)); }
 void free_region(void* region) noexcept { delete static_cast<Region*>(region); }
 
 // ---- regions --------------------------------------------------------------------------------------
@@ -288,59 +294,143 @@ bool reachable(const Region* region) noexcept {
   return state == kValid || state == kPending;
 }
 
-// Publishes `next` and retires the current table.
-void publish_locked(Cache* rc, Table* next) noexcept UMN_REQUIRES(rc->lock) {
-  // Pairs with the acquire loads of hits and of the notifier.
-  Table* old = rc->table.exchange(next, std::memory_order_acq_rel);
-  if (old != nullptr) retire_locked(rc, old, &free_table);
-}
-
-// Builds the table of the current one's regions for which keep(region) holds, plus `extra` (may be
-// null) in start order; drops the cache's reference of every region left out. Return: -ENOMEM or 0.
-template <class Keep>
-int rebuild_locked(Cache* rc, Keep keep, Region* extra) noexcept UMN_REQUIRES(rc->lock) {
+// Replaces leaves [lo, hi) of the current table by leaves holding `kept` (sorted by start; `added`, if
+// not null, among them: it enters the index), publishes the new table, and retires the old one and the
+// replaced leaves. The regions in `removed` leave the index and lose the cache's reference. The index
+// grows (a new one, filled from the new table) when the regions outgrow it. Return: -ENOMEM or 0.
+int replace_leaves_locked(Cache* rc, size_t lo, size_t hi, const std::vector<Region*>& kept, Region* added,
+                          const std::vector<Region*>& removed) noexcept UMN_REQUIRES(rc->lock) {
   Table* current = rc->table.load(std::memory_order_relaxed);
-  Table* next = Table::create(current->count() + 1);
-  if (next == nullptr) return -ENOMEM;
-  // The regions left out: their cached reference is dropped after publication.
-  Region* few[16];
-  size_t few_count = 0;
-  std::vector<Region*> many;
-  bool extra_placed = extra == nullptr;
-  for (size_t i = 0; i < current->count(); ++i) {
-    Region* region = current->at(i);
-    if (!keep(region)) {
-      if (few_count < 16) {
-        few[few_count++] = region;
-      } else {
-        try {
-          many.push_back(region);
-        } catch (...) {
-          Table::destroy(next);
-          return -ENOMEM;
-        }
-      }
-      continue;
-    }
-    if (!extra_placed && extra->start() < region->start()) {
-      next->append(extra);
-      extra_placed = true;
-    }
-    next->append(region);
+  const size_t fresh = (kept.size() + Leaf::kMax - 1) / Leaf::kMax;
+  // Regions are usually added in address order: a leaf overflowing at the end of the table keeps
+  // kMax regions and a new leaf takes the added one (not two half-full leaves), so leaves stay full.
+  const bool append_at_end = fresh == 2 && hi == current->leaf_count() && kept.back() == added;
+  std::vector<Leaf*>& leaves = rc->fresh_leaves;
+  leaves.clear();
+  try {
+    leaves.reserve(fresh);
+  } catch (...) {
+    return -ENOMEM;
   }
-  if (!extra_placed) next->append(extra);
-  publish_locked(rc, next);
-  for (size_t i = 0; i < few_count; ++i) drop_locked(rc, few[i], kCachedRef);
-  for (Region* region : many) drop_locked(rc, region, kCachedRef);
+  for (size_t k = 0; k < fresh; ++k) {
+    const size_t first = append_at_end ? k * Leaf::kMax : k * kept.size() / fresh;
+    const size_t last = append_at_end ? std::min((k + 1) * Leaf::kMax, kept.size()) : (k + 1) * kept.size() / fresh;
+    Leaf* leaf = Leaf::create(last - first);
+    if (leaf == nullptr) {
+      for (Leaf* made : leaves) Leaf::destroy(made);
+      return -ENOMEM;
+    }
+    for (size_t i = first; i < last; ++i) leaf->append(kept[i]);
+    leaves.push_back(leaf);
+  }
+  size_t count = current->count();
+  uint64_t bytes = current->bytes();
+  for (size_t l = lo; l < hi; ++l) {
+    count -= current->leaf(l)->count();
+    bytes -= current->leaf(l)->bytes();
+  }
+  Index* old_index = current->index();
+  Index* index = count + kept.size() > old_index->capacity() ? Index::create(2 * (count + kept.size())) : nullptr;
+  Table* next = Table::create(current->leaf_count() - (hi - lo) + fresh, index != nullptr ? index : old_index);
+  if (next == nullptr) {
+    for (Leaf* made : leaves) Leaf::destroy(made);
+    Index::destroy(index);
+    return -ENOMEM;
+  }
+  next->append(*current, 0, lo);
+  for (Leaf* leaf : leaves) {
+    next->append(leaf);
+    count += leaf->count();
+    bytes += leaf->bytes();
+  }
+  next->append(*current, hi, current->leaf_count());
+  next->set_totals(count, bytes);
+  if (index != nullptr) {
+    next->for_each([&](Region* region) { index->add(region); });
+  } else if (added != nullptr) {
+    old_index->add(added);
+  }
+  // Pairs with the acquire loads of hits and of the notifier.
+  rc->table.store(next, std::memory_order_release);
+  // The table last: a retire_locked may hand a full batch to liburcu, which may free it at once.
+  for (size_t l = lo; l < hi; ++l) retire_locked(rc, current->leaf(l), &free_leaf);
+  if (index != nullptr) retire_locked(rc, old_index, &free_index);
+  retire_locked(rc, current, &free_table);
+  for (Region* region : removed) {
+    next->index()->remove(region);
+    drop_locked(rc, region, kCachedRef);
+  }
   process_orphans_locked(rc);
   return 0;
+}
+
+// Rebuilds the whole table from the regions for which keep(region) holds; drops the others. O(n).
+// Return: -ENOMEM or 0.
+template <class Keep>
+int rebuild_locked(Cache* rc, Keep keep) noexcept UMN_REQUIRES(rc->lock) {
+  Table* current = rc->table.load(std::memory_order_relaxed);
+  std::vector<Region*>& kept = rc->kept;
+  std::vector<Region*>& removed = rc->removed;
+  kept.clear();
+  removed.clear();
+  try {
+    kept.reserve(current->count());
+    current->for_each([&](Region* region) { (keep(region) ? kept : removed).push_back(region); });
+  } catch (...) {
+    return -ENOMEM;
+  }
+  return replace_leaves_locked(rc, 0, current->leaf_count(), kept, nullptr, removed);
+}
+
+// Removes every region overlapping [start, end) (a valid one becomes kDropped) and inserts `added` (if
+// not null; within [start, end)). Rebuilds only the leaves concerned: O(log n + n / Leaf::kMax) plus
+// O(Leaf::kMax) per leaf touched. `purge`: also removes every unreachable region (the whole table is
+// rebuilt, O(n): one rebuild where purge_locked then a splice would make two). Return: -ENOMEM or 0.
+int splice_locked(Cache* rc, uint64_t start, uint64_t end, Region* added, bool purge) noexcept UMN_REQUIRES(rc->lock) {
+  Table* current = rc->table.load(std::memory_order_relaxed);
+  const size_t leaf_count = current->leaf_count();
+  // The leaves from the first one ending after start (the last leaf if none) to the last one
+  // starting before end; all of them for a purge.
+  size_t lo = purge ? 0 : std::min(current->leaf_after(start), leaf_count == 0 ? 0 : leaf_count - 1), hi = lo;
+  while (hi < leaf_count && (purge || hi == lo || current->leaf(hi)->at(0)->start() < end)) ++hi;
+  std::vector<Region*>& kept = rc->kept;
+  std::vector<Region*>& removed = rc->removed;
+  kept.clear();
+  removed.clear();
+  try {
+    kept.reserve((hi - lo) * Leaf::kMax + 1);
+    bool placed = added == nullptr;
+    for (size_t l = lo; l < hi; ++l) {
+      const Leaf* leaf = current->leaf(l);
+      for (size_t i = 0; i < leaf->count(); ++i) {
+        Region* region = leaf->at(i);
+        if ((region->end() > start && region->start() < end) || (purge && !reachable(region))) {
+          removed.push_back(region);
+          continue;
+        }
+        if (!placed && start < region->start()) {
+          kept.push_back(added);
+          placed = true;
+        }
+        kept.push_back(region);
+      }
+    }
+    if (!placed) kept.push_back(added);
+  } catch (...) {
+    return -ENOMEM;
+  }
+  for (Region* region : removed) {
+    uint32_t valid = kValid;
+    region->state.compare_exchange_strong(valid, kDropped, std::memory_order_acq_rel);
+  }
+  return replace_leaves_locked(rc, lo, hi, kept, added, removed);
 }
 
 // Removes the regions the notifier marked (step 1 of a miss; also put, flush).
 void purge_locked(Cache* rc) noexcept UMN_REQUIRES(rc->lock) {
   // Pairs with the release store in chunk_invalidate: a mark made before it is seen by the scan below.
   if (!rc->work_pending.exchange(false, std::memory_order_acq_rel)) return;
-  if (rebuild_locked(rc, reachable, nullptr) != 0) rc->work_pending.store(true, std::memory_order_relaxed);
+  if (rebuild_locked(rc, reachable) != 0) rc->work_pending.store(true, std::memory_order_relaxed);
 }
 
 // A get or put that finds work pending does it if nobody holds the lock (whoever does will see it).
@@ -412,8 +502,8 @@ int add_chunk_locked(Cache* rc, uint64_t start) noexcept UMN_REQUIRES(rc->lock) 
   chunk->cache = rc;
   chunk->start = start;
   // The chunk at the very top of the address space stops one byte short (insert refuses to wrap).
-  const uint64_t length = start + (uint64_t{1} << kChunkShift) == 0 ? (uint64_t{1} << kChunkShift) - 1
-                                                                     : uint64_t{1} << kChunkShift;
+  const uint64_t length =
+      start + (uint64_t{1} << kChunkShift) == 0 ? (uint64_t{1} << kChunkShift) - 1 : uint64_t{1} << kChunkShift;
   chunk->end = start + length;
   try {
     rc->chunks.reserve(rc->chunks.size() + 1);
@@ -552,7 +642,7 @@ umn_regcache_region* lookup(Cache* rc, uint64_t start, uint64_t end, bool locked
 void abandon_locked(Cache* rc, Region* region) noexcept UMN_REQUIRES(rc->lock) {
   uint32_t pending = kPending;
   region->state.compare_exchange_strong(pending, kDropped, std::memory_order_acq_rel);
-  if (rebuild_locked(rc, [&](Region* r) { return r != region; }, nullptr) != 0) {
+  if (splice_locked(rc, region->start(), region->end(), nullptr, false) != 0) {
     rc->work_pending.store(true, std::memory_order_relaxed);  // it is not reachable: purge drops it later
   }
 }
@@ -563,11 +653,10 @@ template <class KeepGoing>
 void evict_locked(Cache* rc, Region* spare, bool counted, KeepGoing keep_going) noexcept UMN_REQUIRES(rc->lock) {
   Table* table = rc->table.load(std::memory_order_relaxed);
   std::vector<Region*> candidates;
-  for (size_t i = 0; i < table->count(); ++i) {
-    Region* region = table->at(i);
+  table->for_each([&](Region* region) {
     if (region != spare && (region->refs.load(std::memory_order_relaxed) & kUserRefMask) == 0)
       candidates.push_back(region);
-  }
+  });
   std::sort(candidates.begin(), candidates.end(), [](const Region* a, const Region* b) {
     return a->last_release.load(std::memory_order_relaxed) < b->last_release.load(std::memory_order_relaxed);
   });
@@ -584,7 +673,7 @@ void evict_locked(Cache* rc, Region* spare, bool counted, KeepGoing keep_going) 
   }
   if (evicted.empty()) return;
   if (counted) rc->evictions += evicted.size();
-  if (rebuild_locked(rc, reachable, nullptr) != 0) rc->work_pending.store(true, std::memory_order_relaxed);
+  if (rebuild_locked(rc, reachable) != 0) rc->work_pending.store(true, std::memory_order_relaxed);
 }
 
 bool over_limits(const Cache* rc, size_t count, uint64_t bytes) noexcept {
@@ -605,7 +694,8 @@ inline constexpr int kRetryUnmerged = 1;
 
 // Steps 2-4 once. Return: 0 (accepted, *out referenced), -EAGAIN (invalidated: retry), kRetryUnmerged,
 // or an error.
-int register_once_locked(Cache* rc, uint64_t start, uint64_t end, Region** out) noexcept UMN_REQUIRES(rc->lock) {
+int register_once_locked(Cache* rc, uint64_t start, uint64_t end, bool purge, Region** out) noexcept
+    UMN_REQUIRES(rc->lock) {
   const uint64_t asked_start = start, asked_end = end;
   merge_bounds_locked(rc, &start, &end);  // not in a lambda: clang's lock analysis does not enter those
   const bool widened = start != asked_start || end != asked_end;
@@ -616,14 +706,7 @@ int register_once_locked(Cache* rc, uint64_t start, uint64_t end, Region** out) 
   region->pub.end = end;
   link_live_locked(rc, region);
   // Overlapped regions leave the cache: valid ones are merged (dropped), invalid ones purged.
-  auto outside = [&](Region* r) { return r->end() <= start || end <= r->start(); };
-  auto keep = [&](Region* r) {
-    if (outside(r)) return reachable(r);
-    uint32_t valid = kValid;
-    r->state.compare_exchange_strong(valid, kDropped, std::memory_order_acq_rel);
-    return false;
-  };
-  if (rebuild_locked(rc, keep, region) != 0) {
+  if (splice_locked(rc, start, end, region, purge) != 0) {
     drop_locked(rc, region, kCachedRef);
     return -ENOMEM;
   }
@@ -649,11 +732,12 @@ int register_once_locked(Cache* rc, uint64_t start, uint64_t end, Region** out) 
   return 0;
 }
 
-int miss_locked(Cache* rc, uint64_t start, uint64_t end, Region** out) noexcept UMN_REQUIRES(rc->lock) {
+// `purge`: the notifier marked regions since the last purge (see splice_locked).
+int miss_locked(Cache* rc, uint64_t start, uint64_t end, bool purge, Region** out) noexcept UMN_REQUIRES(rc->lock) {
   bool evicted_for_memory = false;
   for (unsigned attempt = 0;;) {
     if (rc->released.load(std::memory_order_relaxed)) return -EINVAL;
-    int err = register_once_locked(rc, start, end, out);
+    int err = register_once_locked(rc, start, end, purge, out);
     if (err == 0) {
       rc->misses++;
       rc->clock.store(rc->misses, std::memory_order_relaxed);
@@ -703,14 +787,12 @@ void forget_hit_counts(const Cache* rc) noexcept {
 }
 
 void destroy_locked(Cache* rc) noexcept UMN_REQUIRES(rc->lock) {
-  for (size_t i = 0; i < rc->table.load(std::memory_order_relaxed)->count(); ++i) {
-    Region* region = rc->table.load(std::memory_order_relaxed)->at(i);
+  rc->table.load(std::memory_order_relaxed)->for_each([](Region* region) {
     uint32_t state = region->state.load(std::memory_order_relaxed);
     while ((state == kValid || state == kPending) &&
-           !region->state.compare_exchange_weak(state, kDropped, std::memory_order_acq_rel)) {
-    }
-  }
-  rebuild_locked(rc, [](Region*) { return false; }, nullptr);  // capacity 1 if it fails: cannot
+           !region->state.compare_exchange_weak(state, kDropped, std::memory_order_acq_rel)) {}
+  });
+  if (rebuild_locked(rc, [](Region*) { return false; }) != 0) std::abort();  // out of memory: cannot drop them
   remove_chunks_locked(rc, true);
   rc->work_pending.store(false, std::memory_order_relaxed);  // no notifier left to set it
   rc->destroyed = true;
@@ -729,7 +811,9 @@ void free_cache(Cache* rc) noexcept {
       return;
     }
   }
-  Table::destroy(rc->table.load(std::memory_order_relaxed));  // no reader left: chunks removed, no gets
+  Table* table = rc->table.load(std::memory_order_relaxed);  // no reader left: chunks removed, no gets
+  Index::destroy(table->index());
+  Table::destroy(table);  // empty (destroy_locked): no leaf
   delete rc;
 }
 
@@ -808,10 +892,12 @@ int umn_regcache_create(umn_mm* mm, const umn_regcache_params* params, const umn
   const uint64_t alignment = params->alignment != 0 ? params->alignment : static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
   if (!valid_alignment(alignment) || params->flags != 0) return -EINVAL;
   auto* rc = new (std::nothrow) umn_regcache;
-  Table* table = Table::create(0);
+  Index* index = Index::create(0);
+  Table* table = index != nullptr ? Table::create(0, index) : nullptr;
   if (rc == nullptr || table == nullptr) {
     delete rc;
-    Table::destroy(table);
+    if (index != nullptr) Index::destroy(index);
+    if (table != nullptr) Table::destroy(table);
     return -ENOMEM;
   }
   rc->mm = mm;
@@ -838,17 +924,17 @@ int umn_regcache_get(umn_regcache* rc, const void* addr, size_t len, umn_regcach
   }
   MutexLock guard(rc->lock);
   if (!UMN_CHECK(!rc->destroyed, "umn_regcache_get", "cache destroyed")) return -EINVAL;
-  process_orphans_locked(rc);  // a hit that backed out of a hold may have kept one
+  process_orphans_locked(rc);                                     // a hit that backed out of a hold may have kept one
   if (umn_regcache_region* hit = lookup(rc, start, end, true)) {  // another thread registered it meanwhile
     purge_locked(rc);
     *out = hit;
     return 0;
   }
-  // The miss's table rebuild leaves out every region the notifier marked (it keeps reachable ones
-  // only), so it is the purge. acq_rel: pairs with the notifier's release store, as in purge_locked.
+  // Step 1: the miss's splice purges when the notifier marked regions (one rebuild, not two). acq_rel:
+  // pairs with the notifier's release store, as in purge_locked.
   const bool pending = rc->work_pending.exchange(false, std::memory_order_acq_rel);
   Region* region;
-  int err = miss_locked(rc, start, end, &region);
+  int err = miss_locked(rc, start, end, pending, &region);
   if (err == 0) {
     *out = &region->pub;
   } else if (pending) {
@@ -871,8 +957,7 @@ void umn_regcache_put(umn_regcache* rc, umn_regcache_region* pub) {
   do {
     if (!UMN_CHECK((refs & kUserRefMask) != 0, "umn_regcache_put", "region put more often than got")) return;
     // acq_rel: pairs with the other holders' puts and drops, so whoever frees sees every holder's writes.
-  } while (!region->refs.compare_exchange_weak(refs, refs - 1, std::memory_order_acq_rel,
-                                               std::memory_order_relaxed));
+  } while (!region->refs.compare_exchange_weak(refs, refs - 1, std::memory_order_acq_rel, std::memory_order_relaxed));
   if (((refs - 1) & kRefMask) == 0) {
     bool free_it;
     {
@@ -923,7 +1008,8 @@ void umn_regcache_stats(umn_regcache* rc, struct umn_regcache_stats* out) {
     out->hits += region->refs.load(std::memory_order_relaxed) >> kHitShift;
   for (epoch::Reader* reader = epoch::first_reader(); reader != nullptr; reader = reader->next) {
     for (const epoch::HitCount& count : reader->hit_counts)
-      if (count.cache_id.load(std::memory_order_relaxed) == rc->id) out->hits += count.hits.load(std::memory_order_relaxed);
+      if (count.cache_id.load(std::memory_order_relaxed) == rc->id)
+        out->hits += count.hits.load(std::memory_order_relaxed);
   }
   out->misses = rc->misses;
   out->retries = rc->retries;
