@@ -592,8 +592,8 @@ bool print_w3n(std::map<std::string, double>& umn, std::map<std::string, double>
   }
   const double vs_ucx = ucx["W3n_4096"] / umn["W3n_4096"], growth = umn["W3n_16384"] / umn["W3n_0"];
   const bool met = vs_ucx >= 1.0 && growth <= 2.0;
-  std::printf("W3n goals (not counted below): ucx/umn at 4096 %.2f (>=1.00), umn 16384/0 %.2f (<=2.00): %s\n",
-              vs_ucx, growth, met ? "met" : "not met");
+  std::printf("W3n goals (not counted below): ucx/umn at 4096 %.2f (>=1.00), umn 16384/0 %.2f (<=2.00): %s\n", vs_ucx,
+              growth, met ? "met" : "not met");
   return met;
 }
 
