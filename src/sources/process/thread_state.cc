@@ -106,12 +106,6 @@ ThreadState* claim_state(long tid, bool* acquired) noexcept {
 }
 
 // The signal alternate stack of the calling thread, as the kernel knows it.
-struct AltStack {
-  uintptr_t low = 0, high = 0;
-  bool on = false;  // the thread runs on it now
-  bool holds(uintptr_t frame) const noexcept { return frame >= low && frame < high; }
-};
-
 AltStack alt_stack() noexcept {
   stack_t ss;
   AltStack alt;
@@ -124,11 +118,26 @@ AltStack alt_stack() noexcept {
   return alt;
 }
 
+// The alternate stack of the calling thread, now at frame: the kernel's, or, when the kernel reports none
+// (an SS_AUTODISARM stack is disarmed while its handler runs, and reported as SS_DISABLE), the one an open
+// level of state saw at its entry if frame lies in it (the thread runs a handler on it).
+AltStack thread_alt(const ThreadState& state, uintptr_t frame) noexcept {
+  const AltStack alt = alt_stack();
+  if (alt.low != alt.high) return alt;
+  for (unsigned i = state.depth; i-- > 0;) {
+    const AltStack& seen = state.levels[i].alt;
+    if (seen.holds(frame)) return {seen.low, seen.high, true};
+  }
+  return alt;
+}
+
 // Whether level, in progress on this thread, is dead for a thread now at frame (rules in the header).
 // The canary is read only below a level's frame on the stack the thread runs on: memory of that stack
 // (a redzone of a live frame under ASan, hence no instrumentation).
 [[gnu::no_sanitize_address]] bool dead(const Level& level, uintptr_t frame, const AltStack& alt) noexcept {
-  if (alt.holds(level.frame) != alt.on) return alt.holds(level.frame);  // left the alt stack / interrupting it
+  const bool began_on_alt = level.alt.holds(level.frame) || alt.holds(level.frame);
+  if (began_on_alt && !(alt.on && alt.holds(level.frame))) return true;  // left the alt stack it began on
+  if (!began_on_alt && alt.on) return false;                             // a handler interrupting it
   if (frame >= level.frame) return true;
   return *reinterpret_cast<const volatile uint64_t*>(level.frame) != level.token;
 }
@@ -157,8 +166,7 @@ void end_levels(ThreadState& state, unsigned from) noexcept {
 }
 
 // Ends the levels the thread left for good: the lowest dead one and every level above it.
-void sweep(ThreadState& state, uintptr_t frame) noexcept {
-  const AltStack alt = alt_stack();
+void sweep(ThreadState& state, uintptr_t frame, const AltStack& alt) noexcept {
   for (unsigned i = 0; i < state.depth; ++i) {
     if (!dead(state.levels[i], frame, alt)) continue;
     end_levels(state, i);
@@ -194,11 +202,13 @@ ThreadState* bind_home(long tid) noexcept {
 // Tokens: unique per level instance on this thread (odd, so never 0 or a small count).
 [[gnu::tls_model("initial-exec")]] thread_local uint64_t t_tokens = 0;
 
-void init_level(Level& level, ThreadState* state, volatile uint64_t* canary, Pending* pending) noexcept {
+void init_level(Level& level, ThreadState* state, volatile uint64_t* canary, const AltStack& alt,
+                Pending* pending) noexcept {
   level.state = state;
   level.frame = reinterpret_cast<uintptr_t>(canary);
   level.token = ((++t_tokens * 0x9e3779b97f4a7c15ull) ^ reinterpret_cast<uintptr_t>(canary)) | 1;
   *canary = level.token;
+  level.alt = alt;
   level.walks = itree_walk_mark();
   level.pending = pending;
   level.started = 0;
@@ -212,16 +222,18 @@ void init_level(Level& level, ThreadState* state, volatile uint64_t* canary, Pen
 // level's index, so a handler's claim in between always sees whole levels and leaves depth as it found it.
 ThreadClaim::ThreadClaim(volatile uint64_t* canary) noexcept {
   ThreadState* state = claim_state(sys::gettid(), &acquired_);
-  if (state->depth > 0 && !state->sweeping) sweep(*state, reinterpret_cast<uintptr_t>(canary));
+  const uintptr_t frame = reinterpret_cast<uintptr_t>(canary);
+  const AltStack alt = thread_alt(*state, frame);
+  if (state->depth > 0 && !state->sweeping) sweep(*state, frame, alt);
   const unsigned i = state->depth;
   if (i < kMaxLevels) {
     level_ = &state->levels[i];
-    init_level(*level_, state, canary, state->pending[i]);
+    init_level(*level_, state, canary, alt, state->pending[i]);
     std::atomic_signal_fence(std::memory_order_seq_cst);
     state->depth = i + 1;
   } else {
     level_ = &untracked_;
-    init_level(untracked_, state, canary, nullptr);
+    init_level(untracked_, state, canary, alt, nullptr);
   }
 }
 

@@ -9,7 +9,9 @@
 // thread's next hooked call (and the process's exit) finds the levels whose frame is dead and ends their
 // open ranges (END to the observers, range_end to the notifiers), so the device sees a balanced start and
 // end and the thread's depth drops back. Each level owns a canary: a word in the hook's frame holding a
-// token unique to the level. A level is dead when (stack grows down):
+// token unique to the level. The thread's alternate stack is the one sigaltstack() reports or, when it
+// reports none (SS_AUTODISARM disarms it while its handler runs), the one an open level saw armed at its
+// entry if the thread's frame lies in it. A level is dead when (stack grows down):
 //   - it began on the signal alternate stack and the thread is no longer on it, or
 //   - it began on the stack the thread is on now and the thread's frame is at or above the level's, or
 //   - it began on the stack the thread is on now, below whose frame the thread is, and its canary no
@@ -18,8 +20,10 @@
 // alive (a handler interrupting it). Limits: a jump out of a delivery whose later calls leave the canary
 // word unwritten (it lies in padding or an unused buffer of their frames) stays open until the thread
 // rises above the level's frame or exits; user-level stack switches (swapcontext, coroutines, the
-// patcher's hook stack for sites outside libc) look like the ordinary stack, so a call made on another
-// such stack while a level of this thread is open may judge it wrongly (docs/process.md).
+// patcher's hook stack for sites outside libc), and an SS_AUTODISARM alternate stack armed after a level
+// began, look like the ordinary stack, so a call made on another such stack while a level of this thread
+// is open may judge it wrongly (docs/process.md: a live level judged dead is ended while its callbacks
+// run, and its own end then unbalances the thread's delivery count; not fixed).
 //
 // Why kernel thread ids. Threads made by a raw clone(CLONE_VM) without CLONE_SETTLS share their
 // creator's thread-local storage (issue 17.7); so does a vfork child. States therefore live in a
@@ -62,11 +66,20 @@ inline constexpr unsigned kChunkStates = 8;
 
 struct ThreadState;
 
+// A signal alternate stack of a thread: [low, high), empty when none.
+struct AltStack {
+  uintptr_t low = 0, high = 0;
+  bool on = false;  // the thread runs on it now
+  bool holds(uintptr_t frame) const noexcept { return frame >= low && frame < high; }
+};
+
 // One hooked call in progress (or one fork delivery) on a thread.
 struct Level {
   ThreadState* state = nullptr;
   uintptr_t frame = 0;            // the address of its canary, in the hook's frame
   uint64_t token = 0;             // what its canary holds while the frame lives
+  AltStack alt;                   // the thread's alternate stack at entry (armed, or disarmed by
+                                  // SS_AUTODISARM for the handler running: thread_alt in thread_state.cc)
   const void* walks = nullptr;    // the core's walk mark at entry (itree_walk_mark)
   Pending* pending = nullptr;     // kMaxEvents records; nullptr beyond kMaxLevels (the caller provides them)
   unsigned started = 0;           // events of pending[] whose start has begun
