@@ -19,6 +19,8 @@
 // range with start >= end (the kernel's walks find nothing in it), an insert or register into an address
 // space already released or destroyed (the kernel's insert WARNs on mm_users == 0 and returns -EINVAL).
 // Those stay survivable in debug builds, so a program that is correct for the kernel never aborts here.
+// So do the NULL handles of umn_regcache_create/get, which regcache.h lists among the bad input that is
+// answered -EINVAL with nothing changed.
 // UMN_DCHECK for umn's internal invariants that cost O(1); UMN_EXPENSIVE_CHECK when they cost O(n).
 //
 //   UMN_DCHECK(cond)             internal invariant, debug builds only (UMN_DEBUG_LEVEL >= 1); aborts.

@@ -884,8 +884,9 @@ extern "C" {
 
 int umn_regcache_create(umn_mm* mm, const umn_regcache_params* params, const umn_regcache_ops* ops, void* ctx,
                         umn_regcache** out) {
-  if (!UMN_CHECK(mm != nullptr && ops != nullptr && out != nullptr && ops->reg != nullptr && ops->dereg != nullptr,
-                 "umn_regcache_create", "NULL mm, ops or out, or ops without reg/dereg"))
+  // A WARN, not misuse (base/check.hpp): regcache.h lists NULL among the bad input answered -EINVAL.
+  if (UMN_WARN_ON(mm == nullptr || ops == nullptr || out == nullptr || ops->reg == nullptr || ops->dereg == nullptr,
+                  "umn_regcache_create", "NULL mm, ops or out, or ops without reg/dereg"))
     return -EINVAL;
   const umn_regcache_params defaults{};
   if (params == nullptr) params = &defaults;
@@ -915,7 +916,7 @@ int umn_regcache_create(umn_mm* mm, const umn_regcache_params* params, const umn
 
 int umn_regcache_get(umn_regcache* rc, const void* addr, size_t len, umn_regcache_region** out) {
   uint64_t start, end;
-  if (!UMN_CHECK(rc != nullptr && out != nullptr, "umn_regcache_get", "NULL cache or out")) return -EINVAL;
+  if (UMN_WARN_ON(rc == nullptr || out == nullptr, "umn_regcache_get", "NULL cache or out")) return -EINVAL;
   if (!aligned_range(rc, addr, len, &start, &end)) return -EINVAL;
   if (umn_regcache_region* hit = lookup(rc, start, end, false)) {
     if (rc->work_pending.load(std::memory_order_relaxed)) try_purge(rc);

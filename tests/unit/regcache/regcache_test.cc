@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -319,8 +320,8 @@ TEST_F(RegCacheSim, EndlessRacesFailWithEbusyAfterTheBound) {
   EXPECT_EQ(stats().regions, 0u);
 }
 
-// Bad input is -EINVAL and changes nothing; the NULL handles and the ops without dereg are misuse, and
-// diagnosed (base/check.hpp's rule), the bad values are not.
+// Bad input is -EINVAL and changes nothing; the NULL handles and the ops without dereg are diagnosed
+// (a WARN: regcache.h lists them among the bad input, base/check.hpp), the bad values are not.
 TEST_F(RegCacheSim, BadInputIsEinvalAndChangesNothing) {
   Diagnostics diagnostics;
   umn_regcache_region* region = nullptr;
@@ -342,6 +343,25 @@ TEST_F(RegCacheSim, BadInputIsEinvalAndChangesNothing) {
                                                          "umn_regcache_create"}));
   EXPECT_EQ(device_.reg_count(), 0u);
   EXPECT_EQ(stats().regions, 0u);
+}
+
+// The NULL handles of create and get are bad input, not aborting misuse: with the default diagnostic hook
+// even a debug build goes on, and each call answers -EINVAL.
+void create_and_get_with_null_handles_and_exit(umn_mm* mm) {
+  unsetenv("UMN_DIAG");                       // the default hook, which aborts on misuse in debug builds
+  umn_set_diagnostic_hook(nullptr, nullptr);
+  umn_regcache* rc = nullptr;
+  umn_regcache_region* region = nullptr;
+  const bool refused = umn_regcache_create(nullptr, nullptr, &kFakeOps, nullptr, &rc) == -EINVAL &&
+                       umn_regcache_create(mm, nullptr, &kFakeOps, nullptr, nullptr) == -EINVAL &&
+                       umn_regcache_get(nullptr, reinterpret_cast<void*>(kBase), 1, &region) == -EINVAL;
+  std::exit(refused && rc == nullptr && region == nullptr ? 0 : 1);
+}
+
+TEST_F(RegCacheSim, NullHandlesOfCreateAndGetAreEinvalWithoutAborting) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(create_and_get_with_null_handles_and_exit(mm_), ::testing::ExitedWithCode(0),
+              "warning in umn_regcache_create");
 }
 
 // A put without a matching get is diagnosed and ignored: the region stays cached and usable.
