@@ -54,7 +54,6 @@ void run_in_child_review(Body body, int seconds = 20) {
 
 Recorder g_outer, g_in_handler, g_after;
 unsigned char* g_handler_page = nullptr;
-std::atomic<bool> g_range_open_in_handler{false};
 std::atomic<int> g_handler_ran{0};
 
 // Inside the handler (which interrupted g_outer's callback): the outer range must still be open.
