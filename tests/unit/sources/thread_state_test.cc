@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "recorder.hpp"
+#include "support/child_watchdog.hpp"
 #include "umn/process.h"
 
 namespace umn::test {
@@ -29,33 +30,6 @@ class ThreadState : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_EQ(umn_process_hooks_install(), 0); }
 };
-
-// Runs body in a forked child; the child's exit status is body's result (0: passed; then exit(), with
-// umn's release at exit, must complete too; a failed check _exits at once). Fails if the child does not
-// end within `seconds`.
-template <typename Body>
-void run_in_child(Body body, int seconds = 20) {
-  fflush(nullptr);
-  pid_t child = fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    const int failed = body();
-    if (failed != 0) _exit(failed);
-    exit(0);
-  }
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-  int status = 0;
-  pid_t done = 0;
-  while ((done = waitpid(child, &status, WNOHANG)) == 0 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  if (done == 0) {
-    kill(child, SIGKILL);
-    waitpid(child, &status, 0);
-    FAIL() << "the child hung (watchdog, " << seconds << " s)";
-  }
-  ASSERT_TRUE(WIFEXITED(status)) << "child killed by signal " << WTERMSIG(status);
-  EXPECT_EQ(WEXITSTATUS(status), 0) << "child check " << WEXITSTATUS(status) << " failed";
-}
 
 // Whether read_begin on rec's notifier returns within a second on another thread (it waits while a
 // range over the notifier is open). Return: true if it returned.

@@ -1,4 +1,5 @@
-// review_thread_state_test.cc - reviewer's reproducers for src/sources/process/thread_state.* (705bf34).
+// thread_state_altstack_test.cc - the delivery state with a handler on an SS_AUTODISARM alternate stack
+// (src/sources/process/thread_state.*; an outside review's reproducer for 705bf34).
 //
 // A signal handler on an alternate stack armed with SS_AUTODISARM interrupts a delivery and makes a
 // hooked call. Inside such a handler sigaltstack() reports SS_DISABLE (the kernel disarms the alt stack
@@ -19,6 +20,7 @@
 #include <thread>
 
 #include "recorder.hpp"
+#include "support/child_watchdog.hpp"
 #include "umn/process.h"
 
 #ifndef SS_AUTODISARM
@@ -27,30 +29,6 @@
 
 namespace umn::test {
 namespace {
-
-template <typename Body>
-void run_in_child_review(Body body, int seconds = 20) {
-  fflush(nullptr);
-  pid_t child = fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    const int failed = body();
-    if (failed != 0) _exit(failed);
-    exit(0);
-  }
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-  int status = 0;
-  pid_t done = 0;
-  while ((done = waitpid(child, &status, WNOHANG)) == 0 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  if (done == 0) {
-    kill(child, SIGKILL);
-    waitpid(child, &status, 0);
-    FAIL() << "the child hung (watchdog, " << seconds << " s)";
-  }
-  ASSERT_TRUE(WIFEXITED(status)) << "child killed by signal " << WTERMSIG(status);
-  EXPECT_EQ(WEXITSTATUS(status), 0) << "child check " << WEXITSTATUS(status) << " failed";
-}
 
 Recorder g_outer, g_in_handler, g_after;
 unsigned char* g_handler_page = nullptr;
@@ -119,15 +97,15 @@ int run_on_low_stack(int alt_flags) {
 }
 
 // Control: the same with an ordinary alternate stack passes on main.
-TEST(ReviewThreadState, HandlerOnAnAltStackDoesNotEndTheLevelItInterrupts) {
+TEST(ThreadStateAltStack, HandlerOnAnAltStackDoesNotEndTheLevelItInterrupts) {
   ASSERT_EQ(umn_process_hooks_install(), 0);
-  run_in_child_review([] { return run_on_low_stack(0); });
+  run_in_child([] { return run_on_low_stack(0); });
 }
 
 // Fails on main: the child dies with SIGSEGV (end_levels walking levels[] with depth wrapped around).
-TEST(ReviewThreadState, HandlerOnAnAutodisarmedAltStackDoesNotEndTheLevelItInterrupts) {
+TEST(ThreadStateAltStack, HandlerOnAnAutodisarmedAltStackDoesNotEndTheLevelItInterrupts) {
   ASSERT_EQ(umn_process_hooks_install(), 0);
-  run_in_child_review([] { return run_on_low_stack(SS_AUTODISARM); });
+  run_in_child([] { return run_on_low_stack(SS_AUTODISARM); });
 }
 
 }  // namespace
