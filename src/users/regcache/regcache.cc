@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <utility>
 #include <cerrno>
 #include <cstring>
 #include <vector>
@@ -652,18 +653,20 @@ void abandon_locked(Cache* rc, Region* region) noexcept UMN_REQUIRES(rc->lock) {
 template <class KeepGoing>
 void evict_locked(Cache* rc, Region* spare, bool counted, KeepGoing keep_going) noexcept UMN_REQUIRES(rc->lock) {
   Table* table = rc->table.load(std::memory_order_relaxed);
-  std::vector<Region*> candidates;
+  // Sorted on a snapshot of last_release: holders' puts store it without the lock meanwhile, and a
+  // comparator whose answers change during std::sort is undefined behaviour (it read before the array:
+  // RegCacheHoldStress under ASan).
+  std::vector<std::pair<uint64_t, Region*>> candidates;
   table->for_each([&](Region* region) {
     if (region != spare && (region->refs.load(std::memory_order_relaxed) & kUserRefMask) == 0)
-      candidates.push_back(region);
+      candidates.emplace_back(region->last_release.load(std::memory_order_relaxed), region);
   });
-  std::sort(candidates.begin(), candidates.end(), [](const Region* a, const Region* b) {
-    return a->last_release.load(std::memory_order_relaxed) < b->last_release.load(std::memory_order_relaxed);
-  });
+  std::sort(candidates.begin(), candidates.end());
   size_t count = table->count();
   uint64_t bytes = table->bytes();
   std::vector<Region*> evicted;
-  for (Region* region : candidates) {
+  for (const auto& candidate : candidates) {
+    Region* region = candidate.second;
     if (!keep_going(count, bytes)) break;
     uint32_t valid = kValid;
     if (!region->state.compare_exchange_strong(valid, kDropped, std::memory_order_acq_rel)) continue;
