@@ -16,47 +16,22 @@
 #include <vector>
 
 #include "device.hpp"
+#include "sim_cache.hpp"
 #include "umn/regcache.h"
 #include "umn/umn.h"
 
 namespace {
 
-using umn::test::FakeDevice;
-using umn::test::kFakeOps;
 
 constexpr uint64_t kPage = 4096;
 constexpr uint64_t kBase = uint64_t{1} << 33;  // a simulated address
 constexpr int kMoreThanAThreadsHolds = 20;     // src/users/regcache/epoch.hpp: kHolds is 8
 
-const void* at(uint64_t addr) { return reinterpret_cast<const void*>(addr); }
+using umn::test::at;
 
-class RegCacheHold : public ::testing::Test {
+class RegCacheHold : public umn::test::SimCacheTest {
  protected:
-  void SetUp() override { ASSERT_EQ(umn_regcache_create(mm_, nullptr, &kFakeOps, &device_, &rc_), 0); }
-  void TearDown() override {
-    umn_regcache_destroy(rc_);
-    umn_mm_destroy(mm_);
-  }
-  umn_regcache_region* get(uint64_t addr, uint64_t len) {
-    umn_regcache_region* region = nullptr;
-    EXPECT_EQ(umn_regcache_get(rc_, at(addr), len, &region), 0);
-    return region;
-  }
-  void invalidate(uint64_t start, uint64_t end) {
-    umn_notifier_range range;
-    umn_notifier_range_init(&range, UMN_NOTIFY_UNMAP, UMN_NOTIFIER_RANGE_BLOCKABLE, mm_, start, end);
-    umn_notifier_invalidate_range_start(&range);
-    umn_notifier_invalidate_range_end(&range);
-  }
-  uint64_t hits() {
-    struct umn_regcache_stats out {};
-    umn_regcache_stats(rc_, &out);
-    return out.hits;
-  }
-
-  umn_mm* mm_ = umn_mm_create();
-  FakeDevice device_;
-  umn_regcache* rc_ = nullptr;
+  uint64_t hits() { return stats().hits; }
 };
 
 // Nested gets of one region on one thread: each is a reference; the region invalidated under them is

@@ -11,13 +11,12 @@
 #include <vector>
 
 #include "device.hpp"
+#include "sim_cache.hpp"
 #include "umn/regcache.h"
 #include "umn/umn.h"
 
 namespace {
 
-using umn::test::FakeDevice;
-using umn::test::kFakeOps;
 
 constexpr uint64_t kPage = 4096;
 constexpr uint64_t kBase = uint64_t{1} << 32;  // a simulated address
@@ -26,19 +25,8 @@ constexpr size_t kRegions = 3000;              // ~47 full leaves, many more aft
 // Region i is the page at kBase + 2 i pages (a gap after each: no two are adjacent).
 uint64_t page_of(size_t i) { return kBase + 2 * i * kPage; }
 
-class RegCacheTable : public ::testing::Test {
+class RegCacheTable : public umn::test::SimCacheTest {
  protected:
-  void SetUp() override { ASSERT_EQ(umn_regcache_create(mm_, nullptr, &kFakeOps, &device_, &rc_), 0); }
-  void TearDown() override {
-    umn_regcache_destroy(rc_);
-    umn_mm_destroy(mm_);
-  }
-  umn_regcache_region* get(uint64_t addr, uint64_t len) {
-    umn_regcache_region* region = nullptr;
-    EXPECT_EQ(umn_regcache_get(rc_, reinterpret_cast<const void*>(addr), len, &region), 0);
-    return region;
-  }
-  void get_put(uint64_t addr, uint64_t len) { umn_regcache_put(rc_, get(addr, len)); }
   // Caches regions 0 .. kRegions-1 in a shuffled order (fixed seed).
   void cache_all_shuffled() {
     std::vector<size_t> order(kRegions);
@@ -58,15 +46,6 @@ class RegCacheTable : public ::testing::Test {
     }
     EXPECT_EQ(device_.reg_count(), regs) << "a cached region was registered again";
   }
-  struct umn_regcache_stats stats() {
-    struct umn_regcache_stats out {};
-    umn_regcache_stats(rc_, &out);
-    return out;
-  }
-
-  umn_mm* mm_ = umn_mm_create();
-  FakeDevice device_;
-  umn_regcache* rc_ = nullptr;
 };
 
 // Inserted in random order (leaves split in the middle of the table), every region is found again.
@@ -102,11 +81,7 @@ TEST_F(RegCacheTable, MergeSpanningManyLeavesReplacesExactlyTheOverlappedRegions
 // register again and the others still hit.
 TEST_F(RegCacheTable, InvalidationSpanningManyLeavesRemovesExactlyThoseRegions) {
   cache_all_shuffled();
-  umn_notifier_range range;
-  umn_notifier_range_init(&range, UMN_NOTIFY_UNMAP, UMN_NOTIFIER_RANGE_BLOCKABLE, mm_, page_of(700),
-                          page_of(2299) + kPage);
-  umn_notifier_invalidate_range_start(&range);
-  umn_notifier_invalidate_range_end(&range);
+  invalidate(page_of(700), page_of(2299) + kPage);
   get_put(page_of(kRegions), kPage);  // a miss: it purges the invalidated regions first
   EXPECT_EQ(stats().invalidations, 1600u);
   EXPECT_EQ(device_.dereg_count(), 1600u);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "device.hpp"
+#include "sim_cache.hpp"
 #include "umn/regcache.h"
 #include "umn/umn.h"
 
@@ -21,7 +22,7 @@ using umn::test::kFakeOps;
 constexpr uint64_t kPage = 4096;
 constexpr uint64_t kBase = uint64_t{1} << 32;  // a simulated address
 
-const void* at(uint64_t addr) { return reinterpret_cast<const void*>(addr); }
+using umn::test::at;
 
 // Records diagnostics instead of aborting.
 class Diagnostics {
@@ -34,40 +35,7 @@ class Diagnostics {
   static void hook(void* self, const char* call, const char*) { static_cast<Diagnostics*>(self)->calls.emplace_back(call); }
 };
 
-class RegCacheSim : public ::testing::Test {
- protected:
-  void SetUp() override { create({}); }
-  void TearDown() override {
-    if (rc_ != nullptr) umn_regcache_destroy(rc_);
-    umn_mm_destroy(mm_);
-  }
-  void create(const umn_regcache_params& params) {
-    if (rc_ != nullptr) umn_regcache_destroy(rc_);
-    rc_ = nullptr;
-    ASSERT_EQ(umn_regcache_create(mm_, &params, &kFakeOps, &device_, &rc_), 0);
-  }
-  umn_regcache_region* get(uint64_t addr, uint64_t len) {
-    umn_regcache_region* region = nullptr;
-    EXPECT_EQ(umn_regcache_get(rc_, at(addr), len, &region), 0);
-    return region;
-  }
-  void get_put(uint64_t addr, uint64_t len) { umn_regcache_put(rc_, get(addr, len)); }
-  void invalidate(uint64_t start, uint64_t end, umn_notifier_event event = UMN_NOTIFY_UNMAP) {
-    umn_notifier_range range;
-    umn_notifier_range_init(&range, event, UMN_NOTIFIER_RANGE_BLOCKABLE, mm_, start, end);
-    umn_notifier_invalidate_range_start(&range);
-    umn_notifier_invalidate_range_end(&range);
-  }
-  struct umn_regcache_stats stats() {
-    struct umn_regcache_stats out {};
-    umn_regcache_stats(rc_, &out);
-    return out;
-  }
-
-  umn_mm* mm_ = umn_mm_create();
-  FakeDevice device_;
-  umn_regcache* rc_ = nullptr;
-};
+class RegCacheSim : public umn::test::SimCacheTest {};
 
 // Two gets returned the same registration. Hits return per-get handles (include/umn/regcache.h,
 // "Parked references"), so a registration is known by its fields, not by the pointer.
