@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # setup-deps.sh - installs the Debian packages umn builds and tests with, if any are missing.
 # As root it runs apt-get (update once, then install); otherwise it prints the command to run.
+# Usage: scripts/setup-deps.sh [PACKAGE...] - the arguments are extra packages a documented script needs
+# on top of these (scripts/ucx-mpi-run.sh: Open MPI), installed the same way.
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config git libgtest-dev libgmock-dev libbenchmark-dev liburcu-dev
@@ -10,7 +12,8 @@ packages=(build-essential cmake pkg-config git libgtest-dev libgmock-dev libbenc
           libzydis-dev          # the patcher decodes the functions holding syscall sites
           libcapstone-dev       # ... and, in a fully static program (no static Zydis in Debian 12), with Capstone
           golang-go fzf         # real Go programs (tests/programs/go)
-          python3 libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0)  # umn trace runs (tests/programs)
+          python3 libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0  # umn trace runs (tests/programs)
+          "$@")
 
 missing=()
 for pkg in "${packages[@]}"; do

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # ucx-mpi-run.sh - the Open MPI run of docs/ucx.md: 2 ranks over shared memory with --mca pml ucx, sending
 # buffers freed and reallocated between sends (tests/ucx/mpi/realloc_pingpong.c), every message checked,
-# with libumn-ucx.so preloaded. Not part of CI (Open MPI is not a CI dependency); needs openmpi-bin and
-# libopenmpi-dev, and a build of libumn-ucx.so.
+# with libumn-ucx.so preloaded. Not part of CI (Open MPI is not a CI dependency); installs openmpi-bin and
+# libopenmpi-dev through scripts/setup-deps.sh if they are missing, and needs a build of libumn-ucx.so.
 # Usage: scripts/ucx-mpi-run.sh [build dir, default build/test] [rounds, default 400]
 # Runs, each printing the program's summary line:
 #   1. bridge preloaded, UCX's hooks off by the bridge; Open MPI's patcher also feeding UCX (its default);
@@ -13,6 +13,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build/test}
 rounds=${2:-400}
 bridge=$(realpath "$build/src/bridges/ucx/libumn-ucx.so")
+"$root/scripts/setup-deps.sh" openmpi-bin libopenmpi-dev
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mpicc -O2 -Wall -Wextra -I"$root/include" "$root/tests/ucx/mpi/realloc_pingpong.c" -o "$work/realloc_pingpong"
